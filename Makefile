@@ -1,0 +1,36 @@
+# heatrig: `make run` simulates a session, `make test` runs the tests.
+# Both create (or refresh) the virtual environment in .venv from pyproject.toml.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.heatrig-installed
+
+.PHONY: run test bench lint format clean
+
+run: $(STAMP)
+	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
+
+test: $(STAMP)
+	$(BIN)/pytest --junitxml=results/junit.xml
+
+bench: $(STAMP)
+	$(BIN)/pytest benchmarks --benchmark-only --benchmark-autosave --benchmark-storage=results/benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check hil tests benchmarks
+	$(BIN)/ruff format --check hil tests benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format hil tests benchmarks
+	$(BIN)/ruff check --fix hil tests benchmarks
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf build results .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,50 @@
+"""Pin map and hardware constants of the heatrig reference board (ESP32-WROOM-32).
+
+This is the schematic as the firmware sees it. The simulator wires its plant
+models to the same pin numbers, and reads the same bill-of-materials values
+(divider ratios, shunt, thermistor part) to model the analog front end.
+"""
+
+from micropython import const
+
+# --- GPIO ----------------------------------------------------------------
+PIN_HEATER_PWM = const(25)  # gate driver of the low-side heater MOSFET (LEDC PWM)
+PIN_HEATER_EN = const(26)  # high-side load switch: a second, independent heater cut
+PIN_BUTTON = const(27)  # holder button to GND, internal pull-up: pressed reads 0
+PIN_STICK_DET = const(14)  # optical stick detector: 1 = stick inserted
+PIN_VIBRATION = const(13)  # vibration motor driver
+PIN_LED_STATUS = const(2)  # holder LED, white
+PIN_LED_FAULT = const(4)  # holder LED, red
+
+# ADC1 only: ADC2 cannot be read while the radio is on.
+PIN_ADC_HEATER_V = const(36)  # Kelvin sense across the heater, 1:2 divider
+PIN_ADC_HEATER_I = const(39)  # shunt amplifier output
+PIN_ADC_CELL_V = const(34)  # holder cell, 1:2 divider
+PIN_ADC_CELL_NTC = const(35)  # NTC on the holder cell
+PIN_ADC_AMBIENT_NTC = const(32)  # NTC on the board, away from the blade
+
+# --- analog front end ----------------------------------------------------
+# The heater sense amplifiers have a sample-and-hold latched during the PWM
+# on-phase, so the ADC reads on-state values whenever the duty is non-zero.
+HEATER_PWM_FREQ_HZ = const(20000)
+ADC_FULL_SCALE_UV = const(3100000)  # ESP32 ADC at 11 dB attenuation
+ADC_MAX_CODE = const(4095)  # 12-bit
+HEATER_V_DIV = const(2)  # heater volts = ADC volts x 2
+CELL_V_DIV = const(2)  # cell volts = ADC volts x 2
+SHUNT_UOHM = const(10000)  # 10 mOhm heater current shunt
+SHUNT_GAIN = const(50)  # current-sense amplifier gain
+UV_PER_MA = const(500)  # = SHUNT_UOHM * SHUNT_GAIN / 1000: ADC uV per mA of heater current
+
+# NTC thermistors (cell and ambient): 10 k, B25/85 = 3950, to GND, 10 k pull-up
+NTC_R25_OHM = const(10000)
+NTC_B_K = const(3950)
+NTC_PULLUP_OHM = const(10000)
+NTC_SUPPLY_UV = const(3300000)
+
+# --- default calibration record (nominal unit, used if none is stored) ----
+CAL_R0_UOHM = const(800000)  # heater track resistance at CAL_T0_C
+CAL_TCR_PPM = const(3500)  # temperature coefficient of the track, ppm/K
+CAL_T0_C = const(20)
+
+# --- holder ----------------------------------------------------------------
+HOLDER_CELL_MAH = const(120)

@@ -1,0 +1,187 @@
+"""Engineering console on sys.stdin / sys.stdout (the USB serial of the ESP32,
+the pipes of the simulator).
+
+Input is text lines; output is framed (framing.py): replies and events as
+text frames, telemetry as binary frames. Every command gets exactly one
+reply, "OK ..." or "ERR <code> <message>". A bad line changes nothing.
+See docs/console_protocol.md.
+"""
+
+import select
+import sys
+
+import faults
+import framing
+import profiles
+import states
+from micropython import const
+from version import FIRMWARE_VERSION, PROTOCOL_VERSION
+
+MAX_LINE = const(120)
+
+# error codes
+E_UNKNOWN = const(1)
+E_ARGS = const(2)
+E_STATE = const(3)
+E_TOO_LONG = const(4)
+E_RANGE = const(5)
+E_ENCODING = const(6)
+
+
+class Console:
+    def __init__(self, app):
+        self.app = app
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._open = True
+        self._line = bytearray(MAX_LINE)
+        self._n = 0
+        self._overflow = False
+        self.channels = {}  # name -> handler(args) for out-of-band lines "@name ..."
+        self.commands = {
+            "ver": self._cmd_ver,
+            "status": self._cmd_status,
+            "tm": self._cmd_tm,
+            "start": self._cmd_start,
+            "stop": self._cmd_stop,
+            "clear": self._cmd_clear,
+            "faults": self._cmd_faults,
+            "profile": self._cmd_profile,
+        }
+
+    # --- output ------------------------------------------------------------
+    def send(self, ftype, text):
+        self._out.write(framing.text_frame(ftype, text))
+
+    def event(self, text):
+        self.send(framing.T_EVENT, text)
+
+    def reply(self, text):
+        self.send(framing.T_REPLY, text)
+
+    def error(self, code, msg):
+        self.reply("ERR %d %s" % (code, msg))
+
+    # --- input -------------------------------------------------------------
+    def poll(self):
+        """Read whatever input is waiting and run complete lines. Never blocks."""
+        while self._open:
+            ev = self._poll.poll(0)
+            if not ev:
+                return
+            if ev[0][1] & (select.POLLHUP | select.POLLERR):
+                if not ev[0][1] & select.POLLIN:
+                    self._close()
+                    return
+            b = self._in.read(1)
+            if not b:
+                self._close()
+                return
+            self._byte(b[0])
+
+    def _close(self):
+        self._open = False
+        self._poll.unregister(sys.stdin)
+
+    def _byte(self, c):
+        if c == 10 or c == 13:  # LF or CR ends a line
+            if self._overflow:
+                self._overflow = False
+                self.error(E_TOO_LONG, "line longer than %d bytes" % MAX_LINE)
+            elif self._n:
+                self._run(bytes(self._line[: self._n]))
+            self._n = 0
+        elif self._overflow:
+            pass
+        elif self._n >= MAX_LINE:
+            self._overflow = True
+        else:
+            self._line[self._n] = c
+            self._n += 1
+
+    def _run(self, raw):
+        try:
+            text = raw.decode()
+        except UnicodeError:
+            self.error(E_ENCODING, "not UTF-8")
+            return
+        words = text.split()
+        if not words:
+            return
+        name = words[0]
+        if name.startswith("@"):
+            handler = self.channels.get(name[1:])
+            if handler is None:
+                self.error(E_UNKNOWN, "no channel " + name)
+            else:
+                handler(words[1:])
+            return
+        cmd = self.commands.get(name)
+        if cmd is None:
+            self.error(E_UNKNOWN, "unknown command " + name)
+            return
+        try:
+            cmd(words[1:])
+        except Exception as e:  # a command must never take the console down
+            self.error(E_ARGS, "%s: %s" % (name, e))
+
+    # --- commands ------------------------------------------------------------
+    def _cmd_ver(self, args):
+        self.reply("OK heatrig %s protocol %d" % (FIRMWARE_VERSION, PROTOCOL_VERSION))
+
+    def _cmd_status(self, args):
+        h = self.app.heater
+        self.reply(
+            "OK state=%s fault=%s puffs=%d temp_c=%d.%d cell_mv=%d profile=%s end=%s"
+            % (
+                states.NAMES[h.state],
+                faults.NAMES[h.fault],
+                h.puff_count,
+                h.temp_dc // 10,
+                h.temp_dc % 10,
+                h.cell_mv,
+                h.profile.name,
+                states.END_NAMES[h.end_reason],
+            )
+        )
+
+    def _cmd_tm(self, args):
+        if len(args) != 1 or args[0] not in ("on", "off"):
+            self.error(E_ARGS, "usage: tm on|off")
+            return
+        self.app.tele.enabled = args[0] == "on"
+        self.reply("OK tm " + args[0])
+
+    def _cmd_start(self, args):
+        if self.app.heater.state not in (states.SLEEP, states.COOLING):
+            self.error(E_STATE, "not idle")
+            return
+        self.app.heater.request_start()
+        self.reply("OK start requested")
+
+    def _cmd_stop(self, args):
+        self.app.heater.request_stop()
+        self.reply("OK stop requested")
+
+    def _cmd_clear(self, args):
+        self.app.heater.request_clear_fault()
+        self.reply("OK clear requested")
+
+    def _cmd_faults(self, args):
+        parts = ["%s@%d:%d" % (faults.NAMES[c], t, d) for c, t, d in self.app.fault_log.entries()]
+        self.reply("OK " + " ".join(parts))
+
+    def _cmd_profile(self, args):
+        if not args:
+            self.reply("OK %s of %s" % (self.app.heater.profile.name, ",".join(profiles.names())))
+            return
+        if args[0] not in profiles.PROFILES:
+            self.error(E_RANGE, "unknown profile " + args[0])
+            return
+        if self.app.heater.state != states.SLEEP:
+            self.error(E_STATE, "not while heating")
+            return
+        self.app.select_profile(args[0])
+        self.reply("OK profile " + args[0])

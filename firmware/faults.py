@@ -1,0 +1,60 @@
+"""Fault codes and the in-RAM fault log (a ring of the most recent faults)."""
+
+from micropython import const
+
+NONE = const(0)
+OVER_TEMP = const(1)  # blade above the temperature cap
+HEATER_OPEN = const(2)  # no current with the gate on: broken track or connection
+HEATER_SHORT = const(3)  # resistance below anything a good track can have
+ADC_IMPLAUSIBLE = const(4)  # a reading at a rail or inconsistent with the others
+CELL_UNDERVOLT = const(5)
+CELL_OVERTEMP = const(6)
+AMBIENT_COLD = const(7)
+AMBIENT_HOT = const(8)
+STICK_MISSING = const(9)  # stick removed while heating
+SOFTWARE = const(10)  # unexpected exception in the main loop
+CONTROL_OVERRUN = const(11)  # control step deadline missed
+
+NAMES = (
+    "none",
+    "over_temp",
+    "heater_open",
+    "heater_short",
+    "adc_implausible",
+    "cell_undervolt",
+    "cell_overtemp",
+    "ambient_cold",
+    "ambient_hot",
+    "stick_missing",
+    "software",
+    "control_overrun",
+)
+
+_LOG_SIZE = const(16)
+
+
+class FaultLog:
+    """Last faults as (code, ticks_ms, detail) in preallocated arrays."""
+
+    def __init__(self):
+        self.codes = bytearray(_LOG_SIZE)
+        self.ticks = [0] * _LOG_SIZE
+        self.details = [0] * _LOG_SIZE
+        self.count = 0  # total recorded since boot; the ring keeps the last _LOG_SIZE
+
+    def record(self, code, ticks_ms, detail):
+        i = self.count % _LOG_SIZE
+        self.codes[i] = code
+        self.ticks[i] = ticks_ms
+        self.details[i] = detail
+        self.count += 1
+
+    def entries(self):
+        """Oldest first, as a list of (code, ticks_ms, detail). Allocates: not for IRQs."""
+        n = min(self.count, _LOG_SIZE)
+        first = self.count - n
+        out = []
+        for k in range(first, self.count):
+            i = k % _LOG_SIZE
+            out.append((self.codes[i], self.ticks[i], self.details[i]))
+        return out

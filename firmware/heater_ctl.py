@@ -1,0 +1,320 @@
+"""Heating control loop.
+
+Every CONTROL_PERIOD_MS, from a machine.Timer:
+  1. sample heater volts and amps (on-phase sample-and-hold), the cell, the
+     thermistors and the stick detector;
+  2. run the safety checks (heater_safety) on those raw readings: any fault
+     cuts the heater through both the PWM and the load switch in this step;
+  3. compute the blade temperature from its resistance and the calibration
+     record, and the set-point from the profile;
+  4. a PI controller with anti-windup gives the power demand; dividing by the
+     heater's full-on power (measured, so it follows the sagging cell) gives
+     the duty: that is the cell-voltage feed-forward;
+  5. puff detection, session timing (time and puff limits, end warning);
+  6. one telemetry record.
+
+The step is integer-only and allocates nothing; every product below is
+bounded to stay inside the ESP32's 30-bit small ints (ranges in comments).
+It is compiled to native code, and keeps attribute and global lookups few:
+in MicroPython each one is a dictionary lookup. State changes that must be
+exact in time happen here; the main loop asks for start, stop and
+fault-clear through request flags and only reads state.
+"""
+
+import micropython
+from board import CAL_T0_C, CELL_V_DIV, HEATER_PWM_FREQ_HZ, HEATER_V_DIV, UV_PER_MA
+from board import PIN_ADC_AMBIENT_NTC, PIN_ADC_CELL_NTC, PIN_ADC_CELL_V  # noqa: I001
+from board import PIN_ADC_HEATER_I, PIN_ADC_HEATER_V, PIN_BUTTON, PIN_HEATER_EN, PIN_HEATER_PWM
+from board import PIN_STICK_DET
+from faults import NONE, STICK_MISSING
+from heater_safety import HeaterSafety
+from machine import ADC, PWM, Pin, Timer
+from micropython import const
+from puff_detect import PuffDetector
+from states import COOLING, END_FAULT, END_NONE, END_PUFFS, END_TIME, END_USER, END_WARNING
+from states import FAULT, HEATING, PREHEAT, SLEEP
+from telemetry import FLAG_HEATER_EN, FLAG_PUFF, FLAG_READY, FLAG_STICK
+from time import ticks_diff, ticks_ms, ticks_us
+
+CONTROL_PERIOD_MS = const(10)
+
+SESSION_MS = const(360000)  # 6:00
+SESSION_PUFFS = const(14)
+WARN_BEFORE_END_MS = const(30000)
+WARN_PUFFS_LEFT = const(2)
+COOLING_MS = const(30000)
+
+# controller (temperatures in 0.01 C, power in mW)
+_KP_MW_PER_CC = const(4)  # 400 mW per K
+_KI_Q8 = const(7)  # integral gain per step and cC, x256: ~0.27 W per K.s
+_FF_MW_PER_K = const(8)  # holding-loss estimate of a holder with a stick
+_T_REF_C = const(20)
+_P_MAX_MW = const(10000)  # preheat power cap (cell current)
+_DUTY_MAX = const(65535)
+_DUTY_MIN = const(1024)  # keeps the sense sample-and-hold fed while heating
+_I_VALID_MA = const(50)
+
+_REQ_NONE = const(0)
+_REQ_START = const(1)
+_REQ_STOP = const(2)
+_REQ_CLEAR = const(3)
+
+
+@micropython.native
+def temp_cc(v_100uv, i_ma, r0_10u, r0tcr_uohm_k):
+    """Blade temperature (0.01 C) from heater volts (100 uV units) and amps (mA).
+
+    R = V/I in 10 uOhm: v <= 62000 (ADC rail x2), so v * 10000 <= 6.2e8.
+    Clamped to 3 x R0 (far above the cap) so (R - R0) * 1000 <= 3e8.
+    """
+    r = v_100uv * 10000 // i_ma
+    if r > 3 * r0_10u:
+        r = 3 * r0_10u
+    return CAL_T0_C * 100 + (r - r0_10u) * 1000 // r0tcr_uohm_k
+
+
+class HeaterControl:
+    def __init__(self, cal, profile, telemetry, fault_log):
+        self.cal = cal
+        self.profile = profile
+        self.tele = telemetry
+        self.fault_log = fault_log
+        self.safety = HeaterSafety(cal)
+        self.puffs = PuffDetector()
+        self.pwm = PWM(Pin(PIN_HEATER_PWM), freq=HEATER_PWM_FREQ_HZ, duty_u16=0)
+        self.en = Pin(PIN_HEATER_EN, Pin.OUT, value=0)
+        self.adc_vh = ADC(Pin(PIN_ADC_HEATER_V), atten=ADC.ATTN_11DB)
+        self.adc_ih = ADC(Pin(PIN_ADC_HEATER_I), atten=ADC.ATTN_11DB)
+        self.adc_cell = ADC(Pin(PIN_ADC_CELL_V), atten=ADC.ATTN_11DB)
+        self.adc_cell_ntc = ADC(Pin(PIN_ADC_CELL_NTC), atten=ADC.ATTN_11DB)
+        self.adc_amb_ntc = ADC(Pin(PIN_ADC_AMBIENT_NTC), atten=ADC.ATTN_11DB)
+        self.stick = Pin(PIN_STICK_DET, Pin.IN)
+        self.button = Pin(PIN_BUTTON, Pin.IN, Pin.PULL_UP)
+        self.timer = Timer(0)
+        self._cb = self.step
+
+        self.state = SLEEP
+        self.fault = NONE
+        self.end_reason = END_NONE
+        self.refused = NONE  # why the last start request was refused
+        self.refusals = 0
+        self.ready = False
+        self._req = _REQ_NONE
+        self._t0_us = 0  # session (or cooling) start
+        self._en = False  # load switch as commanded
+        self._duty = 0
+        self._integ_q8 = 0
+        self._temp_cc = 0
+        self._sp_cc = 0
+        self.demand_mw = 0
+        self.power_mw = 0
+        self.cell_mv = 0
+        self.last_step_us = 0
+        self.steps = 0
+
+    # --- main-loop side ----------------------------------------------------
+    def start(self):
+        self.timer.init(mode=Timer.PERIODIC, period=CONTROL_PERIOD_MS, callback=self._cb)
+
+    def request_start(self):
+        self._req = _REQ_START
+
+    def request_stop(self):
+        self._req = _REQ_STOP
+
+    def request_clear_fault(self):
+        self._req = _REQ_CLEAR
+
+    @property
+    def puff_count(self):
+        return self.puffs.count
+
+    @property
+    def temp_dc(self):
+        return self._temp_cc // 10
+
+    def cut_for_fault(self, fault):
+        """Main-loop entry for faults found outside the control step."""
+        self._trip(fault, 0)
+
+    # --- the control step (timer callback) -----------------------------------
+    @micropython.native
+    def step(self, _timer):
+        now_us = ticks_us()
+        self.last_step_us = now_us
+        self.steps += 1
+        vh_uv = self.adc_vh.read_uv()
+        ih_uv = self.adc_ih.read_uv()
+        cell_uv = self.adc_cell.read_uv()
+        cell_ntc_uv = self.adc_cell_ntc.read_uv()
+        amb_ntc_uv = self.adc_amb_ntc.read_uv()
+        stick = self.stick.value()
+        v_100uv = vh_uv * HEATER_V_DIV // 100
+        v_mv = v_100uv // 10
+        i_ma = ih_uv // UV_PER_MA
+        cell_mv = cell_uv * CELL_V_DIV // 1000
+        self.cell_mv = cell_mv
+
+        sampled = self._duty > 0  # the sample-and-hold saw an on-phase last period
+        if self._req:
+            self._serve_request(now_us, stick, cell_mv, cell_ntc_uv, amb_ntc_uv)
+        state = self.state
+        if state == PREHEAT or state == HEATING or state == END_WARNING:
+            fault = self.safety.check_heating(
+                sampled, v_mv, i_ma, cell_mv, vh_uv, ih_uv, cell_ntc_uv, amb_ntc_uv, stick
+            )
+            if fault:
+                self._trip(fault, v_mv)
+            else:
+                self._control(now_us, sampled, v_100uv, i_ma)
+        elif state == COOLING:
+            if ticks_diff(now_us, self._t0_us) >= COOLING_MS * 1000:
+                self.state = SLEEP
+
+        flags = FLAG_HEATER_EN if self._en else 0
+        if self.puffs.active:
+            flags |= FLAG_PUFF
+        if stick:
+            flags |= FLAG_STICK
+        if self.ready:
+            flags |= FLAG_READY
+        duty = self._duty
+        self.tele.record(
+            now_us, self.state, flags, self.puffs.count, self.fault, self.end_reason,
+            self._sp_cc // 10, self._temp_cc // 10, duty, self.power_mw, cell_mv,
+            i_ma if duty else 0, v_mv if duty else 0,
+        )  # fmt: skip
+
+    @micropython.native
+    def _control(self, now_us, sampled, v_100uv, i_ma):
+        if not sampled or i_ma < _I_VALID_MA:
+            # first step of a session: nothing measured yet, just feed the sample-and-hold
+            self._apply(_DUTY_MIN)
+            return
+        t_ms = ticks_diff(now_us, self._t0_us) // 1000
+        cal = self.cal
+        t = temp_cc(v_100uv, i_ma, cal.r0_10u, cal.r0tcr_uohm_k)
+        if self._temp_cc:
+            t = (self._temp_cc + t) >> 1  # light filter against ADC noise
+        self._temp_cc = t
+        sp = self.profile.setpoint_cc(t_ms)
+        self._sp_cc = sp
+
+        # PI with feed-forward. err <= 4e4 cC; every term below stays under 2e6.
+        err = sp - t
+        integ = self._integ_q8
+        demand = (sp // 100 - _T_REF_C) * _FF_MW_PER_K + err * _KP_MW_PER_CC + (integ >> 8)
+        self.demand_mw = demand
+        # full-on heater power in mW: v <= 62000, i <= 6200 -> product <= 3.9e8
+        p_full = v_100uv * i_ma // 10000
+        p_cap = _P_MAX_MW if p_full > _P_MAX_MW else p_full
+        if demand > p_cap:
+            power = p_cap
+            if err < 0:  # anti-windup: integrate only towards leaving saturation
+                integ += err * _KI_Q8
+        elif demand < 0:
+            power = 0
+            if err > 0:
+                integ += err * _KI_Q8
+        else:
+            power = demand
+            integ += err * _KI_Q8
+        if integ < 0:
+            integ = 0
+        elif integ > _P_MAX_MW << 8:
+            integ = _P_MAX_MW << 8
+        self._integ_q8 = integ
+        # feed-forward on the cell: duty = demand / full-on power; power << 16 <= 6.6e8
+        duty = (power << 16) // p_full if p_full > 0 else _DUTY_MAX
+        if duty > _DUTY_MAX:
+            duty = _DUTY_MAX
+        elif duty < _DUTY_MIN:
+            duty = _DUTY_MIN
+        self.power_mw = duty * p_full >> 16
+        self._duty = duty
+        self.pwm.duty_u16(duty)
+        self._session(now_us, t_ms, err, sp, demand)
+
+    @micropython.native
+    def _session(self, now_us, t_ms, err, sp, demand):
+        state = self.state
+        if state == PREHEAT:
+            band = self.profile.band_cc(sp)
+            if t_ms >= self.profile.preheat_ms and -band <= err <= band:
+                self.state = HEATING
+                self.ready = True
+                self.puffs.reset(demand)
+            return
+        pd = self.puffs
+        pd.update(demand)
+        n = pd.count
+        if state == HEATING and (t_ms >= SESSION_MS - WARN_BEFORE_END_MS or n >= SESSION_PUFFS - WARN_PUFFS_LEFT):
+            self.state = END_WARNING
+        if t_ms >= SESSION_MS:
+            self._end(END_TIME, now_us)
+        elif n >= SESSION_PUFFS and not pd.active:
+            self._end(END_PUFFS, now_us)
+
+    def _serve_request(self, now_us, stick, cell_mv, cell_ntc_uv, amb_ntc_uv):
+        req = self._req
+        self._req = _REQ_NONE
+        state = self.state
+        if req == _REQ_START and (state == SLEEP or state == COOLING):
+            refusal = 0 if stick else STICK_MISSING
+            if not refusal:
+                refusal = self.safety.start_refusal(cell_mv, cell_ntc_uv, amb_ntc_uv)
+            self.refused = refusal
+            if refusal:
+                self.refusals += 1
+            else:
+                self._begin(now_us)
+        elif req == _REQ_STOP and (state == PREHEAT or state == HEATING or state == END_WARNING):
+            self._end(END_USER, now_us)
+        elif req == _REQ_CLEAR and state == FAULT:
+            self.fault = NONE
+            self.state = SLEEP
+
+    def _begin(self, now_us):
+        self.profile.rewind()
+        self.safety.reset()
+        self.puffs.reset(0)
+        self._integ_q8 = 0
+        self._temp_cc = 0
+        self._t0_us = now_us
+        self.fault = NONE
+        self.end_reason = END_NONE
+        self.ready = False
+        self._en = True
+        self.en.value(1)
+        self.state = PREHEAT
+        self._apply(_DUTY_MIN)
+
+    def _end(self, reason, now_us):
+        self._cut()
+        self.end_reason = reason
+        self.ready = False
+        self._t0_us = now_us
+        self.state = COOLING
+
+    def _trip(self, fault, detail):
+        self._cut()
+        self.fault = fault
+        self.end_reason = END_FAULT
+        self.ready = False
+        self.state = FAULT
+        self.fault_log.record(fault, ticks_ms(), detail)
+
+    def _apply(self, duty):
+        self._duty = duty
+        self.pwm.duty_u16(duty)
+
+    def _cut(self):
+        """Heater off through both paths."""
+        self.pwm.duty_u16(0)
+        self.en.value(0)
+        self._en = False
+        self._duty = 0
+        self.power_mw = 0
+        self.demand_mw = 0
+        self._temp_cc = 0  # unknown with no current flowing
+        self._sp_cc = 0

@@ -1,0 +1,5 @@
+"""Device entry point: MicroPython runs this after boot."""
+
+import app
+
+app.main()

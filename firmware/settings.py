@@ -1,0 +1,17 @@
+"""User and engineering settings kept on flash."""
+
+import profiles
+import store
+
+FILE = "settings.json"
+DEFAULTS = {
+    "profile": profiles.DEFAULT,
+    "telemetry": False,  # stream telemetry frames on the console at boot
+}
+
+
+def load():
+    rec, _ = store.load(FILE, DEFAULTS)
+    if rec["profile"] not in profiles.PROFILES:
+        rec["profile"] = profiles.DEFAULT
+    return rec

@@ -1,0 +1,73 @@
+"""Telemetry: one frame per control step, packed in the timer callback into a
+preallocated ring and written out by the main loop.
+
+Payload v1, little-endian (see docs/console_protocol.md):
+    seq u16, t_us u32 (ticks_us), state u8, flags u8, puffs u8, fault u8,
+    end_reason u8, setpoint i16 (0.1 C), temp i16 (0.1 C), duty u16,
+    power u16 (mW), cell u16 (mV), heater_i u16 (mA), heater_v u16 (mV)
+"""
+
+import micropython
+
+
+import sys
+from struct import pack_into
+
+from framing import T_TELEMETRY, seal
+from micropython import const
+
+FMT = "<HIBBBBBhhHHHHH"
+PAYLOAD_LEN = const(25)
+_FRAME_LEN = const(30)  # PAYLOAD_LEN + framing.OVERHEAD
+_SLOTS = const(64)
+
+FLAG_HEATER_EN = const(0x01)
+FLAG_PUFF = const(0x02)
+FLAG_STICK = const(0x04)
+FLAG_BUTTON = const(0x08)
+FLAG_READY = const(0x10)  # the session has signalled ready
+
+
+class Telemetry:
+    def __init__(self, out=None):
+        self.enabled = False
+        self._buf = bytearray(_FRAME_LEN * _SLOTS)
+        self._mv = memoryview(self._buf)
+        self._w = 0  # next slot to fill
+        self._r = 0  # next slot to send
+        self.seq = 0
+        self.dropped = 0
+        self._out = out if out is not None else sys.stdout.buffer
+
+    @micropython.native
+    def record(self, t_us, state, flags, puffs, fault, end_reason, sp_dc, temp_dc, duty, power_mw, cell_mv, i_ma, v_mv):
+        """Called from the control step: allocates nothing."""
+        if not self.enabled:
+            return
+        w = self._w
+        nxt = (w + 1) % _SLOTS
+        seq = self.seq
+        self.seq = (seq + 1) & 0xFFFF
+        if nxt == self._r:  # ring full: the sequence gap tells the reader
+            self.dropped += 1
+            return
+        off = w * _FRAME_LEN
+        buf = self._buf
+        pack_into(FMT, buf, off + 3, seq, t_us, state, flags, puffs, fault, end_reason,
+                         sp_dc, temp_dc, duty, power_mw, cell_mv, i_ma, v_mv)
+        seal(buf, off, T_TELEMETRY, PAYLOAD_LEN)
+        self._w = nxt
+
+    def drain(self):
+        """Write pending frames (main loop only)."""
+        w = self._w
+        r = self._r
+        if r == w:
+            return
+        if w > r:
+            self._out.write(self._mv[r * _FRAME_LEN : w * _FRAME_LEN])
+        else:
+            self._out.write(self._mv[r * _FRAME_LEN :])
+            if w:
+                self._out.write(self._mv[: w * _FRAME_LEN])
+        self._r = w

@@ -1,0 +1,156 @@
+"""Decoding the device's output stream: frames (firmware/framing.py) and the
+payloads the firmware and the simulator put in them.
+
+The decoder is incremental and never raises on bad input: it skips to the
+next sync byte after garbage or a cut frame, counts what it skipped, and hands
+unframed bytes back as text (a MicroPython traceback, a REPL banner).
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+SYNC = 0xA5
+OVERHEAD = 5
+
+T_TELEMETRY = 0x01
+T_REPLY = 0x02
+T_EVENT = 0x03
+T_PLANT = 0x10
+T_PLANT_INFO = 0x11
+
+TEXT_TYPES = {T_REPLY, T_EVENT, T_PLANT_INFO}
+
+TELEMETRY_FMT = struct.Struct("<HIBBBBBhhHHHHH")
+PLANT_FMT = struct.Struct("<QqqqqiiiiiB")
+KNOWN_LENGTHS = {T_TELEMETRY: TELEMETRY_FMT.size, T_PLANT: PLANT_FMT.size}
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE, as the firmware computes it."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def encode(ftype: int, payload: bytes) -> bytes:
+    if len(payload) > 255:
+        raise ValueError("payload longer than 255 bytes")
+    body = bytes([ftype, len(payload)]) + payload
+    crc = crc16(body)
+    return bytes([SYNC]) + body + bytes([crc & 0xFF, crc >> 8])
+
+
+class Frame(NamedTuple):
+    ftype: int
+    payload: bytes
+
+
+@dataclass
+class DecodeStats:
+    frames: int = 0
+    bad_crc: int = 0
+    skipped_bytes: int = 0
+    text_bytes: int = 0
+
+
+@dataclass
+class Decoder:
+    """Feed bytes, get frames and stray text. Holds at most one partial frame."""
+
+    stats: DecodeStats = field(default_factory=DecodeStats)
+    _buf: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> tuple[list[Frame], bytes]:
+        self._buf += data
+        buf = self._buf
+        frames: list[Frame] = []
+        text = bytearray()
+        i = 0
+        n = len(buf)
+        while i < n:
+            if buf[i] != SYNC:
+                j = buf.find(SYNC, i)
+                j = n if j < 0 else j
+                text += buf[i:j]
+                i = j
+                continue
+            if i + 3 > n:
+                break  # header not complete yet
+            ftype, length = buf[i + 1], buf[i + 2]
+            expected = KNOWN_LENGTHS.get(ftype)
+            if (expected is not None and length != expected) or (
+                expected is None and ftype not in TEXT_TYPES
+            ):
+                self._skip(text, buf, i)
+                i += 1
+                continue
+            end = i + 3 + length + 2
+            if end > n:
+                break  # wait for the rest
+            crc = buf[end - 2] | (buf[end - 1] << 8)
+            if crc16(bytes(buf[i + 1 : i + 3 + length])) != crc:
+                self.stats.bad_crc += 1
+                self._skip(text, buf, i)
+                i += 1
+                continue
+            frames.append(Frame(ftype, bytes(buf[i + 3 : i + 3 + length])))
+            self.stats.frames += 1
+            i = end
+        del buf[:i]
+        self.stats.text_bytes += len(text)
+        return frames, bytes(text)
+
+    def _skip(self, text: bytearray, buf: bytearray, i: int) -> None:
+        self.stats.skipped_bytes += 1
+        text.append(buf[i])
+
+    def pending(self) -> bytes:
+        """Bytes held back as a possible partial frame."""
+        return bytes(self._buf)
+
+
+class Telemetry(NamedTuple):
+    seq: int
+    t_us: int
+    state: int
+    flags: int
+    puffs: int
+    fault: int
+    end_reason: int
+    setpoint_dc: int
+    temp_dc: int
+    duty: int
+    power_mw: int
+    cell_mv: int
+    heater_ma: int
+    heater_mv: int
+
+
+class PlantSample(NamedTuple):
+    """A truth sample in the plant's fixed-point units (see sim/truth.py)."""
+
+    t_us: int
+    blade_uc: int
+    plug_uc: int
+    power_uw: int
+    energy_pj: int
+    ocv_uv: int
+    cell_uv: int
+    soc_ppm: int
+    flow_ul_s: int
+    ambient_mc: int
+    io: int
+
+
+def telemetry(payload: bytes) -> Telemetry:
+    return Telemetry(*TELEMETRY_FMT.unpack(payload))
+
+
+def plant_sample(payload: bytes) -> PlantSample:
+    return PlantSample(*PLANT_FMT.unpack(payload))
+
+
+def text(payload: bytes) -> str:
+    return payload.decode("utf-8", errors="replace")

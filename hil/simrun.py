@@ -1,0 +1,141 @@
+"""Run a scenario on the simulator: the firmware, unchanged, on the MicroPython
+unix port, against the plant models, in virtual time.
+
+The working directory of the MicroPython process is the device's flash: it
+gets the unit's calibration record and settings, as end-of-line test and the
+user would leave them, plus the run configuration for the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hil import frames, record, toolchain
+from hil.paths import firmware_version
+from hil.scenario import Scenario
+
+ESP32_HEAP = "128K"  # the budget the firmware is held to
+
+
+class SimError(RuntimeError):
+    """The simulation did not complete; the message carries the device's output."""
+
+
+@dataclass
+class SimResult:
+    scenario: Scenario
+    record: record.Record
+    truth: np.ndarray  # every truth sample (the record holds those at control steps)
+    info: dict[str, str]  # the simulator's end-of-run line
+    console: list[str] = field(default_factory=list)  # event and reply frames, in order
+    stray: str = ""  # output outside frames (a traceback, say)
+    wall_s: float = 0.0  # host-measured, process start to exit
+
+    @property
+    def sim_s(self) -> float:
+        return int(self.info.get("t_us", "0")) / 1e6
+
+    @property
+    def realtime_factor(self) -> float:
+        """Simulated time per wall-clock time of the simulation loop itself."""
+        wall_us = int(self.info.get("wall_us", "0"))
+        return self.sim_s / (wall_us / 1e6) if wall_us else 0.0
+
+
+def meta_for(sc: Scenario) -> dict[str, str]:
+    return {
+        "firmware_version": firmware_version(),
+        "target": "sim",
+        "scenario": sc.name,
+        "seed": str(sc.seed),
+        "profile": sc.profile,
+        "regime": sc.regime,
+        "ambient_c": f"{sc.ambient_c:g}",
+        "holder_soc_pct": f"{sc.soc_pct:g}",
+        "unit_r0_ohm": f"{sc.r0_ohm:g}",
+        "unit_tcr_per_k": f"{sc.tcr_per_k:g}",
+        "calibrated": str(sc.calibrated).lower(),
+    }
+
+
+def run(
+    sc: Scenario,
+    *,
+    heap: str = ESP32_HEAP,
+    lock_heap: bool = False,
+    extra_config: dict[str, object] | None = None,
+) -> SimResult:
+    """Simulate the scenario to its end and decode everything the device sent."""
+    mods = toolchain.sim_modules()
+    exe = toolchain.micropython()
+    cfg = sc.run_config()
+    cfg["lock_heap"] = lock_heap
+    cfg.update(extra_config or {})
+    with tempfile.TemporaryDirectory(prefix="heatrig-flash-") as flash:
+        fdir = Path(flash)
+        cal = sc.calibration_record()
+        if cal is not None:
+            (fdir / "calib.json").write_text(json.dumps(cal))
+        (fdir / "settings.json").write_text(json.dumps({"profile": sc.profile, "telemetry": True}))
+        (fdir / "run.json").write_text(json.dumps(cfg))
+        env = dict(os.environ, MICROPYPATH=f"{mods}:.frozen")
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                [exe, "-X", f"heapsize={heap}", "-m", "sim.run", "run.json"],
+                cwd=fdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=120 + sc.duration_s / 20,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise SimError(
+                f"{sc.name}: the simulation did not finish within {e.timeout:.0f} s"
+            ) from None
+        wall = time.perf_counter() - t0
+    return decode(sc, proc.stdout, proc.returncode, proc.stderr.decode(errors="replace"), wall)
+
+
+def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> SimResult:
+    dec = frames.Decoder()
+    got, stray = dec.feed(out)
+    tel: list[bytes] = []
+    truth: list[bytes] = []
+    console: list[str] = []
+    info: dict[str, str] = {}
+    start: dict[str, str] = {}
+    for f in got:
+        if f.ftype == frames.T_TELEMETRY:
+            tel.append(f.payload)
+        elif f.ftype == frames.T_PLANT:
+            truth.append(f.payload)
+        elif f.ftype == frames.T_PLANT_INFO:
+            text = frames.text(f.payload)
+            words = dict(w.split("=", 1) for w in text.split()[2:] if "=" in w)
+            if text.startswith("sim start"):
+                start = words
+            elif text.startswith("sim end"):
+                info = words
+                info["reason"] = text.split("reason=", 1)[1].split(" t_us=")[0]
+        else:
+            console.append(frames.text(f.payload))
+    stray_text = (stray + dec.pending()).decode(errors="replace").strip()
+    if rc != 0 or not info:
+        detail = stray_text or stderr.strip() or "(no output)"
+        raise SimError(f"{sc.name}: the simulator exited with code {rc}:\n{detail}")
+    if info["reason"] not in ("end_of_scenario",):
+        raise SimError(f"{sc.name}: the run ended early: {info['reason']}\n{stray_text}")
+    offset = int(start["ticks_offset_us"]) if "ticks_offset_us" in start else None
+    rec = record.build(tel, truth, meta_for(sc), offset)
+    rec.info = info
+    return SimResult(sc, rec, record.truth_array(truth), info, console, stray_text, wall_s)

