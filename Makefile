@@ -11,7 +11,7 @@ STAMP := $(VENV)/.heatrig-installed
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
 
-test: $(STAMP)
+test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
 
 bench: $(STAMP)

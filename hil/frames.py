@@ -29,7 +29,7 @@ PLANT_FMT = struct.Struct("<QqqqqiiiiiB")
 KNOWN_LENGTHS = {T_TELEMETRY: TELEMETRY_FMT.size, T_PLANT: PLANT_FMT.size}
 
 
-def crc16(data: bytes) -> int:
+def crc16(data: bytes | memoryview) -> int:
     """CRC-16/CCITT-FALSE, as the firmware computes it."""
     return binascii.crc_hqx(data, 0xFFFF)
 
@@ -61,14 +61,34 @@ class Decoder:
 
     stats: DecodeStats = field(default_factory=DecodeStats)
     _buf: bytearray = field(default_factory=bytearray)
+    _consumed: bytes = b""  # the bytes the last scan's spans index into
 
     def feed(self, data: bytes) -> tuple[list[Frame], bytes]:
+        """Frames completed by `data`, and the bytes between them that are not frames."""
+        spans, text = self._scan(data)
+        buf = self._consumed
+        return [Frame(t, bytes(buf[a:b])) for t, a, b in spans], text
+
+    def feed_grouped(self, data: bytes) -> tuple[dict[int, list[memoryview]], bytes]:
+        """Payloads by frame type, for bulk decoding (no object per frame)."""
+        spans, text = self._scan(data)
+        mv = memoryview(self._consumed)
+        out: dict[int, list[memoryview]] = {}
+        for t, a, b in spans:
+            out.setdefault(t, []).append(mv[a:b])
+        return out, text
+
+    def _scan(self, data: bytes) -> tuple[list[tuple[int, int, int]], bytes]:
+        """(type, payload start, payload end) of each whole frame in what has
+        arrived; keeps a trailing partial frame for the next call."""
         self._buf += data
         buf = self._buf
-        frames: list[Frame] = []
+        mv = memoryview(buf)
+        spans: list[tuple[int, int, int]] = []
         text = bytearray()
         i = 0
         n = len(buf)
+        stats = self.stats
         while i < n:
             if buf[i] != SYNC:
                 j = buf.find(SYNC, i)
@@ -86,21 +106,22 @@ class Decoder:
                 self._skip(text, buf, i)
                 i += 1
                 continue
-            end = i + 3 + length + 2
+            end = i + 5 + length
             if end > n:
                 break  # wait for the rest
-            crc = buf[end - 2] | (buf[end - 1] << 8)
-            if crc16(bytes(buf[i + 1 : i + 3 + length])) != crc:
-                self.stats.bad_crc += 1
+            if crc16(mv[i + 1 : i + 3 + length]) != buf[end - 2] | (buf[end - 1] << 8):
+                stats.bad_crc += 1
                 self._skip(text, buf, i)
                 i += 1
                 continue
-            frames.append(Frame(ftype, bytes(buf[i + 3 : i + 3 + length])))
-            self.stats.frames += 1
+            spans.append((ftype, i + 3, i + 3 + length))
             i = end
+        mv.release()
+        stats.frames += len(spans)
+        stats.text_bytes += len(text)
+        self._consumed = bytes(buf[:i])
         del buf[:i]
-        self.stats.text_bytes += len(text)
-        return frames, bytes(text)
+        return spans, bytes(text)
 
     def _skip(self, text: bytearray, buf: bytearray, i: int) -> None:
         self.stats.skipped_bytes += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,8 +139,8 @@ def read_csv(path: Path) -> Record:
 
 
 def build(
-    telemetry: list[bytes],
-    truth: list[bytes],
+    telemetry: Sequence[bytes | memoryview],
+    truth: Sequence[bytes | memoryview],
     meta: dict[str, str],
     ticks_offset_us: int | None,
 ) -> Record:
@@ -193,7 +194,7 @@ def build(
     return Record(meta=meta, cols=cols)
 
 
-def truth_array(truth: list[bytes]) -> np.ndarray:
+def truth_array(truth: Sequence[bytes | memoryview]) -> np.ndarray:
     return np.frombuffer(b"".join(truth), dtype=_PLANT_DTYPE)
 
 

@@ -113,6 +113,7 @@ class _Lines:
     def __init__(self, text: str):
         self.keys: dict[tuple[str, int, str], int] = {}
         self.tables: dict[tuple[str, int], int] = {}
+        self.arrays: set[str] = set()
         counts: dict[str, int] = {}
         table, index = "", 0
         for no, line in enumerate(text.splitlines(), 1):
@@ -120,6 +121,7 @@ class _Lines:
             if m:
                 table = m.group(2).replace('"', "").replace(" ", "")
                 if m.group(1) == "[[":
+                    self.arrays.add(table)
                     index = counts.get(table, 0)
                     counts[table] = index + 1
                 else:
@@ -146,7 +148,7 @@ class _Checker:
         line = self.lines.of(table, index, key)
         loc = f"{self.where}:{line}" if line else self.where
         name = f"[{table}]" if table else "top level"
-        if index:
+        if table in self.lines.arrays:
             name = f"[[{table}]] #{index + 1}"
         self.problems.append(f"{loc}: {name}{' ' + key if key else ''}: {msg}")
 
@@ -393,6 +395,8 @@ def _puffs(ck: _Checker, raw: Any, heating_start_s: float) -> tuple[str, list[Pu
     volume = pf.get("volume_ml", rg.volume_ml)
     duration = pf.get("duration_s", rg.duration_s)
     first = pf.get("first_s", heating_start_s + rg.first_after_start_s)
+    if min(interval, volume, duration) <= 0:
+        return regime, []  # reported above
     if duration >= interval:
         ck.fail(
             "puffing",
@@ -430,9 +434,10 @@ def _event(ck: _Checker, raw: Any, i: int) -> list[Event]:
     if t < 0:
         ck.fail("events", i, "t_s", f"must be >= 0, got {t!r}")
     needs = _EVENT_NEEDS[action]
-    missing = [k for k in needs if k not in d]
+    missing = [k for k in needs if k not in raw]
     if missing:
         ck.fail("events", i, "action", f"{action!r} needs {', '.join(missing)}")
+    if missing or any(k not in d for k in needs):  # missing, or already reported as wrong
         return []
     if action == "button":
         if d["hold_s"] <= 0:

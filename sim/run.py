@@ -46,6 +46,10 @@ def setup(cfg):
     K.set_sampler(rec.sample, cfg.get("sample_us", 10000))
     if cfg.get("pace"):
         K.start_pacing(cfg["pace"])
+    if cfg.get("probe_allocating_timer"):  # proves the heap-lock check can fail
+        from sim import vmachine
+
+        vmachine.Timer(3).init(mode=vmachine.Timer.PERIODIC, period=100, callback=lambda t: [t])
     return rec
 
 

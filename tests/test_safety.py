@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import simulate
+
 from hil import record, simrun
 
 PERIOD_S = 0.010
@@ -41,12 +41,14 @@ def _assert_cut(res: simrun.SimResult, t_cond: float, fault: str) -> None:
     off = np.flatnonzero((t >= t_cond) & ~en)
     assert len(off), "the heater was never switched off"
     t_off = t[off[0]]
-    assert t_off - t_cond <= 2 * PERIOD_S + 1e-9, f"cut {1000 * (t_off - t_cond):.0f} ms after the fault"
+    assert t_off - t_cond <= 2 * PERIOD_S + 1e-9, (
+        f"cut {1000 * (t_off - t_cond):.0f} ms after the fault"
+    )
     assert np.all(power[t > t_off + 1e-9] == 0.0), "heater power after the cut"
     c = res.record.cols
-    last = c["state"][-1], c["fault"][-1]
-    assert last == (record.FAULT, record.FAULT_NAMES.index(fault)), (
-        f"ended in state {record.STATE_NAMES[int(last[0])]}, fault {record.FAULT_NAMES[int(last[1])]}"
+    state, code = int(c["state"][-1]), int(c["fault"][-1])
+    assert (state, code) == (record.FAULT, record.FAULT_NAMES.index(fault)), (
+        f"ended in state {record.STATE_NAMES[state]}, fault {record.FAULT_NAMES[code]}"
     )
     assert f"fault {fault}" in res.console
 

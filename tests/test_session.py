@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 from conftest import builtin, kpis, simulate
+
 from hil import record, simrun
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: speed of the simulator and of the firmware's control step."""
