@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         "--json", action="store_true", help="print the KPIs as one JSON object, nothing else"
     )
     s.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    s.add_argument(
+        "--pace",
+        type=float,
+        metavar="X",
+        help="keep virtual time at X times the wall clock (1 = real time); default: flat out",
+    )
     s.set_defaults(fn=cmd_sim)
 
     ls = sub.add_parser("scenarios", help="list the built-in scenarios")
@@ -52,7 +58,7 @@ def resolve_scenario(name: str) -> Path:
 def cmd_sim(args: argparse.Namespace) -> int:
     overrides = {"scenario.seed": args.seed} if args.seed is not None else None
     sc = scenario.load(resolve_scenario(args.scenario), overrides)
-    res = simrun.run(sc)
+    res = simrun.run(sc, extra_config={"pace": args.pace} if args.pace else None)
     puffs = kpi.true_puffs(res.truth)
     k = kpi.compute(res.record, puffs, res.realtime_factor)
     if args.json:

@@ -95,7 +95,7 @@ def run(
                 env=env,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
-                timeout=120 + sc.duration_s / 20,
+                timeout=120 + sc.duration_s / min(20.0, float(cfg.get("pace") or 20.0)),
                 check=False,
             )
         except subprocess.TimeoutExpired as e:
