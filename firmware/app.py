@@ -11,7 +11,6 @@ import calib
 import faults
 import settings
 import states
-import store
 from console import Console
 from device import Device
 from heater_ctl import HeaterControl
@@ -43,7 +42,7 @@ class App:
     def select_profile(self, name):
         self.heater.profile = Profile(name)
         self.settings["profile"] = name
-        store.save(settings.FILE, self.settings)
+        settings.save(self.settings)
 
     def run(self):
         self.console.event(

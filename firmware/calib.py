@@ -24,6 +24,13 @@ def valid(r0_uohm, tcr_ppm):
     return _R0_RANGE[0] <= r0_uohm <= _R0_RANGE[1] and _TCR_RANGE[0] <= tcr_ppm <= _TCR_RANGE[1]
 
 
+def save(r0_uohm, tcr_ppm):
+    """Store a new calibration record (end-of-line test); ValueError if implausible."""
+    if not valid(r0_uohm, tcr_ppm):
+        raise ValueError("calibration out of range")
+    store.save(FILE, {"r0_uohm": r0_uohm, "tcr_ppm": tcr_ppm})
+
+
 def load():
     rec, ok = store.load(FILE, _DEFAULTS)
     if not valid(rec["r0_uohm"], rec["tcr_ppm"]):

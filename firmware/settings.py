@@ -15,3 +15,7 @@ def load():
     if rec["profile"] not in profiles.PROFILES:
         rec["profile"] = profiles.DEFAULT
     return rec
+
+
+def save(rec):
+    store.save(FILE, rec)
