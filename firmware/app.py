@@ -1,21 +1,27 @@
 """Wires the firmware together and runs the main loop.
 
 The control step runs from machine.Timer (heater_ctl); the main loop below
-serves everything that may take its time: button and indications, the
-console, telemetry output and the watchdog.
+serves everything that may take its time: buttons and indications, the
+console, charging and fuel gauges (charger.py), telemetry output, what goes
+to flash (counters, the fault log) and the watchdog.
 """
 
+import gc
 import time
 
+import board
 import calib
 import faults
+import machine
 import settings
 import states
+import store
+from charger import Power
 from console import Console
-from device import Device
+from device import KIT_NAMES, Device
 from heater_ctl import HeaterControl
 from indicator import Indicator
-from machine import WDT
+from machine import WDT, Pin
 from micropython import const
 from profiles import Profile
 from telemetry import Telemetry
@@ -24,33 +30,73 @@ from version import FIRMWARE_VERSION
 MAIN_PERIOD_MS = const(50)
 WDT_TIMEOUT_MS = const(2000)
 
+# lifetime counters, on flash: what diagnostics and the phone app report
+COUNTERS = "counters"
+COUNTER_DEFAULTS = {
+    "sessions": 0,
+    "puffs": 0,
+    "heater_on_s": 0,
+    "charge_cycles": 0,  # USB charges of the charger cell that completed
+    "holder_charges": 0,
+    "boots": 0,
+}
+
 
 class App:
     def __init__(self):
+        # MicroPython's heap does not compact: collect the imports' garbage (and
+        # the records' parsing below) before each batch of long-lived objects,
+        # so they pack into its holes instead of fragmenting fresh memory
+        gc.collect()
         self.settings = settings.load()
         self.cal = calib.load()
+        self.counters, _ = store.load(COUNTERS, COUNTER_DEFAULTS)
         self.fault_log = faults.FaultLog()
-        self.tele = Telemetry()
+        self.fault_log.load()
+        self._faults_saved = self.fault_log.count
+        gc.collect()
+        self.tele = Telemetry(ring=self.settings["telemetry"])
         self.tele.enabled = self.settings["telemetry"]
         self.heater = HeaterControl(self.cal, Profile(self.settings["profile"]), self.tele, self.fault_log)
-        self.device = Device(self.heater, Indicator())
+        gc.collect()
         self.console = Console(self)
+        self.power = Power(self.heater, self.fault_log, self.console.event)
+        self.power.profile = self.settings["profile"]
+        charger_button = Pin(board.PIN_CHARGER_BUTTON, Pin.IN, Pin.PULL_UP)
+        self.device = Device(self.heater, Indicator(), self.power, charger_button, self.reset)
         self._state = states.SLEEP
         self._fault = faults.NONE
         self._refusals = 0
+        self._kit = -1
+        self._done = [0, 0]  # charges completed: USB, holder
+        self._session_ms = 0
+
+    def reset(self):
+        """Button held 10 s: restart, as from power-on (all records are on flash)."""
+        self.console.event("reset")
+        machine.reset()
 
     def select_profile(self, name):
         self.heater.profile = Profile(name)
+        self.power.profile = name
         self.settings["profile"] = name
         settings.save(self.settings)
 
     def run(self):
+        c = self.counters
+        c["boots"] += 1
         self.console.event(
-            "boot heatrig %s profile=%s calibrated=%d r0_uohm=%d tcr_ppm=%d"
-            % (FIRMWARE_VERSION, self.heater.profile.name, self.cal.stored, self.cal.r0_uohm, self.cal.tcr_ppm)
-        )
+            "boot heatrig %s profile=%s calibrated=%d r0_uohm=%d tcr_ppm=%d boots=%d sessions=%d puffs=%d"
+            % (FIRMWARE_VERSION, self.heater.profile.name, self.cal.stored, self.cal.r0_uohm, self.cal.tcr_ppm,
+               c["boots"], c["sessions"], c["puffs"])
+        )  # fmt: skip
+        for p in store.problems:  # a damaged record: reported, never fatal
+            self.console.event("store " + p)
+        del store.problems[:]
         wdt = WDT(timeout=WDT_TIMEOUT_MS)
         self.heater.start()
+        self.power.start()
+        store.save(COUNTERS, c)
         while True:
             try:
                 self.service(time.ticks_ms())
@@ -63,17 +109,40 @@ class App:
     def service(self, now_ms):
         self.device.service(now_ms)
         self.console.poll()
-        self._report_changes()
+        tick = self.power.service(now_ms)
+        if tick:
+            self.device.kit_update(now_ms)
+            if tick == 2:  # once a second
+                self.heater.idle()
+                if self.settings["power_telemetry"]:
+                    self.power.frame(now_ms, self.device.kit, self.counters["sessions"], self.device.ind.bat_bits)
+        self._report_changes(now_ms)
         self.tele.drain()
 
-    def _report_changes(self):
+    def _report_changes(self, now_ms):
         h = self.heater
+        if (h.state != self._state or h.fault != self._fault or h.refusals != self._refusals
+                or self.device.kit != self._kit or self.power.done != self._done
+                or self.fault_log.count != self._faults_saved):  # fmt: skip
+            self._report(now_ms)
+
+    def _report(self, now_ms):
+        h = self.heater
+        c = self.counters
         if h.state != self._state:
+            prev = self._state
             self._state = h.state
             msg = "state " + states.NAMES[h.state]
             if h.state == states.COOLING:
                 msg += " end=" + states.END_NAMES[h.end_reason]
             self.console.event(msg)
+            if h.state == states.PREHEAT:
+                self._session_ms = now_ms
+            elif states.PREHEAT <= prev <= states.END_WARNING and not states.PREHEAT <= h.state <= states.END_WARNING:
+                c["sessions"] += 1
+                c["puffs"] += h.puff_count
+                c["heater_on_s"] += time.ticks_diff(now_ms, self._session_ms) // 1000
+                store.save(COUNTERS, c)
         if h.fault != self._fault:
             self._fault = h.fault
             if h.fault:
@@ -81,7 +150,18 @@ class App:
         if h.refusals != self._refusals:
             self._refusals = h.refusals
             self.console.event("refused " + faults.NAMES[h.refused])
-
+        p = self.power
+        if p.done != self._done:
+            c["charge_cycles"] += p.done[0] - self._done[0]
+            c["holder_charges"] += p.done[1] - self._done[1]
+            self._done = list(p.done)
+            store.save(COUNTERS, c)
+        if self.device.kit != self._kit:
+            self._kit = self.device.kit
+            self.console.event("kit " + KIT_NAMES[self._kit])
+        if self.fault_log.count != self._faults_saved:
+            self._faults_saved = self.fault_log.count
+            self.fault_log.save()
 
 def main():
     App().run()

@@ -48,3 +48,34 @@ CAL_T0_C = const(20)
 
 # --- holder ----------------------------------------------------------------
 HOLDER_CELL_MAH = const(120)
+HOLDER_R_MOHM = const(100)  # cell R0 + R1 at 20 C (datasheet class of a 15 C cell)
+HOLDER_IQ_MA = const(20)  # front end while the heater is enabled
+
+# --- pocket charger ----------------------------------------------------------
+# One controller sees the holder and the charger. Its last ADC1 input reads
+# the charger's analog signals through an 8:1 multiplexer.
+PIN_CHARGER_BUTTON = const(0)  # to GND, internal pull-up (the devkit's BOOT button)
+PIN_DOCK_DET = const(15)  # 1 = holder in the charger
+PIN_CHG_ISET = const(5)  # PWM: USB charge current set-point; duty 0 = stage off
+PIN_HCHG_ISET = const(12)  # PWM: holder charge current set-point; duty 0 = off
+PIN_MUX_S0 = const(16)  # multiplexer select, LSB first
+PIN_MUX_S1 = const(17)
+PIN_MUX_S2 = const(18)
+PIN_ADC_MUX = const(33)
+PIN_LED_BAT1 = const(19)  # charger level LEDs, bottom to top
+PIN_LED_BAT2 = const(21)
+PIN_LED_BAT3 = const(22)
+PIN_LED_BAT4 = const(23)
+MUX_CHG_V = const(0)  # charger cell, 1:2 divider
+MUX_CHG_I = const(1)  # charger cell current, bidirectional: mid-scale at 0 A, + charging
+MUX_CHG_NTC = const(2)  # NTC on the charger cell
+MUX_HCHG_I = const(3)  # holder charge current
+MUX_VBUS = const(4)  # USB input, 1:2 divider
+CHG_V_DIV = const(2)
+VBUS_DIV = const(2)
+CHG_I_MID_UV = const(1550000)
+CHG_I_UV_PER_MA = const(500)  # 10 mOhm shunt x 50
+HCHG_I_UV_PER_MA = const(1000)  # 10 mOhm shunt x 100
+ISET_FS_MA = const(3000)  # charge current of either stage at full PWM duty
+CHARGER_CELL_MAH = const(2900)
+CHARGER_R_MOHM = const(55)

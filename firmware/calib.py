@@ -4,7 +4,7 @@ temperature coefficient, measured at end of line and stored on flash."""
 import board
 import store
 
-FILE = "calib.json"
+FILE = "calib"
 _DEFAULTS = {"r0_uohm": board.CAL_R0_UOHM, "tcr_ppm": board.CAL_TCR_PPM}
 _R0_RANGE = (400000, 1500000)
 _TCR_RANGE = (2500, 4500)

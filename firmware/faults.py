@@ -1,5 +1,7 @@
-"""Fault codes and the in-RAM fault log (a ring of the most recent faults)."""
+"""Fault codes and the fault log: a ring of the most recent faults, in RAM
+for the control step and kept on flash by the main loop."""
 
+import store
 from micropython import const
 
 NONE = const(0)
@@ -14,6 +16,9 @@ AMBIENT_HOT = const(8)
 STICK_MISSING = const(9)  # stick removed while heating
 SOFTWARE = const(10)  # unexpected exception in the main loop
 CONTROL_OVERRUN = const(11)  # control step deadline missed
+HOLDER_LOW = const(12)  # not enough charge to finish a session: refused up front
+CHARGE_TIMEOUT = const(13)  # a charge ran past its safety timer
+CHARGE_OVERVOLT = const(14)  # a cell above its maximum voltage while charging
 
 NAMES = (
     "none",
@@ -28,9 +33,13 @@ NAMES = (
     "stick_missing",
     "software",
     "control_overrun",
+    "holder_low",
+    "charge_timeout",
+    "charge_overvolt",
 )
 
 _LOG_SIZE = const(16)
+FILE = "faults"
 
 
 class FaultLog:
@@ -58,3 +67,16 @@ class FaultLog:
             i = k % _LOG_SIZE
             out.append((self.codes[i], self.ticks[i], self.details[i]))
         return out
+
+    def save(self):
+        """Keep the log on flash (main loop only)."""
+        store.save(FILE, {"count": self.count, "log": [list(e) for e in self.entries()]})
+
+    def load(self):
+        """The log as the last boot left it."""
+        rec, _ = store.load(FILE, {"count": 0, "log": []})
+        for e in rec["log"]:
+            if isinstance(e, list) and len(e) == 3 and 0 < e[0] < len(NAMES):
+                self.record(e[0], e[1], e[2])
+        if rec["count"] > self.count:
+            self.count = rec["count"]

@@ -21,6 +21,8 @@ exact in time happen here; the main loop asks for start, stop and
 fault-clear through request flags and only reads state.
 """
 
+from array import array
+
 import micropython
 from board import CAL_T0_C, CELL_V_DIV, HEATER_PWM_FREQ_HZ, HEATER_V_DIV, UV_PER_MA
 from board import PIN_ADC_AMBIENT_NTC, PIN_ADC_CELL_NTC, PIN_ADC_CELL_V  # noqa: I001
@@ -37,6 +39,7 @@ from telemetry import FLAG_HEATER_EN, FLAG_PUFF, FLAG_READY, FLAG_STICK
 from time import ticks_diff, ticks_ms, ticks_us
 
 CONTROL_PERIOD_MS = const(10)
+IDLE_PERIOD_MS = const(1000)  # asleep: readings and telemetry at 1 Hz, nothing to control
 
 SESSION_MS = const(360000)  # 6:00
 SESSION_PUFFS = const(14)
@@ -53,6 +56,11 @@ _P_MAX_MW = const(10000)  # preheat power cap (cell current)
 _DUTY_MAX = const(65535)
 _DUTY_MIN = const(1024)  # keeps the sense sample-and-hold fed while heating
 _I_VALID_MA = const(50)
+
+# Module state, not attributes: one heater, and its instance's attribute map is
+# best kept as it was (a fuller map slows every lookup in the step).
+drawn_ma_steps = array("i", [0])  # mean heater current summed per step, for the holder's fuel gauge
+_fast = False  # stepping every CONTROL_PERIOD_MS, else IDLE_PERIOD_MS
 
 _REQ_NONE = const(0)
 _REQ_START = const(1)
@@ -114,9 +122,22 @@ class HeaterControl:
 
     # --- main-loop side ----------------------------------------------------
     def start(self):
-        self.timer.init(mode=Timer.PERIODIC, period=CONTROL_PERIOD_MS, callback=self._cb)
+        self._rate(True)
+
+    def _rate(self, fast):
+        global _fast
+        if fast != _fast:
+            _fast = fast
+            self.timer.init(mode=Timer.PERIODIC, period=CONTROL_PERIOD_MS if fast else IDLE_PERIOD_MS,
+                            callback=self._cb)  # fmt: skip
+
+    def idle(self):
+        """Asleep with nothing asked: slow the step down (main loop)."""
+        if self.state == SLEEP and not self._req:
+            self._rate(False)
 
     def request_start(self):
+        self._rate(True)
         self._req = _REQ_START
 
     def request_stop(self):
@@ -154,6 +175,9 @@ class HeaterControl:
         i_ma = ih_uv // UV_PER_MA
         cell_mv = cell_uv * CELL_V_DIV // 1000
         self.cell_mv = cell_mv
+        d = self._duty
+        if d:  # the last period's mean heater current, for the fuel gauge: <= 6200 * 65535
+            drawn_ma_steps[0] += i_ma * d >> 16
 
         sampled = self._duty > 0  # the sample-and-hold saw an on-phase last period
         if self._req:

@@ -50,6 +50,7 @@ class HeaterSafety:
         self.cell_hot_uv = ntc.uv_at_c(CELL_MAX_C + _NTC_TOL_C)
         self.amb_cold_uv = ntc.uv_at_c(AMBIENT_MIN_C - _NTC_TOL_C)
         self.amb_hot_uv = ntc.uv_at_c(AMBIENT_MAX_C + _NTC_TOL_C)
+        self.start_block = 0  # a reason to refuse a start found elsewhere (charger.py), or 0
         self.reset()
 
     def reset(self):
@@ -109,4 +110,4 @@ class HeaterSafety:
             return AMBIENT_COLD
         if amb_ntc_uv < self.amb_hot_uv:
             return AMBIENT_HOT
-        return 0
+        return self.start_block

@@ -1,5 +1,5 @@
-"""Holder indications: vibration patterns and the two LEDs, played without
-blocking from the main loop."""
+"""Indications: the holder's vibration patterns and two LEDs, played without
+blocking from the main loop, and the charger's four level LEDs."""
 
 import time
 
@@ -23,6 +23,9 @@ class Indicator:
         self.motor = Pin(board.PIN_VIBRATION, Pin.OUT, value=0)
         self.led = Pin(board.PIN_LED_STATUS, Pin.OUT, value=0)
         self.led_fault = Pin(board.PIN_LED_FAULT, Pin.OUT, value=0)
+        self.bat = [Pin(p, Pin.OUT, value=0) for p in (board.PIN_LED_BAT1, board.PIN_LED_BAT2,
+                                                         board.PIN_LED_BAT3, board.PIN_LED_BAT4)]  # fmt: skip
+        self.bat_bits = 0
         self._pattern = ()
         self._i = 0
         self._phase_end = 0
@@ -38,6 +41,12 @@ class Indicator:
         self._on = True
         self._phase_end = time.ticks_add(now_ms, pattern[0][0])
         self.motor.value(1)
+
+    def bat_leds(self, bits):
+        """The charger's four level LEDs, bit 0 the bottom one."""
+        self.bat_bits = bits
+        for k in range(4):
+            self.bat[k].value(bits >> k & 1)
 
     def service(self, now_ms):
         if self._pattern and time.ticks_diff(now_ms, self._phase_end) >= 0:

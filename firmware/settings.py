@@ -3,10 +3,11 @@
 import profiles
 import store
 
-FILE = "settings.json"
+FILE = "settings"
 DEFAULTS = {
     "profile": profiles.DEFAULT,
     "telemetry": False,  # stream telemetry frames on the console at boot
+    "power_telemetry": False,  # and power frames, once a second
 }
 
 

@@ -20,3 +20,4 @@ END_USER = const(3)  # user stopped it
 END_FAULT = const(4)  # a safety fault cut the heater
 
 END_NAMES = ("none", "time_limit", "puff_limit", "user_stop", "fault")
+

@@ -1,31 +1,113 @@
-"""Small JSON records on flash, written atomically (temp file, then rename).
+"""Small records on flash that survive a power cut at any instant.
 
-A missing or unreadable record yields the caller's defaults, so a damaged
-file never stops the device from booting.
+Each record has two slot files, NAME.a and NAME.b. A save writes the slot
+that does NOT hold the newest valid copy, in one write:
+
+    magic "HRS1" | crc32 u32 | seq u32 | len u16 | payload (JSON, len bytes)
+
+The CRC covers seq, len and payload. A load reads both slots and takes the
+valid one with the higher seq. A write cut short by a power cut leaves its
+slot short or torn (length or CRC mismatch), and the other slot, holding the
+previous record, still loads: after a cut the record is either the new one,
+complete, or the previous one, never a mix. Nothing relies on rename being
+atomic.
+
+Records written by firmware 0.1 as plain NAME.json are read when no slot is
+valid, and migrate on the next save. A missing, short or corrupt record
+yields the caller's defaults and never stops the device from booting; what
+was found wrong is kept in `problems` for the boot report.
 """
 
 import json
-import os
+import struct
+from binascii import crc32
+
+from micropython import const
+
+_MAGIC = b"HRS1"
+_HDR = "<4sIIH"
+_HDR_LEN = const(14)
+_MAX_LEN = const(4096)
+
+_newest = {}  # name -> (seq, slot) of the newest valid copy on flash
+problems = []  # "settings.b: crc" and the like, found since boot
 
 
-def load(name, defaults):
-    """The record `name` merged over a copy of `defaults`; unknown keys are dropped."""
-    rec = dict(defaults)
+def _read_slot(path):
+    """(seq, payload) of a valid slot file; None if absent or invalid."""
     try:
-        with open(name) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return rec, False
+        with open(path, "rb") as f:
+            data = f.read(_HDR_LEN + _MAX_LEN + 1)
+    except OSError:
+        return None
+    why = "short"
+    if len(data) >= _HDR_LEN:
+        magic, crc, seq, n = struct.unpack_from(_HDR, data)
+        if magic != _MAGIC:
+            why = "not a record"
+        elif len(data) != _HDR_LEN + n:
+            why = "length"
+        elif crc32(memoryview(data)[8:]) != crc:
+            why = "crc"
+        else:
+            return seq, data[_HDR_LEN:]
+    problems.append(path + ": " + why)
+    return None
+
+
+def _decode(name, payload, defaults):
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        problems.append(name + ": not JSON")
+        return None
     if not isinstance(data, dict):
-        return rec, False
+        problems.append(name + ": not a record")
+        return None
+    rec = dict(defaults)
     for k in defaults:
         if k in data and type(data[k]) is type(defaults[k]):
             rec[k] = data[k]
-    return rec, True
+    return rec
+
+
+def load(name, defaults):
+    """(record, ok): the newest valid record `name` merged over a copy of
+    `defaults` (unknown keys dropped), or a copy of the defaults and False."""
+    found = []
+    for slot in "ab":
+        got = _read_slot(name + "." + slot)
+        if got:
+            found.append((got[0], slot, got[1]))
+    found.sort(reverse=True)  # newest first
+    for seq, slot, payload in found:
+        _newest[name] = (seq, slot)
+        rec = _decode(name + "." + slot, payload, defaults)
+        if rec is not None:
+            return rec, True
+    try:  # firmware 0.1 kept plain JSON
+        with open(name + ".json") as f:
+            rec = _decode(name + ".json", f.read(), defaults)
+    except OSError:
+        rec = None
+    if rec is not None:
+        return rec, True
+    return dict(defaults), False
 
 
 def save(name, rec):
-    tmp = name + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(rec, f)
-    os.rename(tmp, name)
+    """Write `rec` (a JSON-able dict) as the newest copy of record `name`."""
+    if name not in _newest:
+        load(name, {})  # learn which slot holds the newest copy
+    seq, slot = _newest.get(name, (0, "b"))
+    slot = "b" if slot == "a" else "a"
+    seq += 1
+    payload = json.dumps(rec)  # written as it is (a str is a buffer here): no copies on a tight heap
+    n = len(memoryview(payload))  # bytes, not characters
+    if n > _MAX_LEN:
+        raise ValueError(name + ": record too long")
+    crc = crc32(payload, crc32(struct.pack("<IH", seq, n)))
+    with open(name + "." + slot, "wb") as f:
+        f.write(struct.pack(_HDR, _MAGIC, crc, seq, n))
+        f.write(payload)
+    _newest[name] = (seq, slot)

@@ -19,7 +19,7 @@ from micropython import const
 FMT = "<HIBBBBBhhHHHHH"
 PAYLOAD_LEN = const(25)
 _FRAME_LEN = const(30)  # PAYLOAD_LEN + framing.OVERHEAD
-_SLOTS = const(64)
+_SLOTS = const(32)  # the main loop drains every 50 ms: 5 frames
 
 FLAG_HEATER_EN = const(0x01)
 FLAG_PUFF = const(0x02)
@@ -29,10 +29,14 @@ FLAG_READY = const(0x10)  # the session has signalled ready
 
 
 class Telemetry:
-    def __init__(self, out=None):
+    def __init__(self, out=None, ring=True):
+        """`ring`: make the ring now; else when telemetry is first enabled
+        (drain), so that a device that never streams does not spend 1 kB on it."""
         self.enabled = False
-        self._buf = bytearray(_FRAME_LEN * _SLOTS)
-        self._mv = memoryview(self._buf)
+        self._buf = None
+        self._mv = None
+        if ring:
+            self._make()
         self._w = 0  # next slot to fill
         self._r = 0  # next slot to send
         self.seq = 0
@@ -42,7 +46,8 @@ class Telemetry:
     @micropython.native
     def record(self, t_us, state, flags, puffs, fault, end_reason, sp_dc, temp_dc, duty, power_mw, cell_mv, i_ma, v_mv):
         """Called from the control step: allocates nothing."""
-        if not self.enabled:
+        buf = self._buf
+        if not self.enabled or buf is None:
             return
         w = self._w
         nxt = (w + 1) % _SLOTS
@@ -52,14 +57,21 @@ class Telemetry:
             self.dropped += 1
             return
         off = w * _FRAME_LEN
-        buf = self._buf
         pack_into(FMT, buf, off + 3, seq, t_us, state, flags, puffs, fault, end_reason,
                          sp_dc, temp_dc, duty, power_mw, cell_mv, i_ma, v_mv)
         seal(buf, off, T_TELEMETRY, PAYLOAD_LEN)
         self._w = nxt
 
+    def _make(self):
+        self._buf = bytearray(_FRAME_LEN * _SLOTS)
+        self._mv = memoryview(self._buf)
+
     def drain(self):
         """Write pending frames (main loop only)."""
+        if self._buf is None:
+            if self.enabled:
+                self._make()
+            return
         w = self._w
         r = self._r
         if r == w:

@@ -19,14 +19,23 @@ OVERHEAD = 5
 T_TELEMETRY = 0x01
 T_REPLY = 0x02
 T_EVENT = 0x03
+T_POWER = 0x04
 T_PLANT = 0x10
 T_PLANT_INFO = 0x11
+T_PLANT_POWER = 0x12
 
 TEXT_TYPES = {T_REPLY, T_EVENT, T_PLANT_INFO}
 
 TELEMETRY_FMT = struct.Struct("<HIBBBBBhhHHHHH")
 PLANT_FMT = struct.Struct("<QqqqqiiiiiB")
-KNOWN_LENGTHS = {T_TELEMETRY: TELEMETRY_FMT.size, T_PLANT: PLANT_FMT.size}
+POWER_FMT = struct.Struct("<IBBBBBBBBBBHhHhHhHhHHB")  # firmware/charger.py
+PLANT_POWER_FMT = struct.Struct("<Q13iB")  # sim/truth.py
+KNOWN_LENGTHS = {
+    T_TELEMETRY: TELEMETRY_FMT.size,
+    T_PLANT: PLANT_FMT.size,
+    T_POWER: POWER_FMT.size,
+    T_PLANT_POWER: PLANT_POWER_FMT.size,
+}
 
 
 def crc16(data: bytes | memoryview) -> int:

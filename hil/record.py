@@ -35,6 +35,9 @@ FAULT_NAMES = (
     "stick_missing",
     "software",
     "control_overrun",
+    "holder_low",
+    "charge_timeout",
+    "charge_overvolt",
 )
 HEATING_STATES = (1, 2, 3)
 COOLING = 4

@@ -50,8 +50,20 @@ class Puff:
 @dataclass(frozen=True)
 class Event:
     t_s: float
-    action: str  # button | stick | fault | ambient | cell_temp | cell_soc
+    action: str  # _EVENT_NEEDS: button | stick | fault | ambient | cell_temp | cell_soc | usb | ...
     arg: Any
+
+
+@dataclass(frozen=True)
+class SessionSeries:
+    """Sessions repeated every `every_s` from `first_s`: the holder taken out
+    of the charger (if `dock`), a stick in, the button held, the regime's
+    puffs, the stick out after cooling, the holder back in the charger."""
+
+    count: int
+    every_s: float
+    first_s: float
+    events: tuple[tuple[float, str, Any], ...]  # one session, from its start
 
 
 @dataclass
@@ -72,6 +84,13 @@ class Scenario:
     events: list[Event] = field(default_factory=list)
     plant: dict[str, float] = field(default_factory=dict)
     heating_start_s: float = 0.0  # when the button hold completes (expected)
+    charger_soc_pct: float = 100.0
+    holder_docked: bool = False
+    usb_plugged: bool = False
+    usb_i_limit_a: float | None = None
+    sample_s: float = 0.01  # truth samples
+    telemetry: bool = True  # the firmware's per-step telemetry
+    series: SessionSeries | None = None
 
     def run_config(self) -> dict[str, Any]:
         """The JSON the simulator (sim/run.py) reads."""
@@ -82,17 +101,36 @@ class Scenario:
             r0_ohm=self.r0_ohm,
             tcr_per_k=self.tcr_per_k,
         )
+        plant.update(
+            chg_cell_soc=self.charger_soc_pct / 100.0,
+            docked=1.0 if self.holder_docked else 0.0,
+            usb_plugged=1.0 if self.usb_plugged else 0.0,
+        )
+        if self.usb_i_limit_a is not None:
+            plant["usb_i_limit_a"] = self.usb_i_limit_a
         if self.regime in REGIMES and "vent_bypass" not in self.plant:
             plant["vent_bypass"] = REGIMES[self.regime].vent_bypass
         events: list[tuple[float, str, Any]] = [(e.t_s, e.action, e.arg) for e in self.events]
         events += [(p.t_s, "puff", [p.volume_ml, p.duration_s, p.bell]) for p in self.puffs]
         events.sort(key=lambda e: e[0])  # stable: same-time events keep file order
-        return {
+        cfg: dict[str, Any] = {
             "seed": self.seed,
             "end_s": self.duration_s,
             "plant": plant,
             "events": [[round(t * 1e6), kind, arg] for t, kind, arg in events],
+            "sample_us": round(self.sample_s * 1e6),
+            "power_sample_us": max(1_000_000, round(self.sample_s * 1e6)),
+            "power_cuts": any(kind == "power_cut" for _, kind, _ in events),
         }
+        if self.series is not None:
+            sr = self.series
+            cfg["cycle"] = {
+                "start_us": round(sr.first_s * 1e6),
+                "period_us": round(sr.every_s * 1e6),
+                "count": sr.count,
+                "events": [[round(t * 1e6), kind, arg] for t, kind, arg in sr.events],
+            }
+        return cfg
 
     def calibration_record(self) -> dict[str, int] | None:
         """The unit's calibration record as end-of-line test would store it."""
@@ -211,10 +249,14 @@ _TOP = {
     "scenario": dict,
     "ambient": dict,
     "holder": dict,
+    "charger": dict,
+    "usb": dict,
     "unit": dict,
     "start": dict,
+    "sessions": dict,
     "puffing": dict,
     "events": list,
+    "record": dict,
     "plant": dict,
 }
 _SCENARIO = {
@@ -225,9 +267,23 @@ _SCENARIO = {
     "duration_s": (float,),
 }
 _AMBIENT = {"temp_c": (float, 20.0)}
-_HOLDER = {"soc_pct": (float, 100.0)}
+_HOLDER = {"soc_pct": (float, 100.0), "docked": (bool, False)}
+_CHARGER = {"soc_pct": (float, 100.0)}
+_USB = {"plugged": (bool, False), "i_limit_a": (float,)}
+_SESSIONS = {
+    "count": (int,),
+    "every_s": (float, 720.0),
+    "first_s": (float, 5.0),
+    "dock": (bool, True),
+}
+_RECORD = {"sample_s": (float, 0.01), "telemetry": (bool, True)}
 _UNIT = {"r0_ohm": (float, 0.80), "tcr_per_k": (float, 0.0035), "calibrated": (bool, True)}
-_START = {"stick_at_s": (float, 0.0), "button_at_s": (float, 1.0), "hold_s": (float, 1.5)}
+_START = {
+    "session": (bool, True),  # false: nobody starts one (a charging scenario)
+    "stick_at_s": (float, 0.0),
+    "button_at_s": (float, 1.0),
+    "hold_s": (float, 1.5),
+}
 _PUFFING = {
     "regime": ((*REGIMES, "custom", "none"), "hci"),
     "first_s": (float,),
@@ -251,6 +307,12 @@ _EVENT_NEEDS = {
     "ambient": ("temp_c",),
     "cell_temp": ("temp_c",),
     "cell_soc": ("soc_pct",),
+    "usb": ("plugged",),
+    "dock": ("docked",),
+    "charger_button": ("hold_s",),
+    "charger_temp": ("temp_c",),
+    "charger_soc": ("soc_pct",),
+    "power_cut": (),
 }
 _EVENT = {
     "t_s": (float,),
@@ -262,7 +324,12 @@ _EVENT = {
     "uv": (int,),
     "temp_c": (float,),
     "soc_pct": (float,),
+    "plugged": (bool,),
+    "i_limit_a": (float,),
+    "docked": (bool,),
+    "at_write_byte": (int,),
 }
+SESSION_SPAN_S = 1.0 + HOLD_TO_START_S + SESSION_S + COOLING_S + 5.0  # undock .. dock
 
 
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
@@ -303,11 +370,17 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
     ck.range(amb, "ambient", "temp_c", -40, 85)
     hold = ck.table(top.get("holder", {}), "holder", _HOLDER)
     ck.range(hold, "holder", "soc_pct", 0, 100)
+    chg = ck.table(top.get("charger", {}), "charger", _CHARGER)
+    ck.range(chg, "charger", "soc_pct", 0, 100)
+    usb = ck.table(top.get("usb", {}), "usb", _USB)
+    ck.range(usb, "usb", "i_limit_a", 0.05, 5.0)
+    rec = ck.table(top.get("record", {}), "record", _RECORD)
+    ck.range(rec, "record", "sample_s", 0.001, 10.0)
     unit = ck.table(top.get("unit", {}), "unit", _UNIT)
     ck.range(unit, "unit", "r0_ohm", 0.3, 2.0)
     ck.range(unit, "unit", "tcr_per_k", 0.0020, 0.0050)
     start = ck.table(top.get("start", {}), "start", _START)
-    for k in _START:
+    for k in ("stick_at_s", "button_at_s", "hold_s"):
         ck.range(start, "start", k, 0, 3600)
 
     sc = Scenario(
@@ -321,17 +394,32 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
         r0_ohm=unit.get("r0_ohm", 0.80),
         tcr_per_k=unit.get("tcr_per_k", 0.0035),
         calibrated=unit.get("calibrated", True),
+        charger_soc_pct=chg.get("soc_pct", 100.0),
+        holder_docked=hold.get("docked", False),
+        usb_plugged=usb.get("plugged", False),
+        usb_i_limit_a=usb.get("i_limit_a"),
+        sample_s=rec.get("sample_s", 0.01),
+        telemetry=rec.get("telemetry", True),
     )
     if not 0 <= sc.seed < 2**31:
         ck.fail("scenario", 0, "seed", f"must be within 0..2147483647, got {sc.seed}")
-    stick_at = start.get("stick_at_s", 0.0)
-    press_at = start.get("button_at_s", 1.0)
-    hold_s = start.get("hold_s", 1.5)
-    sc.events.append(Event(stick_at, "stick", True))
-    sc.events += [Event(press_at, "button", True), Event(press_at + hold_s, "button", False)]
-    sc.heating_start_s = press_at + HOLD_TO_START_S
-
-    sc.regime, sc.puffs = _puffs(ck, top.get("puffing", {}), sc.heating_start_s)
+    if "sessions" in top:
+        if "start" in top:
+            ck.fail("start", 0, None, "[start] is for one session; [sessions] times its own")
+        sc.series = _series(ck, top["sessions"], top.get("puffing", {}))
+        sc.regime = (
+            top.get("puffing", {}).get("regime", "hci")
+            if isinstance(top.get("puffing"), dict)
+            else "none"
+        )
+    elif start.get("session", True):
+        stick_at = start.get("stick_at_s", 0.0)
+        press_at = start.get("button_at_s", 1.0)
+        hold_s = start.get("hold_s", 1.5)
+        sc.events.append(Event(stick_at, "stick", True))
+        sc.events += [Event(press_at, "button", True), Event(press_at + hold_s, "button", False)]
+        sc.heating_start_s = press_at + HOLD_TO_START_S
+        sc.regime, sc.puffs = _puffs(ck, top.get("puffing", {}), sc.heating_start_s)
     for i, ev in enumerate(top.get("events", [])):
         sc.events += _event(ck, ev, i)
     sc.plant = _plant(ck, top.get("plant", {}))
@@ -339,6 +427,8 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
     explicit = sc.puffs if sc.regime == "custom" else []
     last = max([e.t_s for e in sc.events] + [p.t_s + p.duration_s for p in explicit] + [0.0])
     session_end = sc.heating_start_s + SESSION_S + COOLING_S + 5.0
+    if sc.series is not None:
+        session_end = sc.series.first_s + sc.series.count * sc.series.every_s
     default_end = max([session_end, last + 1.0] + [p.t_s + p.duration_s + 1.0 for p in sc.puffs])
     sc.duration_s = s.get("duration_s", default_end)
     if not 0 < sc.duration_s <= 24 * 3600:
@@ -413,6 +503,35 @@ def _puffs(ck: _Checker, raw: Any, heating_start_s: float) -> tuple[str, list[Pu
     return regime, [Puff(first + k * interval, volume, duration, bell_default) for k in range(n)]
 
 
+def _series(ck: _Checker, raw: Any, puffing: Any) -> SessionSeries | None:
+    if not isinstance(raw, dict):
+        ck.fail("sessions", 0, None, "must be a table")
+        return None
+    d = ck.table(raw, "sessions", _SESSIONS)
+    if "count" not in d:
+        ck.fail("sessions", 0, None, "needs count")
+        return None
+    ck.range(d, "sessions", "count", 1, 500)
+    ck.range(d, "sessions", "first_s", 0, 86400)
+    every, first, dock = d["every_s"], d["first_s"], d["dock"]
+    if every < SESSION_SPAN_S:
+        ck.fail("sessions", 0, "every_s", f"a session takes {SESSION_SPAN_S:g} s, got {every:g}")
+    # one session, from its start: out of the dock, stick in, button held, puffs, stick out, back in
+    heat_s = 1.0 + HOLD_TO_START_S
+    ev: list[tuple[float, str, Any]] = []
+    if dock:
+        ev.append((0.0, "dock", False))
+    ev += [(0.5, "stick", True), (1.0, "button", True), (2.5, "button", False)]
+    _, puffs = _puffs(ck, puffing, heat_s)
+    ev += [(p.t_s, "puff", [p.volume_ml, p.duration_s, p.bell]) for p in puffs]
+    end = heat_s + SESSION_S + COOLING_S + 2.0
+    ev.append((end, "stick", False))
+    if dock:
+        ev.append((end + 1.0, "dock", True))
+    ev.sort(key=lambda e: e[0])
+    return SessionSeries(d["count"], every, first, tuple(ev))
+
+
 def _check_overlap(ck: _Checker, puffs: list[Puff]) -> None:
     ordered = sorted(enumerate(puffs), key=lambda x: x[1].t_s)
     for (_, a), (j, b) in itertools.pairwise(ordered):
@@ -445,12 +564,24 @@ def _event(ck: _Checker, raw: Any, i: int) -> list[Event]:
         return [Event(t, "button", True), Event(t + d["hold_s"], "button", False)]
     if action == "stick":
         return [Event(t, "stick", d["present"])]
-    if action in ("ambient", "cell_temp"):
+    if action in ("ambient", "cell_temp", "charger_temp"):
         ck.range(d, "events", "temp_c", -40, 120, i)
         return [Event(t, action, d["temp_c"])]
-    if action == "cell_soc":
+    if action in ("cell_soc", "charger_soc"):
         ck.range(d, "events", "soc_pct", 0, 100, i)
         return [Event(t, action, d["soc_pct"] / 100.0)]
+    if action == "usb":
+        ck.range(d, "events", "i_limit_a", 0.05, 5.0, i)
+        return [Event(t, "usb", [d["plugged"], d.get("i_limit_a", 0.0)])]
+    if action == "dock":
+        return [Event(t, "dock", d["docked"])]
+    if action == "charger_button":
+        if d["hold_s"] <= 0:
+            ck.fail("events", i, "hold_s", f"must be > 0, got {d['hold_s']!r}")
+        return [Event(t, action, True), Event(t + d["hold_s"], action, False)]
+    if action == "power_cut":
+        ck.range(d, "events", "at_write_byte", 0, 1 << 20, i)
+        return [Event(t, action, d.get("at_write_byte", -1))]
     kind = d["kind"]
     if kind == "adc_stuck":
         if "channel" not in d or "uv" not in d:

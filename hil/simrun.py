@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hil import frames, record, toolchain
+from hil import frames, power, record, toolchain
 from hil.paths import firmware_version
 from hil.scenario import Scenario
 
@@ -38,6 +38,8 @@ class SimResult:
     console: list[str] = field(default_factory=list)  # event frames, then reply frames
     stray: str = ""  # output outside frames (a traceback, say)
     wall_s: float = 0.0  # host-measured, process start to exit
+    power: power.PowerRecord | None = None  # power frames joined with the cells' truth
+    reboots: list[str] = field(default_factory=list)  # the simulator's reboot lines
 
     @property
     def sim_s(self) -> float:
@@ -84,7 +86,9 @@ def run(
         cal = sc.calibration_record()
         if cal is not None:
             (fdir / "calib.json").write_text(json.dumps(cal))
-        (fdir / "settings.json").write_text(json.dumps({"profile": sc.profile, "telemetry": True}))
+        (fdir / "settings.json").write_text(
+            json.dumps({"profile": sc.profile, "telemetry": sc.telemetry, "power_telemetry": True})
+        )
         (fdir / "run.json").write_text(json.dumps(cfg))
         env = dict(os.environ, MICROPYPATH=f"{mods}:.frozen")
         t0 = time.perf_counter()
@@ -133,4 +137,12 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Sim
     offset = int(start["ticks_offset_us"]) if "ticks_offset_us" in start else None
     rec = record.build(tel, truth, meta_for(sc), offset)
     rec.info = info
-    return SimResult(sc, rec, record.truth_array(truth), info, console, stray_text, wall_s)
+    pw = power.build(by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, []), offset)
+    reboots = [
+        frames.text(bytes(p))
+        for p in by_type.get(frames.T_PLANT_INFO, [])
+        if frames.text(bytes(p)).startswith("sim reboot")
+    ]
+    return SimResult(
+        sc, rec, record.truth_array(truth), info, console, stray_text, wall_s, pw, reboots
+    )

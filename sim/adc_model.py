@@ -15,9 +15,10 @@ import micropython
 from micropython import const
 
 # Two noise tables of coprime lengths, summed: the sequence repeats only
-# after 509 * 521 conversions, in 2 kB. Stored offset by 0x8000 (unsigned).
-_N1 = const(509)
-_N2 = const(521)
+# after 127 * 131 conversions (14 s of a session), in 0.5 kB. Stored offset
+# by 0x8000 (unsigned).
+_N1 = const(127)
+_N2 = const(131)
 
 
 @micropython.viper
@@ -50,10 +51,12 @@ def _convert(base: ptr32, out_uv: ptr32, out_code: ptr32, t1: ptr16, t2: ptr16, 
 
 
 class AdcBank:
-    def __init__(self, p, rng, pins):
+    def __init__(self, p, rng, pins, n_extra=0):
+        """`pins`: the direct inputs; `n_extra` more channels follow them
+        (a multiplexer's inputs), reached through their own channel object."""
         self.fs = p["adc_full_scale_uv"]
         self.max_code = p["adc_max_code"]
-        n = len(pins)
+        n = len(pins) + n_extra
         self.index = {pin: k for k, pin in enumerate(pins)}
         self._base_q8 = array("i", [128] * n)  # pin voltage in codes x256, + half a code
         self.uv = array("i", [0] * n)  # latest conversions
@@ -95,11 +98,21 @@ class AdcBank:
         if uv >= 0:
             self._base_q8[k] = uv * self.max_code * 256 // self.fs + 128
 
-    def any_stuck(self):
-        for uv in self.stuck_uv:
-            if uv >= 0:
-                return True
-        return False
+
+class MuxChannel:
+    """The ADC input behind the analog multiplexer: the bank's channel
+    first + select, as the select pins stand (plant.mux_sel); an unused
+    input reads 0."""
+
+    def __init__(self, bank, plant, first, n):
+        self._uv = bank.uv
+        self._plant = plant
+        self._first = first
+        self._n = n
+
+    def read_uv(self):
+        sel = self._plant.mux_sel
+        return self._uv[self._first + sel] if sel < self._n else 0
 
 
 class AdcChannel:
@@ -107,16 +120,31 @@ class AdcChannel:
 
     def __init__(self, bank, k):
         self._uv = bank.uv
-        self._code = bank.code
-        self._max = bank.max_code
         self._k = k
 
     @micropython.native
     def read_uv(self):
         return self._uv[self._k]
 
-    def read_u16(self):
-        return self._code[self._k] * 65535 // self._max
+
+class NtcTable:
+    """Thermistor divider output against temperature, 2 K steps, integer
+    interpolation (off the B curve by < 0.01 K): the plant updates thermistor
+    inputs as cells warm without allocating a float."""
+
+    def __init__(self, p):
+        self._uv = array("i", (int(ntc_divider_v(p, -40 + 2 * k) * 1e6) for k in range(84)))  # -40..126 C
+
+    @micropython.native
+    def uv(self, t_uc):
+        x = t_uc + 40000000
+        i = x // 2000000
+        t = self._uv
+        if i < 0:
+            return t[0]
+        if i >= 83:
+            return t[83]
+        return t[i] + (t[i + 1] - t[i]) * (x - i * 2000000) // 2000000
 
 
 def ntc_divider_v(p, temp_c):

@@ -46,10 +46,6 @@ class Heater:
         # tcr * dT is the change in ppm of R0 (x1e6); small ints all the way
         return self.r0_uohm + self.r0_uohm * (self.tcr_ppm * (self.t_blade_uc - self.t0_uc) // _PPM) // _PPM
 
-    @property
-    def t_blade_c(self):
-        return self.t_blade_uc / _PPM
-
     def insert_stick(self, ambient_uc):
         self.stick = True
         self.t_plug_uc = ambient_uc  # a fresh stick

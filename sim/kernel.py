@@ -63,6 +63,9 @@ class Kernel:
     def schedule(self, t_us, fn, arg):
         """Add an input event; events at one instant keep the order they were added."""
         ev = self.events
+        if self._ev_i >= 32:  # drop what has fired: long runs schedule as they go
+            del ev[: self._ev_i]
+            self._ev_i = 0
         i = len(ev)
         while i > self._ev_i and ev[i - 1][0] > t_us:
             i -= 1

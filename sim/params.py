@@ -40,13 +40,42 @@ DEFAULTS = {
     "adc_noise_lsb": 1.5,  # E: rms noise of a single conversion
     # --- holder cell: 1RC Thevenin model ------------------------------------
     "cell_capacity_mah": 120.0,  # E: 100-150 mAh high-rate Li-ion
-    "cell_r0_ohm": 0.12,  # E: 80-200 mOhm
-    "cell_r1_ohm": 0.05,  # E
-    "cell_tau1_s": 20.0,  # E: 10-30 s
+    "cell_r0_ohm": 0.08,  # E: 80-200 mOhm; the low end: a cell that takes a 4-min charge
+    "cell_r1_ohm": 0.02,  # E
+    "cell_tau1_s": 15.0,  # E: 10-30 s
+    "cell_heat_j_per_k": 4.0,  # E: ~3 g pouch cell and its mount
+    "cell_cool_w_per_k": 0.04,  # E: to the holder's shell; tau ~100 s
+    "cell_fade": 0.0,  # share of the capacity lost to ageing
+    "cell_r_growth": 1.0,  # resistance against a new cell
     "cell_soc": 1.0,  # initial state of charge, 0..1
-    "i_quiescent_a": 0.02,  # E: MCU and front end while awake
-    # P: generic LiCoO2 OCV at 20 C, SoC 0..100 % in 10 % steps
+    "i_quiescent_a": 0.02,  # E: holder front end while the heater is enabled (asleep: uA, neglected)
+    # P: generic LiCoO2 OCV at 20 C, SoC 0..100 % in 10 % steps (both cells)
     "ocv_table_v": (3.000, 3.690, 3.730, 3.770, 3.800, 3.840, 3.870, 3.950, 4.020, 4.110, 4.200),
+    "r_activation_k": 2500.0,  # E: R(T) = R(20 C) exp(B (1/T - 1/293 K)): x1.9 at 0 C, x0.6 at 45 C
+    # --- pocket charger cell: 1RC Thevenin model -----------------------------
+    "chg_cell_capacity_mah": 2900.0,  # E: 2.5-3.0 Ah
+    "chg_cell_r0_ohm": 0.04,  # E: 40-60 mOhm
+    "chg_cell_r1_ohm": 0.015,  # E: 15-30 mOhm
+    "chg_cell_tau1_s": 30.0,  # E: 20-60 s
+    "chg_cell_heat_j_per_k": 45.0,  # E: 18650, ~45 g at ~1 J/(g K)
+    "chg_cell_cool_w_per_k": 0.15,  # E: inside the charger's case; tau ~5 min
+    "chg_cell_fade": 0.0,
+    "chg_cell_r_growth": 1.0,
+    "chg_cell_soc": 1.0,
+    "chg_cell_cutoff_v": 2.5,  # E: protection circuit opens (cell cut-off 2.75 V, P)
+    # --- USB source and the charger's electronics -----------------------------
+    "usb_v": 5.0,  # P: USB
+    "usb_i_limit_a": 2.0,  # E: the charger's adapter, 5 V 1.5-2 A
+    "usb_r_cable_ohm": 0.15,  # E: cable and connectors
+    "usb_plugged": 0.0,  # 1: plugged at the start
+    "docked": 0.0,  # 1: holder in the charger at the start
+    "chg_in_limit_a": 2.0,  # E: charger IC input current limit
+    "chg_eff": 0.90,  # E: USB buck charger
+    "hchg_eff": 0.88,  # E: buck-boost from the charger cell (or USB) to the holder
+    "v_ovp": 4.35,  # E: hardware over-voltage clamp of both charge stages
+    "i_system_a": 0.004,  # E: charger electronics, controller mostly in light sleep
+    "i_led_a": 0.002,  # E: each charger LED
+    "iset_fs_a": board.ISET_FS_MA / 1000,  # BOM: either stage's current at full duty
     # --- thermistors (BOM) --------------------------------------------------
     "ntc_r25_ohm": board.NTC_R25_OHM,
     "ntc_b_k": board.NTC_B_K,
@@ -56,6 +85,8 @@ DEFAULTS = {
     "ambient_c": 20.0,
     # --- integration ---------------------------------------------------------
     "max_step_s": 0.01,  # explicit Euler step; the fastest node has tau ~0.5 s
+    "idle_step_s": 0.1,  # with the heater off and no puff: blade and plug relax (tau > 0.9 s)
+    "slow_step_s": 0.1,  # charging and cell temperatures move over seconds
 }
 
 

@@ -13,8 +13,9 @@ lookup, and this runs 100 times per simulated second).
 import board
 import micropython
 from micropython import const
-from sim.adc_model import AdcBank, ntc_divider_v
+from sim.adc_model import AdcBank, MuxChannel, NtcTable
 from sim.cell_model import Cell
+from sim.charger_model import ChargerModel
 from sim.heater_model import Heater
 from sim.power_stage import PowerStage
 from sim.puff_model import PuffTrain
@@ -27,28 +28,38 @@ IO_LED_STATUS = 0x08
 IO_LED_FAULT = 0x10
 IO_HEATER_EN = 0x20
 IO_FAULT_INJECTED = 0x40
+_OUT_IO = (IO_HEATER_EN, IO_VIBRATION, IO_LED_STATUS, IO_LED_FAULT)
+# the charger's, in power truth samples
+IO2_USB = 0x01
+IO2_DOCKED = 0x02
+IO2_CHARGER_BUTTON = 0x04
+IO2_CELL_ON = 0x08  # charger cell protection closed
+IO2_LED_SHIFT = 4  # charger LEDs, bits 4..7
 
-FAULT_KINDS = ("heater_open", "heater_short", "gate_stuck_on", "adc_stuck", "clear")
-ADC_NAMES = {
-    "heater_v": board.PIN_ADC_HEATER_V,
-    "heater_i": board.PIN_ADC_HEATER_I,
-    "cell_v": board.PIN_ADC_CELL_V,
-    "cell_ntc": board.PIN_ADC_CELL_NTC,
-    "ambient_ntc": board.PIN_ADC_AMBIENT_NTC,
-}
-# bank order (MicroPython dicts do not keep insertion order, so spelled out)
-_ADC_PINS = (
+# bank order (MicroPython dicts do not keep insertion order, so spelled out);
+# the multiplexer's inputs follow the direct ones, in board.MUX_* order
+ADC_PINS = (
     board.PIN_ADC_HEATER_V,
     board.PIN_ADC_HEATER_I,
     board.PIN_ADC_CELL_V,
     board.PIN_ADC_CELL_NTC,
     board.PIN_ADC_AMBIENT_NTC,
 )
-_K_VH = const(0)
-_K_IH = const(1)
-_K_CELL = const(2)
 _K_CELL_NTC = const(3)
 _K_AMB_NTC = const(4)
+_K_MUX = const(5)
+_N_MUX = const(5)
+# the charger's analog front end (board.py)
+_MUX_CHG_V = board.MUX_CHG_V
+_MUX_CHG_I = board.MUX_CHG_I
+_MUX_CHG_NTC = board.MUX_CHG_NTC
+_MUX_HCHG_I = board.MUX_HCHG_I
+_MUX_VBUS = board.MUX_VBUS
+_CHG_V_DIV = board.CHG_V_DIV
+_VBUS_DIV = board.VBUS_DIV
+_CHG_I_MID_UV = board.CHG_I_MID_UV
+_CHG_I_UV_PER_MA = board.CHG_I_UV_PER_MA
+_HCHG_I_UV_PER_MA = board.HCHG_I_UV_PER_MA
 
 
 _PPM = const(1000000)
@@ -56,15 +67,25 @@ _PPM = const(1000000)
 
 class Plant:
     def __init__(self, p, rng):
-        self.p = p
         self.t_us = 0
         self.ambient_uc = int(p["ambient_c"] * _PPM)
         self.heater = Heater(p)
-        self.cell = Cell(p)
+        self.cell = Cell(p, "cell_", p["ambient_c"])
+        self.chg = ChargerModel(p, p["ambient_c"])
         self.stage = PowerStage(p)
         self.puffs = PuffTrain(p)
-        self.bank = AdcBank(p, rng, _ADC_PINS)
+        self.bank = AdcBank(p, rng, ADC_PINS, _N_MUX)
         self.adc = self.bank.channels  # pin -> channel, for sim.wiring
+        self.adc[board.PIN_ADC_MUX] = MuxChannel(self.bank, self, _K_MUX, _N_MUX)
+        self.ntc = NtcTable(p)
+        self.mux_sel = 0
+        self.charger_button_pressed = False
+        self.idle_step_us = int(p["idle_step_s"] * _PPM)
+        self.slow_step_us = int(p["slow_step_s"] * _PPM)
+        self._slow_dt_us = 0  # plant time the slow processes have not integrated yet
+        self._slow_due_us = 0  # ... integrated once it reaches this
+        self.i_in_ua = 0  # into the holder cell from the dock
+        self._ntc_uc = [0, 0]  # holder cell, charger cell: the temperatures last converted
         self.air_uj_per_ml_k = int(p["air_density_g_per_ml"] * p["air_cp_j_per_g_k"] * _PPM)
         self.max_step_us = int(p["max_step_s"] * _PPM)
         self.heater_v_div = p["heater_v_div"]
@@ -72,8 +93,6 @@ class Plant:
         self.shunt_uv_per_a = int(p["r_shunt_ohm"] * p["shunt_gain"] * _PPM)
         self.button_pressed = False
         self.vibration = 0
-        self.led_status = 0
-        self.led_fault = 0
         self.io = 0  # IO_* bits, kept current by the setters below
         self.flow_ul_s = 0
         self.energy_pj = 0  # delivered to the heater
@@ -81,11 +100,8 @@ class Plant:
         self._ocv_q_pc = -1  # charge at which the cell's OCV was last evaluated
         self._update_ntcs()
         self._solve()
+        self._slow(0)
         self._update_outputs()
-
-    @property
-    def ambient_c(self):
-        return self.ambient_uc / _PPM
 
     # --- pins (called by vmachine drivers) ------------------------------------
     def button_level(self, _v=None):
@@ -94,40 +110,57 @@ class Plant:
     def stick_level(self, _v=None):
         return 1 if self.heater.stick else 0
 
-    def set_heater_en(self, level):
-        self.stage.en = level  # takes effect from the next interval (advance)
-        self._set_io(IO_HEATER_EN, level)
-
-    def set_vibration(self, level):
-        self.vibration = level
-        self._set_io(IO_VIBRATION, level)
-
-    def set_led_status(self, level):
-        self.led_status = level
-        self._set_io(IO_LED_STATUS, level)
-
-    def set_led_fault(self, level):
-        self.led_fault = level
-        self._set_io(IO_LED_FAULT, level)
+    def set_out(self, k, level):
+        """The controller set output sim.wiring.OUTPUTS[k] to level."""
+        if k < 4:  # load switch, motor, holder LEDs: IO bits of the truth record
+            self._set_io(_OUT_IO[k], level)
+            if k == 0:
+                self.stage.en = level  # takes effect from the next interval (advance)
+            elif k == 1:
+                self.vibration = level
+        elif k < 7:  # multiplexer select
+            bit = 1 << (k - 4)
+            self.mux_sel = self.mux_sel | bit if level else self.mux_sel & ~bit
+        else:  # charger level LEDs
+            bit = 1 << (k - 7)
+            c = self.chg
+            c.leds = c.leds | bit if level else c.leds & ~bit
 
     def _set_io(self, bit, on):
         self.io = self.io | bit if on else self.io & ~bit
 
+    def charger_button_level(self, _v=None):
+        return 0 if self.charger_button_pressed else 1
+
+    def dock_level(self, _v=None):
+        return 1 if self.chg.docked else 0
+
+    def io2(self):
+        c = self.chg
+        return ((IO2_USB if c.usb else 0) | (IO2_DOCKED if c.docked else 0) | (IO2_CELL_ON if c.cell_on else 0)
+                | (IO2_CHARGER_BUTTON if self.charger_button_pressed else 0) | c.leds << IO2_LED_SHIFT)  # fmt: skip
+
     # --- time ---------------------------------------------------------------------
     @micropython.native
     def advance(self, dt_us):
-        """Integrate over dt_us, in explicit Euler steps of at most max_step.
+        """Integrate over dt_us, in explicit Euler steps of at most max_step
+        while the heater is on or a puff is drawn, idle_step otherwise.
 
         Fixed point: temperatures in uC, powers in uW, conductances in uW/K,
         heat capacities in uJ/K, so dT[uC] = (P - Q)[uW] * dt[us] / C[uJ/K]
         and Q[uW] = G[uW/K] * dT[uC] / 1e6. Products stay below 2**62.
         """
-        n = (dt_us + self.max_step_us - 1) // self.max_step_us
+        st = self.stage
+        st.apply()  # the duty and load switch as the firmware left them
+        puffs = self.puffs
+        step = self.max_step_us if st.on_u16 or puffs.active else self.idle_step_us
+        self._slow_dt_us += dt_us
+        if self._slow_dt_us >= self._slow_due_us:
+            self._slow(self._slow_dt_us)
+        n = (dt_us + step - 1) // step
         h_us = dt_us // n
         ht = self.heater
         cell = self.cell
-        st = self.stage
-        puffs = self.puffs
         t_amb = self.ambient_uc
         tb = ht.t_blade_uc
         tp = ht.t_plug_uc
@@ -143,7 +176,6 @@ class Plant:
         tau1 = cell.tau1_us
         energy = self.energy_pj
         q = 0
-        st.apply()  # the duty and load switch as the firmware left them
         for k in range(n):
             if k:  # later substeps: new resistance and cell state
                 ht.t_blade_uc = tb
@@ -174,7 +206,8 @@ class Plant:
             energy += p_uw * h_us
         if q_pc < 0:
             q_pc = 0
-        cell.drawn_pc += cell.q_pc - q_pc
+        elif q_pc > cell.q_full_pc + cell.q_full_pc // 20:
+            q_pc = cell.q_full_pc + cell.q_full_pc // 20  # plating, not storing: the OVP stops this first
         ht.t_blade_uc = tb
         ht.t_plug_uc = tp
         cell.q_pc = q_pc
@@ -197,7 +230,7 @@ class Plant:
             self._ocv_q_pc = cell.q_pc
             cell.ocv()
         emf = cell.ocv_uv - cell.v_rc_uv
-        e = emf - st.i_q_ua * r_cell // _PPM
+        e = emf - (st.i_q_ua - st.i_in_ua) * r_cell // _PPM
         ht = self.heater
         if ht.open:
             st.i_on_ua = 0
@@ -223,9 +256,48 @@ class Plant:
             bank.set3_uv(0, 0, st.v_cell_uv // self.cell_v_div)
         bank.convert()
 
+    @micropython.native
+    def _slow(self, dt_us):
+        """Integrate what moves over seconds -- the charger, the cells'
+        temperatures -- over dt_us (0: only re-evaluate the charger's currents
+        after an input changed), and set the inputs that follow them."""
+        self._slow_dt_us = 0
+        c = self.chg
+        cell = self.cell
+        st = self.stage
+        st.i_in_ua = c.advance(dt_us, cell.ocv_uv - cell.v_rc_uv, cell.r0_uohm, self.ambient_uc)
+        st.apply()
+        # the holder cell's own heat: I^2 R of the heater's on-phase current and of the dock's
+        i_on = st.i_on_ua
+        on = st.on_u16
+        i_dc = st.i_cell_ua - i_on * on // 65535
+        i2 = (i_on * i_on // _PPM) * on // 65535 + i_dc * i_dc // _PPM
+        cell.heat(i2 * (cell.r0_uohm + cell.r1_uohm) // _PPM, self.ambient_uc, dt_us)
+        b = self.bank
+        ntc = self._ntc_uc
+        t = cell.t_uc
+        if not -50000 < t - ntc[0] < 50000:
+            ntc[0] = t
+            b.set_uv(_K_CELL_NTC, self.ntc.uv(t))
+        t = c.cell.t_uc
+        if not -50000 < t - ntc[1] < 50000:
+            ntc[1] = t
+            b.set_uv(_K_MUX + _MUX_CHG_NTC, self.ntc.uv(t))
+        b.set_uv(_K_MUX + _MUX_CHG_V, c.v_cell_uv // _CHG_V_DIV)
+        b.set_uv(_K_MUX + _MUX_CHG_I, _CHG_I_MID_UV + c.i_chg_ua * _CHG_I_UV_PER_MA // 1000)
+        b.set_uv(_K_MUX + _MUX_HCHG_I, c.i_hold_ua * _HCHG_I_UV_PER_MA // 1000)
+        b.set_uv(_K_MUX + _MUX_VBUS, c.vbus_uv // _VBUS_DIV)
+        # a charge stage on: its CC/CV dynamics want the short step; else 10 times longer
+        self._slow_due_us = self.slow_step_us * (1 if c.usb_set.duty_u16 or c.hold_set.duty_u16 else 10)
+
     def _update_ntcs(self):
-        self.bank.set_uv(_K_CELL_NTC, int(ntc_divider_v(self.p, self.cell.temp_c) * _PPM))
-        self.bank.set_uv(_K_AMB_NTC, int(ntc_divider_v(self.p, self.ambient_c) * _PPM))
+        ntc = self._ntc_uc
+        ntc[0] = self.cell.t_uc
+        ntc[1] = self.chg.cell.t_uc
+        b = self.bank
+        b.set_uv(_K_CELL_NTC, self.ntc.uv(ntc[0]))
+        b.set_uv(_K_AMB_NTC, self.ntc.uv(self.ambient_uc))
+        b.set_uv(_K_MUX + _MUX_CHG_NTC, self.ntc.uv(ntc[1]))
 
     # --- scenario events ------------------------------------------------------------
     def ev_button(self, pressed):
@@ -243,39 +315,42 @@ class Plant:
         volume_ml, duration_s, bell = args
         self.puffs.start(self.t_us, volume_ml, duration_s, bell)
 
-    def ev_ambient(self, temp_c):
-        self.ambient_uc = int(temp_c * _PPM)
-        self._update_ntcs()
-        self._update_outputs()
+    def before_change(self):
+        """An input of the slow processes is about to change: integrate them
+        up to now with the old one."""
+        self._slow(self._slow_dt_us)
 
-    def ev_cell_temp(self, temp_c):
-        self.cell.temp_c = temp_c
+    def after_change(self):
+        """An input changed: re-evaluate currents and readings at once."""
         self._update_ntcs()
-        self._update_outputs()
-
-    def ev_cell_soc(self, soc):
-        self.cell.set_soc(soc)
+        self._slow(0)
         self._solve()
         self._update_outputs()
 
-    def ev_fault(self, args):
-        kind, value = args
-        if kind == "heater_open":
-            self.heater.open = True
-        elif kind == "heater_short":
-            self.heater.short = True
-        elif kind == "gate_stuck_on":
-            self.stage.gate_stuck_on = True
-        elif kind == "adc_stuck":
-            self.bank.stick(ADC_NAMES[value[0]], value[1])
-        elif kind == "clear":
-            self.heater.open = self.heater.short = self.stage.gate_stuck_on = False
-            for pin in _ADC_PINS:
-                self.bank.stick(pin, -1)
-            self._update_ntcs()
-        else:
-            raise ValueError("unknown fault " + kind)
-        h = self.heater
-        self._set_io(IO_FAULT_INJECTED, h.open or h.short or self.stage.gate_stuck_on or self.bank.any_stuck())
-        self._solve()
-        self._update_outputs()
+    def power_off(self):
+        """The controller lost power: its outputs fall to their reset state."""
+        self.before_change()
+        self.stage.duty_u16 = 0
+        for k in range(11):
+            self.set_out(k, 0)
+        c = self.chg
+        c.usb_set.duty_u16 = 0
+        c.hold_set.duty_u16 = 0
+        self.after_change()
+
+    def ev_usb(self, args):
+        plugged, limit_a = args
+        self.before_change()
+        c = self.chg
+        c.usb = bool(plugged)
+        if limit_a:
+            c.usb_limit_ua = int(limit_a * _PPM)
+        self.after_change()
+
+    def ev_dock(self, docked):
+        self.before_change()
+        self.chg.docked = bool(docked)
+        self.after_change()
+
+    def ev_charger_button(self, pressed):
+        self.charger_button_pressed = bool(pressed)

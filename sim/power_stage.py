@@ -18,7 +18,8 @@ class PowerStage:
     def __init__(self, p):
         r = p["r_shunt_ohm"] + p["r_mosfet_ohm"] + p["r_switch_ohm"] + p["r_wiring_ohm"]
         self.r_fixed_uohm = int(r * _PPM)
-        self.i_q_ua = int(p["i_quiescent_a"] * _PPM)
+        self.i_q_ua = int(p["i_quiescent_a"] * _PPM)  # while the load switch is on; asleep: ~0
+        self.i_in_ua = 0  # charge current from the dock
         self.duty_u16 = 0
         self.en = 0
         self.gate_stuck_on = False  # injected: MOSFET shorted drain-source
@@ -28,7 +29,7 @@ class PowerStage:
         self.r_cell_uohm = 0
         self.on_u16 = 0  # share of time the heater conducts, of 65535
         self.p_uw = 0  # average heater power
-        self.i_cell_ua = 0  # average cell current
+        self.i_cell_ua = 0  # average cell current, + discharging
         self.v_cell_uv = 0  # average cell terminal voltage
 
     @micropython.native
@@ -43,6 +44,6 @@ class PowerStage:
         i_on = self.i_on_ua
         # i * v <= 6e6 * 4.2e6: inside 63 bits, and / 1e6 before the duty
         self.p_uw = i_on * self.v_on_uv // 1000000 * on // 65535
-        i_cell = i_on * on // 65535 + self.i_q_ua
+        i_cell = i_on * on // 65535 + (self.i_q_ua if self.en else 0) - self.i_in_ua
         self.i_cell_ua = i_cell
         self.v_cell_uv = self.emf_uv - i_cell * self.r_cell_uohm // 1000000

@@ -4,6 +4,11 @@ profile, as a smoking machine draws it."""
 import math
 
 import micropython
+from micropython import const
+
+_N = const(64)
+# half a sine period in _N steps, ppm: the bell's shape in integers (no float per substep)
+_SIN_PPM = tuple(int(1000000 * math.sin(math.pi * k / _N)) for k in range(_N + 1))
 
 
 class PuffTrain:
@@ -29,7 +34,10 @@ class PuffTrain:
         for start, end, peak, bell in self._active:
             if start <= t_us < end:
                 if bell:
-                    q += int(peak * math.sin(math.pi * (t_us - start) / (end - start)))
+                    x = (t_us - start) * (_N * 1000) // (end - start)  # table position, 1/1000 step
+                    i = x // 1000
+                    s = _SIN_PPM[i] + (_SIN_PPM[i + 1] - _SIN_PPM[i]) * (x - i * 1000) // 1000
+                    q += peak * s // 1000000
                 else:
                     q += peak
             if t_us < end:

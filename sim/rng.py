@@ -20,6 +20,3 @@ class Rng:
         x = self.next_u32()
         s = (x & 0xFF) + ((x >> 8) & 0xFF) + ((x >> 16) & 0xFF) + (x >> 24)
         return (s - 510) * 256 * 100 // 14780
-
-    def uniform(self):
-        return self.next_u32() / 4294967296.0

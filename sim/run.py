@@ -7,27 +7,61 @@ device's flash. RUN.json is written by the host (hil/simrun.py) from a
 validated scenario. The firmware is imported unchanged after the simulated
 `time` and `machine` modules are installed; it runs until the scenario's end
 instant, when the kernel raises SimEnd out of the firmware's sleep.
+
+A power cut or machine.reset() ends the firmware's run the same way; the
+device then boots again, as from power-on, against the same plant and flash.
 """
 
 import gc
 import json
+import os
 import sys
 
 import framing
 import utime
-from sim import params, rng, truth
+from sim import truth
 from sim.kernel import K, SimEnd
 from sim.plant import Plant
+
+_REBOOTS = ("power_cut", "machine_reset")
+_KEEP = ("board", "framing", "json", "os", "time", "machine", "utime")  # shared with the plant, or built in
+_flash = None  # sim.flash.Flash when the scenario cuts power mid-write
+_cycle = None  # sim.script.Cycle when it repeats one
+_boot_heap = 0
 
 
 def info(text):
     sys.stdout.buffer.write(framing.text_frame(framing.T_PLANT_INFO, text))
 
 
+def _power_cut(after_bytes):
+    if after_bytes < 0:
+        raise SimEnd("power_cut")
+    _flash.arm(after_bytes)  # during the next write to flash (sim.flash)
+
+
+def _heap_after_boot(_):
+    """Live heap once the firmware has booted: the figure held to the ESP32 budget."""
+    global _boot_heap
+    gc.collect()
+    _boot_heap = max(_boot_heap, gc.mem_alloc())
+
+
+def _bind(fn, plant):
+    return lambda arg: fn(plant, arg)
+
+
 def setup(cfg):
+    global _cycle
     K.reset()
-    p = params.make(cfg.get("plant"))
-    plant = Plant(p, rng.Rng(cfg.get("seed", 1)))
+    from sim import params, rng  # set-up only: dropped again below, the heap is the firmware's
+
+    plant = Plant(params.make(cfg.get("plant")), rng.Rng(cfg.get("seed", 1)))
+    import sim
+
+    for name in ("params", "rng"):
+        del sys.modules["sim." + name]
+        delattr(sim, name)
     K.plant = plant
     K.end_us = int(cfg["end_s"] * 1000000)
     K.lock_heap = cfg.get("lock_heap", False)
@@ -35,15 +69,27 @@ def setup(cfg):
         "button": plant.ev_button,
         "stick": plant.ev_stick,
         "puff": plant.ev_puff,
-        "fault": plant.ev_fault,
-        "ambient": plant.ev_ambient,
-        "cell_temp": plant.ev_cell_temp,
-        "cell_soc": plant.ev_cell_soc,
+        "usb": plant.ev_usb,
+        "dock": plant.ev_dock,
+        "charger_button": plant.ev_charger_button,
+        "power_cut": _power_cut,
     }
+    cycle = cfg.get("cycle")
+    kinds = [e[1] for e in cfg["events"]] + ([e[1] for e in cycle["events"]] if cycle else [])
+    if [k for k in kinds if k not in handlers]:  # conditions imposed on the plant (sim.inject)
+        from sim import inject
+
+        for k in inject.HANDLERS:
+            handlers[k] = _bind(getattr(inject, k), plant)
     for t_us, kind, arg in cfg["events"]:
         K.schedule(t_us, handlers[kind], arg)
-    rec = truth.Recorder(plant)
-    K.set_sampler(rec.sample, cfg.get("sample_us", 10000))
+    if cycle:
+        from sim.script import Cycle
+
+        _cycle = Cycle(cycle, handlers)
+    sample_us = cfg.get("sample_us", 10000)
+    rec = truth.Recorder(plant, power_every=max(1, cfg.get("power_sample_us", 1000000) // sample_us))
+    K.set_sampler(rec.sample, sample_us)
     if cfg.get("pace"):
         K.start_pacing(cfg["pace"])
     if cfg.get("probe_allocating_timer"):  # proves the heap-lock check can fail
@@ -60,33 +106,75 @@ def install():
     sys.modules["machine"] = vmachine
 
 
+def reboot(reason, off_us):
+    """Everything the firmware had is gone; its pins fall to their reset
+    state; power comes back after off_us (a cut) and the device boots."""
+    from sim import vmachine
+
+    for name in list(sys.modules):
+        if not (name in _KEEP or name.startswith("sim")):  # the firmware's modules
+            del sys.modules[name]
+    vmachine.reset_pins()
+    K.timers = []
+    K._pick_timer()
+    K.wdt_timeout_us = 0
+    K.feed_wdt()
+    K.plant.power_off()
+    gc.collect()
+    info("sim reboot reason=%s t_us=%d" % (reason, K.now_us))
+    if reason == "power_cut" and off_us:
+        K.run_until(K.now_us + off_us)
+    if _flash is not None:
+        _flash.revive()
+
+
 def main(path):
+    global _flash
     if sys.path and sys.path[0].endswith("sim"):
         sys.path.pop(0)  # the script's own folder: sim modules are imported as the `sim` package
     with open(path) as f:
         cfg = json.load(f)
     rec = setup(cfg)
+    seed = cfg.get("seed", 1)
+    off_us = int(cfg.get("power_off_s", 1.0) * 1000000)
+    if cfg.get("power_cuts"):  # the flash behind a shim that can lose power mid-write
+        from sim import flash
+
+        _flash = flash.mount(os.getcwd())
+    cfg = None
+    install()
     gc.collect()
     sim_bytes = gc.mem_alloc()
     info("sim start seed=%d ticks_offset_us=%d sample_us=%d sim_heap=%d heap_free=%d" % (
-        cfg.get("seed", 1), K.ticks_offset_us, K.sample_period_us, sim_bytes, gc.mem_free()))
-    install()
+        seed, K.ticks_offset_us, K.sample_period_us, sim_bytes,
+        gc.mem_free()))  # fmt: skip
     wall0 = utime.ticks_us()
     code = 0
-    try:
-        import main  # noqa: F401  the firmware's own entry point
-        reason = "firmware_returned"
-    except SimEnd as e:
-        reason = e.reason
-    except Exception as e:  # a firmware bug: show it, fail the run
-        rec.flush()
-        sys.print_exception(e)
-        reason = "crash %s: %s" % (type(e).__name__, e)
-        code = 3
+    boots = 0
+    while True:
+        boots += 1
+        K.schedule(K.now_us, _heap_after_boot, None)  # fires when the booted firmware first sleeps
+        try:
+            import main  # noqa: F401  the firmware's own entry point
+            reason = "firmware_returned"
+        except SimEnd as e:
+            reason = e.reason
+        except Exception as e:  # a firmware bug: show it, fail the run
+            rec.flush()
+            sys.print_exception(e)
+            reason = "crash %s: %s" % (type(e).__name__, e)
+            code = 3
+        if reason not in _REBOOTS:
+            break
+        try:
+            reboot(reason, off_us)
+        except SimEnd as e:
+            reason = e.reason
+            break
     wall_us = utime.ticks_diff(utime.ticks_us(), wall0)
     rec.flush()
-    info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d" % (
-        reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken))
+    info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d boots=%d heap_boot=%d heap_size=%d" % (
+        reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken, boots, _boot_heap, gc.mem_alloc() + gc.mem_free()))  # fmt: skip
     sys.exit(code)
 
 

@@ -6,6 +6,12 @@ Payload, little-endian, the plant's own fixed-point units: t_us u64
 (virtual time), blade i64 (uC), plug i64 (uC), heater power i64 (uW), heater
 energy i64 (pJ), cell OCV i32 (uV), cell terminal i32 (uV), SoC i32 (ppm),
 draw i32 (uL/s), ambient i32 (mC), io u8 (plant.IO_* bits).
+
+Power samples (T_PLANT_POWER), every `power_every`-th sample: t_us u64; the
+charger cell's OCV, terminal voltage (uV), current (uA, + charging), SoC
+(ppm), temperature (mC); the holder cell's OCV, terminal voltage, current
+(+ charging), SoC, temperature; VBUS (uV), USB current (uA), holder charge
+current (uA); io u8 (plant.IO2_* bits).
 """
 
 import micropython
@@ -14,19 +20,25 @@ import micropython
 import sys
 from struct import pack_into
 
-from framing import OVERHEAD, T_PLANT, seal
+from framing import OVERHEAD, T_PLANT, T_PLANT_POWER, seal
 
 FMT = "<QqqqqiiiiiB"
 PAYLOAD_LEN = 61
 _FRAME_LEN = PAYLOAD_LEN + OVERHEAD
-_BATCH = 16
+_BATCH = 8
+POWER_FMT = "<Q13iB"
+POWER_LEN = 61
+_POWER_FRAME_LEN = POWER_LEN + OVERHEAD
 
 class Recorder:
-    def __init__(self, plant, out=None):
+    def __init__(self, plant, out=None, power_every=100):
         self.plant = plant
         self._out = out if out is not None else sys.stdout.buffer
         self._buf = bytearray(_FRAME_LEN * _BATCH)
         self._n = 0
+        self._pbuf = bytearray(_POWER_FRAME_LEN)
+        self.power_every = power_every
+        self._pn = 0
 
     @micropython.native
     def sample(self, now_us):
@@ -44,6 +56,23 @@ class Recorder:
         self._n += 1
         if self._n == _BATCH:
             self.flush()
+        self._pn -= 1
+        if self._pn > 0:
+            return
+        self._pn = self.power_every
+        c = pl.chg
+        cc = c.cell
+        hc = pl.cell
+        st = pl.stage
+        buf = self._pbuf
+        pack_into(
+            POWER_FMT, buf, 3, now_us, cc.ocv_uv, c.v_cell_uv, c.i_chg_ua, cc.q_pc // cc.q_full_ppm, cc.t_uc // 1000,
+            hc.ocv_uv, st.v_cell_uv, -st.i_cell_ua, hc.q_pc // hc.q_full_ppm, hc.t_uc // 1000,
+            c.vbus_uv, c.i_usb_ua, c.i_hold_ua, pl.io2(),
+        )  # fmt: skip
+        seal(buf, 0, T_PLANT_POWER, POWER_LEN)
+        self.flush()
+        self._out.write(buf)
 
     def flush(self):
         if self._n:

@@ -10,7 +10,22 @@ from sim import wiring
 from sim.kernel import K, SimEnd
 
 
+_N_GPIO = 40  # ESP32: GPIO 0..39
+_levels = bytearray(_N_GPIO)  # each GPIO's level, as an output or the pull left it
+_outs = bytearray(b"\xff" * _N_GPIO)  # the plant signal each drives (wiring.OUTPUTS), 255: none
+
+
+def reset_pins():
+    """Power-on: every GPIO an input again, its level gone."""
+    for i in range(_N_GPIO):
+        _levels[i] = 0
+
+
 class Pin:
+    """A GPIO. Like the ESP32's, the state belongs to the pin, not to the
+    object: Pin(5) twice is the same GPIO, and an object costs the firmware
+    no more than it would on the chip."""
+
     IN = 1
     OUT = 3
     OPEN_DRAIN = 7
@@ -20,33 +35,31 @@ class Pin:
     IRQ_FALLING = 2
 
     def __init__(self, id, mode=-1, pull=-1, *, value=None):
+        if not 0 <= id < _N_GPIO:
+            raise ValueError("invalid pin")
         self.id = id
-        self._level = 0
-        self._read = None
-        self._write = None
+        out = wiring.output_for(K.plant, id)
+        _outs[id] = 255 if out < 0 else out
+        read = wiring.input_for(K.plant, id)
+        if read is not None:
+            self.value = read  # a wired input reads the plant directly (one call, not two)
         self.init(mode, pull, value=value)
 
     def init(self, mode=-1, pull=-1, *, value=None):
-        if mode != -1:
-            self.mode = mode
         if pull != -1:
-            self.pull = pull
-            self._level = 1 if pull == Pin.PULL_UP else 0
-        self._read = wiring.input_for(K.plant, self.id)
-        self._write = wiring.output_for(K.plant, self.id)
-        if self._read is not None:
-            self.value = self._read  # a wired input reads the plant directly (one call, not two)
+            _levels[self.id] = 1 if pull == Pin.PULL_UP else 0
         if value is not None:
             self.value(value)
 
     def value(self, v=None):
+        i = self.id
         if v is None:
-            if self._read is not None:
-                return self._read()
-            return self._level
-        self._level = 1 if v else 0
-        if self._write is not None:
-            self._write(self._level)
+            return _levels[i]
+        v = 1 if v else 0
+        _levels[i] = v
+        k = _outs[i]
+        if k != 255:
+            K.plant.set_out(k, v)
 
     def __call__(self, v=None):
         return self.value(v)
@@ -60,10 +73,9 @@ class Pin:
 
 class PWM:
     def __init__(self, dest, *, freq=5000, duty_u16=None, duty_ns=None, invert=False):
-        self._pin = dest if isinstance(dest, Pin) else Pin(dest)
         self._freq = freq
         self._duty = 0
-        self._sink = wiring.pwm_for(K.plant, self._pin.id)  # object with a duty_u16 attribute
+        self._sink = wiring.pwm_for(K.plant, dest.id if isinstance(dest, Pin) else dest)  # has a duty_u16
         if duty_u16 is not None:
             self.duty_u16(duty_u16)
 
@@ -94,21 +106,18 @@ class ADC:
     WIDTH_12BIT = 3
 
     def __init__(self, pin, *, atten=ATTN_0DB):
-        self._pin = pin if isinstance(pin, Pin) else Pin(pin)
-        self._atten = atten
-        ch = wiring.adc_for(K.plant, self._pin.id)
+        ch = wiring.adc_for(K.plant, pin.id if isinstance(pin, Pin) else pin)
         if ch is not None:  # a wired channel converts in the plant (one call, not two)
             self.read_uv = ch.read_uv
-            self.read_u16 = ch.read_u16
 
     def atten(self, value):
-        self._atten = value
+        pass
 
     def read_uv(self):
         return 0  # an unconnected input
 
     def read_u16(self):
-        return 0
+        return self.read_uv() * 65535 // 3100000  # 11 dB full scale, as the ESP32 calibrates it
 
 
 class Timer:
