@@ -100,6 +100,9 @@ class HeaterControl:
         self.button = Pin(PIN_BUTTON, Pin.IN, Pin.PULL_UP)
         self.timer = Timer(0)
         self._cb = self.step
+        global _fast
+        _fast = False  # the module state below is set here, at every boot
+        drawn_ma_steps[0] = 0
 
         self.state = SLEEP
         self.fault = NONE

@@ -12,10 +12,9 @@ previous record, still loads: after a cut the record is either the new one,
 complete, or the previous one, never a mix. Nothing relies on rename being
 atomic.
 
-Records written by firmware 0.1 as plain NAME.json are read when no slot is
-valid, and migrate on the next save. A missing, short or corrupt record
-yields the caller's defaults and never stops the device from booting; what
-was found wrong is kept in `problems` for the boot report.
+A missing, short or corrupt record yields the caller's defaults and never
+stops the device from booting; what was found wrong is kept in `problems`
+for the boot report.
 """
 
 import json
@@ -34,23 +33,25 @@ problems = []  # "settings.b: crc" and the like, found since boot
 
 
 def _read_slot(path):
-    """(seq, payload) of a valid slot file; None if absent or invalid."""
+    """(seq, payload) of a valid slot file; None if absent or invalid. Reads
+    the header, then exactly the length it gives: no big buffer on a tight heap."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(_HDR_LEN + _MAX_LEN + 1)
+        f = open(path, "rb")
     except OSError:
         return None
-    why = "short"
-    if len(data) >= _HDR_LEN:
-        magic, crc, seq, n = struct.unpack_from(_HDR, data)
-        if magic != _MAGIC:
+    with f:
+        hdr = f.read(_HDR_LEN)
+        why = "short"
+        if len(hdr) == _HDR_LEN:
+            magic, crc, seq, n = struct.unpack(_HDR, hdr)
             why = "not a record"
-        elif len(data) != _HDR_LEN + n:
-            why = "length"
-        elif crc32(memoryview(data)[8:]) != crc:
-            why = "crc"
-        else:
-            return seq, data[_HDR_LEN:]
+            if magic == _MAGIC:
+                payload = f.read(n + 1) if n <= _MAX_LEN else b""
+                why = "length"
+                if len(payload) == n:
+                    if crc32(payload, crc32(memoryview(hdr)[8:])) == crc:
+                        return seq, payload
+                    why = "crc"
     problems.append(path + ": " + why)
     return None
 
@@ -85,13 +86,6 @@ def load(name, defaults):
         rec = _decode(name + "." + slot, payload, defaults)
         if rec is not None:
             return rec, True
-    try:  # firmware 0.1 kept plain JSON
-        with open(name + ".json") as f:
-            rec = _decode(name + ".json", f.read(), defaults)
-    except OSError:
-        rec = None
-    if rec is not None:
-        return rec, True
     return dict(defaults), False
 
 

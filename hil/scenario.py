@@ -120,7 +120,6 @@ class Scenario:
             "events": [[round(t * 1e6), kind, arg] for t, kind, arg in events],
             "sample_us": round(self.sample_s * 1e6),
             "power_sample_us": max(1_000_000, round(self.sample_s * 1e6)),
-            "power_cuts": any(kind == "power_cut" for _, kind, _ in events),
         }
         if self.series is not None:
             sr = self.series

@@ -3,7 +3,8 @@ unix port, against the plant models, in virtual time.
 
 The working directory of the MicroPython process is the device's flash: it
 gets the unit's calibration record and settings, as end-of-line test and the
-user would leave them, plus the run configuration for the simulator.
+user would leave them (hil/flash.py), plus the run configuration for the
+simulator.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hil import frames, power, record, toolchain
+from hil import flash, frames, power, record, toolchain
 from hil.paths import firmware_version
 from hil.scenario import Scenario
 
 ESP32_HEAP = "128K"  # the budget the firmware is held to
+REBOOT_EXIT = 5  # sim/reboot.py: the device rebooted; the next process resumes from its snapshot
 
 
 class SimError(RuntimeError):
@@ -74,40 +76,52 @@ def run(
     heap: str = ESP32_HEAP,
     lock_heap: bool = False,
     extra_config: dict[str, object] | None = None,
+    flash_files: dict[str, bytes] | None = None,
 ) -> SimResult:
-    """Simulate the scenario to its end and decode everything the device sent."""
+    """Simulate the scenario to its end and decode everything the device sent.
+    `flash_files`: more files on the device's flash (over the usual ones)."""
     mods = toolchain.sim_modules()
     exe = toolchain.micropython()
     cfg = sc.run_config()
     cfg["lock_heap"] = lock_heap
     cfg.update(extra_config or {})
-    with tempfile.TemporaryDirectory(prefix="heatrig-flash-") as flash:
-        fdir = Path(flash)
+    with tempfile.TemporaryDirectory(prefix="heatrig-flash-") as tmp:
+        fdir = Path(tmp) / "flash"
+        fdir.mkdir()
         cal = sc.calibration_record()
         if cal is not None:
-            (fdir / "calib.json").write_text(json.dumps(cal))
-        (fdir / "settings.json").write_text(
-            json.dumps({"profile": sc.profile, "telemetry": sc.telemetry, "power_telemetry": True})
-        )
-        (fdir / "run.json").write_text(json.dumps(cfg))
+            (fdir / "calib.a").write_bytes(flash.record(dict(cal)))
+        settings = {"profile": sc.profile, "telemetry": sc.telemetry, "power_telemetry": True}
+        (fdir / "settings.a").write_bytes(flash.record(settings))
+        for name, data in (flash_files or {}).items():
+            (fdir / name).write_bytes(data)
+        cfg["snapshot"] = str(Path(tmp) / "snapshot.json")  # a reboot's plant state
         env = dict(os.environ, MICROPYPATH=f"{mods}:.frozen")
         t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                [exe, "-X", f"heapsize={heap}", "-m", "sim.run", "run.json"],
-                cwd=fdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=120 + sc.duration_s / min(20.0, float(cfg.get("pace") or 20.0)),
-                check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise SimError(
-                f"{sc.name}: the simulation did not finish within {e.timeout:.0f} s"
-            ) from None
+        outputs = []
+        while True:  # one process per boot: a power cut or a reset wipes the device's RAM
+            (fdir / "run.json").write_text(json.dumps(cfg))
+            try:
+                proc = subprocess.run(
+                    [exe, "-X", f"heapsize={heap}", "-m", "sim.run", "run.json"],
+                    cwd=fdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    timeout=120 + sc.duration_s / min(20.0, float(cfg.get("pace") or 20.0)),
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as e:
+                raise SimError(
+                    f"{sc.name}: the simulation did not finish within {e.timeout:.0f} s"
+                ) from None
+            outputs.append(proc.stdout)
+            if proc.returncode != REBOOT_EXIT:
+                break
+            cfg["resume"] = cfg["snapshot"]
         wall = time.perf_counter() - t0
-    return decode(sc, proc.stdout, proc.returncode, proc.stderr.decode(errors="replace"), wall)
+    out = b"".join(outputs)
+    return decode(sc, out, proc.returncode, proc.stderr.decode(errors="replace"), wall)
 
 
 def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> SimResult:
@@ -143,6 +157,8 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Sim
         for p in by_type.get(frames.T_PLANT_INFO, [])
         if frames.text(bytes(p)).startswith("sim reboot")
     ]
-    return SimResult(
-        sc, rec, record.truth_array(truth), info, console, stray_text, wall_s, pw, reboots
-    )
+    # the simulation loop's wall time, over every boot's process
+    loop_us = sum(int(r.split("wall_us=")[1].split()[0]) for r in reboots if "wall_us=" in r)
+    info["wall_us"] = str(int(info.get("wall_us", "0")) + loop_us)
+    truth_arr = record.truth_array(truth)
+    return SimResult(sc, rec, truth_arr, info, console, stray_text, wall_s, pw, reboots)

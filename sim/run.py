@@ -9,7 +9,9 @@ validated scenario. The firmware is imported unchanged after the simulated
 instant, when the kernel raises SimEnd out of the firmware's sleep.
 
 A power cut or machine.reset() ends the firmware's run the same way; the
-device then boots again, as from power-on, against the same plant and flash.
+process then leaves the plant's state for the next one (sim/reboot.py), in
+which the device boots again, as from power-on, against the same plant and
+flash.
 """
 
 import gc
@@ -24,7 +26,6 @@ from sim.kernel import K, SimEnd
 from sim.plant import Plant
 
 _REBOOTS = ("power_cut", "machine_reset")
-_KEEP = ("board", "framing", "json", "os", "time", "machine", "utime")  # shared with the plant, or built in
 _flash = None  # sim.flash.Flash when the scenario cuts power mid-write
 _cycle = None  # sim.script.Cycle when it repeats one
 _boot_heap = 0
@@ -35,9 +36,15 @@ def info(text):
 
 
 def _power_cut(after_bytes):
+    """Cut the power now, or after_bytes into the firmware's writes to flash."""
+    global _flash
     if after_bytes < 0:
         raise SimEnd("power_cut")
-    _flash.arm(after_bytes)  # during the next write to flash (sim.flash)
+    if _flash is None:  # the flash behind a shim from now on (loaded only when a test needs it)
+        from sim import flash
+
+        _flash = flash.mount(os.getcwd())
+    _flash.arm(after_bytes)
 
 
 def _heap_after_boot(_):
@@ -106,30 +113,8 @@ def install():
     sys.modules["machine"] = vmachine
 
 
-def reboot(reason, off_us):
-    """Everything the firmware had is gone; its pins fall to their reset
-    state; power comes back after off_us (a cut) and the device boots."""
-    from sim import vmachine
-
-    for name in list(sys.modules):
-        if not (name in _KEEP or name.startswith("sim")):  # the firmware's modules
-            del sys.modules[name]
-    vmachine.reset_pins()
-    K.timers = []
-    K._pick_timer()
-    K.wdt_timeout_us = 0
-    K.feed_wdt()
-    K.plant.power_off()
-    gc.collect()
-    info("sim reboot reason=%s t_us=%d" % (reason, K.now_us))
-    if reason == "power_cut" and off_us:
-        K.run_until(K.now_us + off_us)
-    if _flash is not None:
-        _flash.revive()
-
-
 def main(path):
-    global _flash
+    global _boot_heap
     if sys.path and sys.path[0].endswith("sim"):
         sys.path.pop(0)  # the script's own folder: sim modules are imported as the `sim` package
     with open(path) as f:
@@ -137,11 +122,21 @@ def main(path):
     rec = setup(cfg)
     seed = cfg.get("seed", 1)
     off_us = int(cfg.get("power_off_s", 1.0) * 1000000)
-    if cfg.get("power_cuts"):  # the flash behind a shim that can lose power mid-write
-        from sim import flash
-
-        _flash = flash.mount(os.getcwd())
+    snapshot = cfg.get("snapshot")  # where to leave the plant's state when the device reboots
+    resume = cfg.get("resume")  # the snapshot this run continues from
     cfg = None
+    run = {"boots": 0, "cycle": None}
+    if resume:
+        from sim import reboot
+
+        run = reboot.load(resume)
+        del sys.modules["sim.reboot"]  # its work done: the heap is the firmware's
+        import sim
+
+        del sim.reboot
+        _boot_heap = run["heap_boot"]
+        if _cycle is not None and run["cycle"]:
+            _cycle.resume(*run["cycle"])
     install()
     gc.collect()
     sim_bytes = gc.mem_alloc()
@@ -150,28 +145,30 @@ def main(path):
         gc.mem_free()))  # fmt: skip
     wall0 = utime.ticks_us()
     code = 0
-    boots = 0
-    while True:
-        boots += 1
+    try:
+        if run.get("reason") == "power_cut":
+            K.run_until(K.now_us + off_us)  # the power comes back
         K.schedule(K.now_us, _heap_after_boot, None)  # fires when the booted firmware first sleeps
-        try:
-            import main  # noqa: F401  the firmware's own entry point
-            reason = "firmware_returned"
-        except SimEnd as e:
-            reason = e.reason
-        except Exception as e:  # a firmware bug: show it, fail the run
-            rec.flush()
-            sys.print_exception(e)
-            reason = "crash %s: %s" % (type(e).__name__, e)
-            code = 3
-        if reason not in _REBOOTS:
-            break
-        try:
-            reboot(reason, off_us)
-        except SimEnd as e:
-            reason = e.reason
-            break
+        import main  # noqa: F401  the firmware's own entry point
+        reason = "firmware_returned"
+    except SimEnd as e:
+        reason = e.reason
+    except Exception as e:  # a firmware bug: show it, fail the run
+        rec.flush()
+        sys.print_exception(e)
+        reason = "crash %s: %s" % (type(e).__name__, e)
+        code = 3
     wall_us = utime.ticks_diff(utime.ticks_us(), wall0)
+    boots = run["boots"] + 1
+    if reason in _REBOOTS and snapshot:
+        from sim import reboot
+
+        K.plant.power_off()
+        cycle = [_cycle.k, _cycle.i] if _cycle is not None else None
+        reboot.save(snapshot, {"boots": boots, "heap_boot": _boot_heap, "reason": reason, "cycle": cycle})
+        rec.flush()
+        info("sim reboot reason=%s t_us=%d wall_us=%d" % (reason, K.now_us, wall_us))
+        sys.exit(reboot.REBOOT_EXIT)
     rec.flush()
     info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d boots=%d heap_boot=%d heap_size=%d" % (
         reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken, boots, _boot_heap, gc.mem_alloc() + gc.mem_free()))  # fmt: skip

@@ -21,6 +21,15 @@ class Cycle:
         if self.count > 0 and self.events:
             K.schedule(self._due(), self._fire, None)
 
+    def resume(self, k, i):
+        """Continue a run cut short at cycle k, event i (sim/reboot.py)."""
+        if k == 0 and i == 0:
+            return  # not begun: its first event, scheduled when made, stands
+        self.k = k
+        self.i = i
+        if k < self.count:
+            K.schedule(self._due(), self._fire, None)
+
     def _due(self):
         return self.start_us + self.k * self.period_us + self.events[self.i][0]
 
