@@ -80,9 +80,10 @@ class Device:
         self._state = SLEEP
         self._ready = False
         self._refusals_seen = 0
-        self._refused_until = 0
-        self._show_until = 0
-        self._ready_until = 0
+        now = time.ticks_ms()  # deadlines start in the past (ticks wrap: 0 need not be)
+        self._refused_until = now
+        self._show_until = now
+        self._ready_until = now
         self._docked = False
         self._bat = -1
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hil import kpi, plot, scenario, simrun, toolchain
+from hil import kpi, plot, power, scenario, simrun, toolchain
 from hil.paths import RESULTS_DIR, SCENARIOS_DIR
 
 
@@ -61,8 +61,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     res = simrun.run(sc, extra_config={"pace": args.pace} if args.pace else None)
     puffs = kpi.true_puffs(res.truth)
     k = kpi.compute(res.record, puffs, res.realtime_factor)
+    pw = power.summary(res.power) if res.power is not None and len(res.power) else None
     if args.json:
-        print(json.dumps(k))
+        print(json.dumps(k if pw is None else {**k, "power": pw}))
         return 0
     out = args.out or RESULTS_DIR / sc.name
     out.mkdir(parents=True, exist_ok=True)
@@ -72,8 +73,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
     (out / "console.log").write_text("\n".join(res.console) + "\n")
     print(f"{sc.name}: {sc.description}" if sc.description else sc.name)
     print(kpi.table(k))
+    if pw is not None and res.power is not None:
+        print("\npower\n" + power.table(pw))
     print(f"\n  telemetry  {csv_path}")
-    if not args.no_plot:
+    if pw is not None and res.power is not None:
+        res.power.write_csv(out / "power.csv", res.record.meta)
+        print(f"  power      {out / 'power.csv'}")
+    if not args.no_plot and len(res.record):
         png = plot.heating_curve(res.record, out / "heating_curve.png", puffs)
         print(f"  plot       {png}")
     print(f"  KPIs       {out / 'kpi.json'}")

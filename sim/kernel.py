@@ -63,7 +63,7 @@ class Kernel:
     def schedule(self, t_us, fn, arg):
         """Add an input event; events at one instant keep the order they were added."""
         ev = self.events
-        if self._ev_i >= 32:  # drop what has fired: long runs schedule as they go
+        if self._ev_i >= 8:  # drop what has fired: long runs schedule as they go
             del ev[: self._ev_i]
             self._ev_i = 0
         i = len(ev)

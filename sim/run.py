@@ -29,6 +29,8 @@ _REBOOTS = ("power_cut", "machine_reset")
 _flash = None  # sim.flash.Flash when the scenario cuts power mid-write
 _cycle = None  # sim.script.Cycle when it repeats one
 _boot_heap = 0
+_main = None  # the firmware's main module, once booted
+_SIM_MODULES = ("board", "framing", "json", "os", "time", "machine", "utime")  # the plant's too
 
 
 def info(text):
@@ -49,9 +51,24 @@ def _power_cut(after_bytes):
 
 def _heap_after_boot(_):
     """Live heap once the firmware has booted: the figure held to the ESP32 budget."""
-    global _boot_heap
+    global _boot_heap, _main
+    _main = sys.modules.get("main")
     gc.collect()
     _boot_heap = max(_boot_heap, gc.mem_alloc())
+
+
+def _drop_firmware():
+    """Let go of everything the firmware had."""
+    global _main
+    if _main is not None:  # an import cut short stays referenced inside MicroPython:
+        _main.__dict__.clear()  # its namespace would keep the whole firmware
+        _main = None
+    for name in list(sys.modules):
+        if name not in _SIM_MODULES and not name.startswith("sim"):
+            del sys.modules[name]
+    K.timers = []
+    K._pick_timer()
+    gc.collect()
 
 
 def _bind(fn, plant):
@@ -161,6 +178,7 @@ def main(path):
     wall_us = utime.ticks_diff(utime.ticks_us(), wall0)
     boots = run["boots"] + 1
     if reason in _REBOOTS and snapshot:
+        _drop_firmware()  # its RAM is gone: room to write the snapshot
         from sim import reboot
 
         K.plant.power_off()
