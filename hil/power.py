@@ -152,26 +152,22 @@ class PowerRecord:
     # --- what happened --------------------------------------------------------
     def sessions(self) -> list[Session]:
         c = self.cols
-        hs = c["heater_state"]
-        heating = np.isin(hs, HEATING_STATES)
         out = []
-        starts = np.flatnonzero(heating & ~np.concatenate(([False], heating[:-1])))
-        for i0 in starts:
-            i = int(i0)
-            after = np.flatnonzero(~heating[i:])
-            if len(after):
-                j = i + int(after[0])
-                reason, fault = END_NAMES[int(c["end_reason"][j])], FAULT_NAMES[int(c["fault"][j])]
+        for i, j in _runs(np.isin(c["heater_state"], HEATING_STATES)):
+            if j is None:
+                j, reason, fault = len(c["t_s"]) - 1, "running", "none"
             else:
-                j, reason, fault = len(hs) - 1, "running", "none"
+                reason, fault = END_NAMES[int(c["end_reason"][j])], FAULT_NAMES[int(c["fault"][j])]
+            soc = c["holder_soc_true_pct"]
+            t = c["t_s"]
             out.append(
                 Session(
-                    float(c["t_s"][i]),
-                    float(c["t_s"][j]),
+                    float(t[i]),
+                    float(t[j]),
                     reason,
                     fault,
-                    float(c["holder_soc_true_pct"][max(0, i - 1)]),
-                    float(c["holder_soc_true_pct"][j]),
+                    float(soc[max(0, i - 1)]),
+                    float(soc[j]),
                 )
             )
         return out
@@ -186,19 +182,14 @@ class PowerRecord:
         """Charges of "holder" (in the dock) or "usb" (the charger's cell)."""
         state = self.fw["holder_charge" if which == "holder" else "usb_charge"]
         soc = self.cols["holder_soc_true_pct" if which == "holder" else "charger_soc_true_pct"]
-        active = np.isin(state, (PRE, CC, CV))
         t = self.cols["t_s"]
         out = []
-        starts = np.flatnonzero(active & ~np.concatenate(([False], active[:-1])))
-        for i0 in starts:
-            i = int(i0)
-            after = np.flatnonzero(~active[i:])
-            if len(after):
-                j = i + int(after[0])
+        for i, j in _runs(np.isin(state, (PRE, CC, CV))):
+            if j is None:
+                j, outcome = len(t) - 1, "running"
+            else:
                 st = int(state[j])
                 outcome = "done" if st == DONE else "fault" if st == CHARGE_FAULT else "stopped"
-            else:
-                j, outcome = len(t) - 1, "running"
             out.append(Charge(float(t[i]), float(t[j]), outcome, float(soc[i]), float(soc[j])))
         return out
 
@@ -276,6 +267,17 @@ def build(
         else:
             cols[name] = np.full(len(t_s), np.nan)
     return PowerRecord(f, tr, cols)
+
+
+def _runs(active: np.ndarray) -> list[tuple[int, int | None]]:
+    """(first index, index where it ended or None) of each run of True."""
+    starts = np.flatnonzero(active & ~np.concatenate(([False], active[:-1])))
+    out: list[tuple[int, int | None]] = []
+    for i0 in starts:
+        i = int(i0)
+        after = np.flatnonzero(~active[i:])
+        out.append((i, i + int(after[0]) if len(after) else None))
+    return out
 
 
 def _unwrap_ms(ticks: np.ndarray, offset_us: int | None) -> np.ndarray:

@@ -102,3 +102,49 @@ def test_calibration_record_follows_the_unit() -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(scenario.ScenarioError, match="cannot read"):
         scenario.load(tmp_path / "nope.toml")
+
+
+def test_repeated_sessions_expand_to_one_cycle() -> None:
+    sc = scenario.parse(
+        '[scenario]\nname = "x"\n[sessions]\ncount = 3\nevery_s = 600\nfirst_s = 10\n'
+        '[puffing]\nregime = "hci"\n'
+    )
+    assert sc.series is not None and sc.duration_s == 10 + 3 * 600
+    kinds = [kind for _, kind, _ in sc.series.events]
+    assert kinds[:4] == ["dock", "stick", "button", "button"]
+    assert kinds.count("puff") == 12 and kinds[-2:] == ["stick", "dock"]
+    cycle = sc.run_config()["cycle"]
+    assert (cycle["start_us"], cycle["period_us"], cycle["count"]) == (10_000_000, 600_000_000, 3)
+
+
+def test_repeated_sessions_are_checked() -> None:
+    ps = problems(
+        '[scenario]\nname = "x"\n[start]\nbutton_at_s = 2\n[sessions]\ncount = 3\nevery_s = 100\n'
+    )
+    assert ps[0].startswith("s.toml:3: [start]: [start] is for one session")
+    assert ps[1] == "s.toml:7: [sessions] every_s: a session takes 397 s, got 100"
+
+
+def test_power_events_need_their_arguments() -> None:
+    ps = problems(
+        '[scenario]\nname = "x"\n'
+        '[[events]]\nt_s = 1\naction = "usb"\n'
+        '[[events]]\nt_s = 2\naction = "power_cut"\nat_write_byte = -1\n'
+        '[[events]]\nt_s = 3\naction = "charger_soc"\nsoc_pct = 120\n'
+    )
+    assert ps == [
+        "s.toml:5: [[events]] #1 action: 'usb' needs plugged",
+        "s.toml:9: [[events]] #2 at_write_byte: must be within 0..1.04858e+06, got -1",
+        "s.toml:13: [[events]] #3 soc_pct: must be within 0..100, got 120.0",
+    ]
+
+
+def test_charger_usb_and_record_tables_reach_the_simulator() -> None:
+    sc = scenario.parse(
+        '[scenario]\nname = "x"\n[charger]\nsoc_pct = 25\n[holder]\ndocked = true\n'
+        "[usb]\nplugged = true\ni_limit_a = 0.5\n[record]\nsample_s = 1.0\ntelemetry = false\n"
+    )
+    cfg = sc.run_config()
+    assert cfg["plant"]["chg_cell_soc"] == 0.25 and cfg["plant"]["docked"] == 1.0
+    assert cfg["plant"]["usb_plugged"] == 1.0 and cfg["plant"]["usb_i_limit_a"] == 0.5
+    assert cfg["sample_us"] == 1_000_000 and not sc.telemetry
