@@ -101,7 +101,7 @@ class HeaterControl:
         self.timer = Timer(0)
         self._cb = self.step
         global _fast
-        _fast = False  # the module state below is set here, at every boot
+        _fast = False  # the module state above starts afresh with each heater
         drawn_ma_steps[0] = 0
 
         self.state = SLEEP

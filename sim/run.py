@@ -30,7 +30,7 @@ _flash = None  # sim.flash.Flash when the scenario cuts power mid-write
 _cycle = None  # sim.script.Cycle when it repeats one
 _boot_heap = 0
 _main = None  # the firmware's main module, once booted
-_SIM_MODULES = ("board", "framing", "json", "os", "time", "machine", "utime")  # the plant's too
+_SIM_MODULES = ("board", "framing", "json", "os", "time", "machine", "utime")  # kept: shared or built in
 
 
 def info(text):
