@@ -7,6 +7,7 @@ console, telemetry output and the watchdog.
 
 import time
 
+import boot_hold
 import calib
 import faults
 import settings
@@ -15,7 +16,7 @@ from console import Console
 from device import Device
 from heater_ctl import HeaterControl
 from indicator import Indicator
-from machine import WDT
+from machine import WDT, reset
 from micropython import const
 from profiles import Profile
 from telemetry import Telemetry
@@ -43,6 +44,24 @@ class App:
         self.heater.profile = Profile(name)
         self.settings["profile"] = name
         settings.save(self.settings)
+
+    def set_telemetry_at_boot(self, on):
+        self.settings["telemetry"] = on
+        settings.save(self.settings)
+
+    def set_calibration(self, r0_uohm, tcr_ppm):
+        """Store a calibration record and use it from the next session on."""
+        calib.save(r0_uohm, tcr_ppm)
+        self.cal = calib.load()
+        self.heater.set_calibration(self.cal)
+
+    def reset(self, hold):
+        """Heater off, then a hardware reset; hold: the next boot stays in the REPL."""
+        self.heater.cut_for_reset()
+        if hold:
+            boot_hold.request()
+        time.sleep_ms(20)  # lets the UART send the reply before the reset
+        reset()
 
     def run(self):
         self.console.event(

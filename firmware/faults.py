@@ -58,3 +58,6 @@ class FaultLog:
             i = k % _LOG_SIZE
             out.append((self.codes[i], self.ticks[i], self.details[i]))
         return out
+
+    def clear(self):
+        self.count = 0

@@ -20,6 +20,7 @@ T_REPLY = const(0x02)  # text reply to a console command
 T_EVENT = const(0x03)  # text event: state changes, faults, boot banner
 T_PLANT = const(0x10)  # plant truth sample
 T_PLANT_INFO = const(0x11)  # plant/simulator text: run metadata, end of run
+T_PLANT_REPLY = const(0x12)  # plant/simulator text: the reply to an "@plant" line
 
 
 def _crc_table():

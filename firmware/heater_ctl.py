@@ -137,6 +137,15 @@ class HeaterControl:
         """Main-loop entry for faults found outside the control step."""
         self._trip(fault, 0)
 
+    def cut_for_reset(self):
+        self.timer.deinit()
+        self._cut()
+
+    def set_calibration(self, cal):
+        """A new calibration record; the console allows it only while idle."""
+        self.cal = cal
+        self.safety = HeaterSafety(cal)
+
     # --- the control step (timer callback) -----------------------------------
     @micropython.native
     def step(self, _timer):

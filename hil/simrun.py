@@ -66,6 +66,18 @@ def meta_for(sc: Scenario) -> dict[str, str]:
     }
 
 
+def flash_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None]:
+    """What a run needs on the device's flash (None: the file must not be there):
+    the unit's calibration record and the settings as end-of-line test and the
+    user would leave them, and the run configuration for the simulator."""
+    cal = sc.calibration_record()
+    return {
+        "calib.json": json.dumps(cal).encode() if cal is not None else None,
+        "settings.json": json.dumps({"profile": sc.profile, "telemetry": True}).encode(),
+        "run.json": json.dumps(cfg).encode(),
+    }
+
+
 def run(
     sc: Scenario,
     *,
@@ -81,11 +93,9 @@ def run(
     cfg.update(extra_config or {})
     with tempfile.TemporaryDirectory(prefix="heatrig-flash-") as flash:
         fdir = Path(flash)
-        cal = sc.calibration_record()
-        if cal is not None:
-            (fdir / "calib.json").write_text(json.dumps(cal))
-        (fdir / "settings.json").write_text(json.dumps({"profile": sc.profile, "telemetry": True}))
-        (fdir / "run.json").write_text(json.dumps(cfg))
+        for name, data in flash_files(sc, cfg).items():
+            if data is not None:
+                (fdir / name).write_bytes(data)
         env = dict(os.environ, MICROPYPATH=f"{mods}:.frozen")
         t0 = time.perf_counter()
         try:
@@ -114,11 +124,14 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Sim
     ]
     info: dict[str, str] = {}
     start: dict[str, str] = {}
+    steps: dict[str, str] = {}
     for p in by_type.get(frames.T_PLANT_INFO, []):
         text = frames.text(bytes(p))
         words = dict(w.split("=", 1) for w in text.split()[2:] if "=" in w)
         if text.startswith("sim start"):
             start = words
+        elif text.startswith("sim steps"):
+            steps = words  # host CPU time per control step, if profiled
         elif text.startswith("sim end"):
             info = words
             info["reason"] = text.split("reason=", 1)[1].split(" t_us=")[0]
@@ -130,6 +143,7 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Sim
         raise SimError(f"{sc.name}: the simulator exited with code {rc}:\n{detail}")
     if info["reason"] not in ("end_of_scenario",):
         raise SimError(f"{sc.name}: the run ended early: {info['reason']}\n{stray_text}")
+    info.update(steps)
     offset = int(start["ticks_offset_us"]) if "ticks_offset_us" in start else None
     rec = record.build(tel, truth, meta_for(sc), offset)
     rec.info = info

