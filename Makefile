@@ -6,13 +6,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench lint format clean deploy
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
 
 test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
+	$(BIN)/pytest -m dut --target serial --port virtual --junitxml=results/junit-serial.xml
+
+# deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
+deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "make deploy PORT=/dev/ttyUSB0 (the board's serial port)"; exit 2; }
+	$(BIN)/heatrig deploy --port $(PORT) $(if $(HARDWARE),--hardware)
 
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --benchmark-autosave --benchmark-storage=results/benchmarks

@@ -25,7 +25,12 @@ from mpremote.transport_serial import SerialTransport
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"  # the ">" prompt is left for mpremote
 FRIENDLY_PROMPT = b">>> "
-PROGRAM_END = b"\x04>"  # the raw REPL's tail after a program: stdout EOF, stderr, EOF, prompt
+PROGRAM_END = b"\x04>"
+# getting to the REPL: a REPL answers at once; a board that resets (ESP32: ~1-2 s
+# of boot) has REBOOT_S; then the raw REPL must answer within RAW_S
+PROBE_S = 1.0
+REBOOT_S = 4.0
+RAW_S = 1.5  # the raw REPL's tail after a program: stdout EOF, stderr, EOF, prompt
 
 # the native architectures of sys.implementation._mpy (MicroPython's mpyfiles reference)
 ARCHS = (
@@ -119,30 +124,30 @@ class Board:
             raise BoardError(f"{self.port}: the raw REPL stopped answering ({data[-80:]!r})")
         self.tr.in_raw_repl = True
 
-    def to_repl(self, timeout_s: float = 8.0) -> None:
-        """Stop whatever runs and enter the raw REPL, within timeout_s."""
-        deadline = time.monotonic() + timeout_s
+    def to_repl(self) -> None:
+        """Stop whatever runs and enter the raw REPL, within PROBE_S + REBOOT_S + RAW_S."""
         seen = bytearray()
         self.serial.reset_input_buffer()
         # a REPL, or a program that Ctrl-C stops
         self.serial.write(b"\r\x03\x03\r\x01")
-        if self._read_for(RAW_BANNER, min(1.0, timeout_s / 4), seen):
+        if self._read_for(RAW_BANNER, PROBE_S, seen):
             self._settle_raw()
             return
-        # the heatrig firmware: its console resets the board into the REPL
+        # the heatrig firmware (Ctrl-C is off while its console runs): it resets
+        # the board into the REPL on request
         self.log("no REPL answered; asking a running heatrig firmware for `reset repl`")
         self.serial.write(b"\r\nreset repl\r\n")
         before = len(seen)
-        self._read_for(FRIENDLY_PROMPT, max(0.1, deadline - time.monotonic() - 1.5), seen)
-        if len(seen) == 0:
+        self._read_for(FRIENDLY_PROMPT, REBOOT_S, seen)
+        if not seen:
             raise BoardError(
-                f"no response from {self.port} within {timeout_s:.0f} s: nothing seems to be "
-                f"behind it. Check that the board is connected and powered and that this is its "
-                f"port (ports found: {available_ports()}); if the board runs MicroPython, press "
+                f"no response from {self.port} within {PROBE_S + REBOOT_S:.0f} s: nothing seems "
+                f"to be behind it. Check that the board is connected and powered and that this "
+                f"is its port (ports found: {available_ports()}); if it runs MicroPython, press "
                 f"its reset button and retry"
             )
         self.serial.write(b"\r\x03\x03\r\x01")
-        if self._read_for(RAW_BANNER, max(0.1, deadline - time.monotonic()), seen):
+        if self._read_for(RAW_BANNER, RAW_S, seen):
             self._settle_raw()
             return
         preview = bytes(seen[before:][-120:] or seen[-120:])

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hil import frames, record, simrun, timing
-from hil.link import LinkLog
+from hil.link import Link, LinkLog
 from hil.paths import firmware_version
 from hil.scenario import Event, Scenario
 from hil.targets import Live, Target
@@ -35,6 +35,7 @@ from hil.transport import LinkClosed
 STATE_NAMES = record.STATE_NAMES
 SLICE_S = 0.25  # device time per clock grant while waiting on a virtual clock
 REPLY_TIMEOUT_S = 5.0  # wall time for a reply (no device time passes for one)
+NO_PLANT = "ERR 1 no channel @plant"
 
 
 class DutError(AssertionError):
@@ -90,14 +91,28 @@ class Dut:
         cfg = sc.run_config()
         cfg.update(end_s=None, host_stepped=True, sample_us=10000)
         cfg.update(config)
-        self.live = self.target.start(sc, cfg, self.log)
+        self._scenario = sc
+        self._attach(self.target.start(sc, cfg, self.log))
+
+    def reset(self) -> None:
+        """Reset the device (console `reset`) and go on in a new session on
+        the same flash: what the firmware stored survives, the rest restarts."""
+        live = self._live()
+        self.command("reset")
+        if live.virtual_clock:  # the firmware waits 20 ms before the reset: let them pass
+            live.link.send_line("@plant run 20000")
+        self.last_live_record = self.record()
+        self.log.write("note", "the device resets")
+        self._attach(self.target.reboot(live))
+
+    def _attach(self, live: Live) -> None:
+        self.live = live
         self._offset_us = None
         self._t_us = 0
         self._last_ticks = None
         self._checked = 0
         self._tel_cursor = 0
         self._ev_cursor = 0
-        self._scenario = sc
         if self.live.virtual_clock:
             self._until(lambda: self._link.paused_us is not None, "the first pause", 30.0)
         self.expect_event(r"^boot heatrig", timeout_s=5.0)
@@ -115,11 +130,14 @@ class Dut:
                 self.live.finish()
                 self.live = None
 
-    @property
-    def _link(self) -> Any:
+    def _live(self) -> Live:
         if self.live is None:
             raise DutError("no live session: call dut.start() first")
-        return self.live.link
+        return self.live
+
+    @property
+    def _link(self) -> Link:
+        return self._live().link
 
     def _until(self, cond: Callable[[], bool], what: str, timeout_s: float) -> None:
         """Pump the link until cond() (wall-clock bound: for replies, not device time)."""
@@ -190,17 +208,25 @@ class Dut:
 
     # --- plant -----------------------------------------------------------------------
     def plant(self, line: str, *, check: bool = True) -> str:
-        """A plant command (sim/plant_cmd.py); its reply."""
+        """A plant command (sim/plant_cmd.py); its reply. Replies of the
+        firmware's console stay queued for its commands."""
         link = self._link
         self._discard(link.plant_replies)
-        self._discard(link.replies)
         link.send_line("@plant " + line)
+
+        def no_channel() -> bool:
+            return any(r.startswith(NO_PLANT) for r in link.replies)
+
         self._until(
-            lambda: bool(link.plant_replies or link.replies),
+            lambda: bool(link.plant_replies) or no_channel(),
             f"a reply to '@plant {line}'",
             REPLY_TIMEOUT_S,
         )
-        reply: str = (link.plant_replies or link.replies).popleft()
+        if link.plant_replies:
+            reply: str = link.plant_replies.popleft()
+        else:  # a target without a plant: the console's own error
+            reply = next(r for r in link.replies if r.startswith(NO_PLANT))
+            link.replies.remove(reply)
         if check and not reply.startswith("OK"):
             raise DutError(self._explain(f"OK to '@plant {line}', got {reply!r}"))
         return reply

@@ -15,6 +15,7 @@ running the plant in virtual time play a six-minute session in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -48,6 +49,8 @@ class Live:
     link: Link
     virtual_clock: bool  # host-stepped virtual time (else real time)
     target: Target
+    cfg: dict[str, Any]
+    flash: Path | None = None  # the simulator's flash directory
 
     def finish(self, timeout_s: float = 10.0) -> None:
         self.target.finish(self, timeout_s)
@@ -85,6 +88,11 @@ class Target(ABC):
     def finish(self, live: Live, timeout_s: float) -> None: ...
 
     @abstractmethod
+    def reboot(self, live: Live) -> Live:
+        """After the device reset itself: a new session on the same flash (what
+        the firmware stored survives), with the same run configuration."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the target (end of the test session)."""
 
@@ -110,23 +118,26 @@ class SimTarget(Target):
         for name, data in simrun.flash_files(sc, cfg).items():
             if data is not None:
                 (flash / name).write_bytes(data)
+        return self._launch(flash, cfg, log)
+
+    def _launch(self, flash: Path, cfg: dict[str, Any], log: LinkLog) -> Live:
         env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
         argv = [toolchain.micropython(), "-X", f"heapsize={simrun.ESP32_HEAP}"]
         tr = SubprocessTransport([*argv, "-m", "sim.run", "run.json"], cwd=flash, env=env)
         log.write("note", f"sim: flash {flash}")
-        return Live(Link(tr, log), virtual_clock=bool(cfg.get("host_stepped")), target=self)
+        return Live(Link(tr, log), bool(cfg.get("host_stepped")), self, cfg, flash)
+
+    def reboot(self, live: Live) -> Live:
+        _wait_closed(live.link, 10.0)
+        assert live.flash is not None
+        return self._launch(live.flash, live.cfg, live.link.log)
 
     def finish(self, live: Live, timeout_s: float) -> None:
         link = live.link
         if not link.closed:
-            try:
+            with contextlib.suppress(LinkClosed):
                 link.send_line("@plant end")
-                end = time.monotonic() + timeout_s
-                while time.monotonic() < end:
-                    link.pump(0.1)  # until the process exits: LinkClosed
-            except LinkClosed:
-                pass
-            link.close()
+            _wait_closed(link, timeout_s)
 
     def close(self) -> None:
         for flash in self._flashes:
@@ -221,7 +232,15 @@ class SerialTarget(Target):
         b = self._prepare(sc, cfg)
         b.start(BOARD_RUN)
         log.write("note", f"started on {self.describe()}")
-        return Live(Link(_BoardTransport(b), log), bool(cfg.get("host_stepped")), self)
+        return Live(Link(_BoardTransport(b), log), bool(cfg.get("host_stepped")), self, cfg)
+
+    def reboot(self, live: Live) -> Live:
+        live.link.closed = True
+        b = self.board()  # the board booted the firmware: back to the REPL
+        b.write("run.json", json.dumps(live.cfg).encode())
+        b.start(BOARD_RUN)
+        live.link.log.write("note", f"restarted on {self.describe()}")
+        return Live(Link(_BoardTransport(b), live.link.log), live.virtual_clock, self, live.cfg)
 
     def finish(self, live: Live, timeout_s: float) -> None:
         link = live.link
@@ -253,6 +272,17 @@ class _BoardTransport(SerialTransport):
 
     def close(self) -> None:
         pass
+
+
+def _wait_closed(link: Link, timeout_s: float) -> None:
+    """Read until the other end has gone (a process that is exiting)."""
+    end = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < end:
+            link.pump(0.1)
+    except LinkClosed:
+        pass
+    link.close()
 
 
 def _split_tail(data: bytes) -> tuple[bytes, bytes]:

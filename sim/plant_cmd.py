@@ -179,13 +179,17 @@ class PlantChannel:
     def _noise(self, w):
         n = int(_num(w, 0, 1, 65536))
         x = int(_num(w, 1, 1, 65535))
-        out = bytearray(n)
-        for i in range(n):
-            x ^= (x << 7) & 0xFFFF
-            x ^= x >> 9
-            x ^= (x << 8) & 0xFFFF
-            out[i] = x & 0xFF
-        sys.stdout.buffer.write(out)
+        buf = bytearray(256)  # in pieces: the heap is small
+        left = n
+        while left:
+            k = min(left, 256)
+            for i in range(k):
+                x ^= (x << 7) & 0xFFFF
+                x ^= x >> 9
+                x ^= (x << 8) & 0xFFFF
+                buf[i] = x & 0xFF
+            sys.stdout.buffer.write(buf[:k])
+            left -= k
         return "noise %d" % n
 
     def _cut(self, w):
@@ -196,7 +200,13 @@ class PlantChannel:
 
     def _line(self, w):
         n = int(_num(w, 0, 1, 65536))
-        sys.stdout.buffer.write(b"x" * n + b"\n")
+        chunk = b"x" * 256
+        left = n
+        while left:
+            k = min(left, 256)
+            sys.stdout.buffer.write(chunk[:k])
+            left -= k
+        sys.stdout.buffer.write(b"\n")
         return "line %d" % n
 
     def _end(self, w):
