@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
+ESP32_STUBS := $(VENV)/esp32-stubs
 
 .PHONY: run test bench lint format clean deploy
 
@@ -27,6 +28,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check hil tests benchmarks
 	$(BIN)/ruff format --check hil tests benchmarks
 	$(BIN)/mypy
+	MYPYPATH=$(ESP32_STUBS) $(BIN)/mypy --config-file tests/esp32/mypy.ini \
+		--custom-typeshed-dir $(ESP32_STUBS) firmware
 
 format: $(STAMP)
 	$(BIN)/ruff format hil tests benchmarks
@@ -36,6 +39,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -rf $(ESP32_STUBS)
+	$(BIN)/python -m pip install --quiet --target $(ESP32_STUBS) \
+		"$$($(BIN)/python -m hil.toolchain esp32-stubs)"
 	touch $(STAMP)
 
 clean:

@@ -35,7 +35,7 @@ E_STORAGE = const(7)
 # out-of-band channels: name -> handler(words), for console lines "@name ...".
 # The firmware registers none; the simulated plant registers "plant" on
 # boards without heater hardware. A handler sends its own reply.
-_channels = {}
+_channels: dict = {}
 
 
 def register_channel(name, handler):

@@ -109,7 +109,6 @@ class HeaterControl:
         self.demand_mw = 0
         self.power_mw = 0
         self.cell_mv = 0
-        self.last_step_us = 0
         self.steps = 0
 
     # --- main-loop side ----------------------------------------------------
@@ -150,7 +149,6 @@ class HeaterControl:
     @micropython.native
     def step(self, _timer):
         now_us = ticks_us()
-        self.last_step_us = now_us
         self.steps += 1
         vh_uv = self.adc_vh.read_uv()
         ih_uv = self.adc_ih.read_uv()

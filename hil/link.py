@@ -67,6 +67,7 @@ class Link:
         self.closed = False
         self._last_rx = time.monotonic()
         self.rx_bytes = 0
+        self.frame_bytes: dict[int, int] = {}  # by frame type, framing included
 
     # --- sending ---------------------------------------------------------------------
     def send_line(self, line: str) -> None:
@@ -100,6 +101,7 @@ class Link:
 
     def _sort(self, f: frames.Frame) -> None:
         t = f.ftype
+        self.frame_bytes[t] = self.frame_bytes.get(t, 0) + len(f.payload) + frames.OVERHEAD
         if t == frames.T_TELEMETRY:
             self.telemetry.append(f.payload)
             self.last = frames.telemetry(f.payload)

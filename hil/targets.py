@@ -226,7 +226,9 @@ class SerialTarget(Target):
             raise TargetError(f"{sc.name}: the link to {self.port} broke: {e}") from None
         wall = time.perf_counter() - t0
         body, err = _split_tail(bytes(data))
-        return simrun.decode(sc, body, 0 if not err else 3, err.decode(errors="replace"), wall)
+        res = simrun.decode(sc, body, 0 if not err else 3, err.decode(errors="replace"), wall)
+        res.record.meta["target"] = self.describe()
+        return res
 
     def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:
         b = self._prepare(sc, cfg)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hil.paths import BUILD_DIR, FIRMWARE_DIR, SIM_DIR
+from hil.paths import BUILD_DIR, FIRMWARE_DIR, ROOT, SIM_DIR
 
 
 class ToolError(RuntimeError):
@@ -117,3 +117,23 @@ def sim_modules(arch: str = "x64") -> Path:
         if old != out:
             shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def esp32_stubs_requirement() -> str:
+    """The pinned ESP32 stubs package ([tool.heatrig] in pyproject.toml)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return str(data["tool"]["heatrig"]["esp32-stubs"])
+
+
+def esp32_stubs_dir() -> Path:
+    """Where `make` installs them: beside the venv's packages, not among them."""
+    return Path(sys.prefix) / "esp32-stubs"
+
+
+if __name__ == "__main__":  # used by the Makefile
+    if sys.argv[1:] == ["esp32-stubs"]:
+        print(esp32_stubs_requirement())

@@ -42,11 +42,11 @@ class RtClock:
     def sync(self):
         t = utime.ticks_us()
         dt = utime.ticks_diff(t, self._last)
-        if dt < _MIN_STEP_US:
-            return
-        self._last = t
         now = self.now_us + dt
         ev = self.events
+        if dt < _MIN_STEP_US and (self._i >= len(ev) or ev[self._i][0] > now):
+            return
+        self._last = t
         while self._i < len(ev) and ev[self._i][0] <= now:
             t_ev, fn, arg = ev[self._i]
             self._i += 1
