@@ -85,14 +85,19 @@ class Dut:
         return self._log
 
     # --- live sessions ----------------------------------------------------------------
-    def start(self, sc: Scenario | None = None, **config: Any) -> None:
+    def start(self, sc: Scenario | None = None, *, real_time: bool = False, **config: Any) -> None:
         """Boot the firmware in a live session: by default a calibrated unit,
-        a full holder at 20 C, a stick inserted and no button pressed."""
+        a full holder at 20 C, a stick inserted and no button pressed, on a
+        host-stepped virtual clock. real_time: the clock runs by itself (the
+        simulator paced to the wall clock; a board as it boots, its plant set
+        by /pil.json; a board with real power hardware always)."""
         if self.live is not None:
             self.stop()
         sc = sc or idle_scenario()
         cfg = sc.run_config()
-        cfg.update(end_s=None, host_stepped=True, sample_us=10000)
+        cfg.update(end_s=None, host_stepped=not real_time, sample_us=10000)
+        if real_time:
+            cfg["pace"] = 1.0
         cfg.update(config)
         self._scenario = sc
         self._attach(self.target.start(sc, cfg, self.log))
@@ -119,6 +124,8 @@ class Dut:
         if self.live.virtual_clock:
             self._until(lambda: self._link.paused_us is not None, "the first pause", 30.0)
         self.expect_event(r"^boot heatrig", timeout_s=5.0)
+        if not live.virtual_clock:
+            self.command("tm on")  # waits read telemetry
         for text in self._link.plant_info:
             if text.startswith("sim start"):
                 words = dict(w.split("=", 1) for w in text.split() if "=" in w)
@@ -305,7 +312,7 @@ class Dut:
         came after the frame the previous wait matched, within timeout_s of
         device time."""
         link = self._link
-        start = self.now_s
+        start = self._clock()
         while True:
             tel = link.telemetry
             for i in range(self._tel_cursor, len(tel)):
@@ -314,7 +321,7 @@ class Dut:
                     self._tel_cursor = i + 1
                     return s
             self._tel_cursor = len(tel)
-            left = start + timeout_s - self.now_s
+            left = start + timeout_s - self._clock()
             if left <= 1e-9:
                 raise DutError(
                     self._explain(f"{what} within {timeout_s:g} s of device time (from "
@@ -331,17 +338,24 @@ class Dut:
         previous expect_event matched."""
         rx = re.compile(pattern)
         link = self._link
-        start = self.now_s
+        start = self._clock()
         while True:
             for i in range(self._ev_cursor, len(link.events)):
                 if rx.search(link.events[i]):
                     self._ev_cursor = i + 1
                     return str(link.events[i])
-            left = start + timeout_s - self.now_s
+            left = start + timeout_s - self._clock()
             if left <= 1e-9:
                 raise DutError(self._explain(f"an event matching {pattern!r} within "
                                              f"{timeout_s:g} s of device time"))  # fmt: skip
             self._let_time_pass(min(SLICE_S, left))
+
+    def _clock(self) -> float:
+        """What timeouts are measured on: device time; on a real clock that
+        is the wall clock (telemetry may be off, or not yet flowing)."""
+        if self._live().virtual_clock:
+            return self.now_s
+        return time.monotonic()
 
     def _let_time_pass(self, seconds: float) -> None:
         if self.live is not None and self.live.virtual_clock:

@@ -110,8 +110,16 @@ class Record:
             out.write(f"# {k}: {v}\n")
         names = [n for n, _ in COLUMNS]
         out.write(",".join(names) + "\n")
-        fmt = ",".join(f for _, f in COLUMNS) + "\n"
-        data = [self.cols[n] for n in names]
+        fmts: list[str] = []
+        data: list[object] = []
+        for name, f in COLUMNS:
+            col = self.cols[name]
+            if f == "%d" and np.isnan(col).any():  # no truth (a board): empty cells
+                col = np.array(["" if np.isnan(v) else str(int(v)) for v in col], dtype=object)
+                f = "%s"
+            fmts.append(f)
+            data.append(col)
+        fmt = ",".join(fmts) + "\n"
         for row in zip(*data, strict=True):
             out.write((fmt % row).replace("nan", ""))
         return out.getvalue()

@@ -231,22 +231,47 @@ class SerialTarget(Target):
         return res
 
     def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:
+        if not cfg.get("host_stepped") or not self.board_has_plant():
+            return self._attach_at_boot(log, cfg)
         b = self._prepare(sc, cfg)
         b.start(BOARD_RUN)
         log.write("note", f"started on {self.describe()}")
         return Live(Link(_BoardTransport(b), log), bool(cfg.get("host_stepped")), self, cfg)
 
+    def board_has_plant(self) -> bool:
+        self.board()
+        return self.has_plant
+
+    def _attach_at_boot(self, log: LinkLog, cfg: dict[str, Any]) -> Live:
+        """Real time: reset the board and talk to the firmware as it boots
+        (with the plant of /pil.json on a processor-in-the-loop board)."""
+        b = self.board()
+        b.hard_reset()
+        log.write("note", f"reset {self.describe()}: the firmware boots, real time")
+        return Live(Link(_BoardTransport(b), log), False, self, cfg)
+
     def reboot(self, live: Live) -> Live:
         live.link.closed = True
+        if not live.virtual_clock:  # it reboots by itself
+            return Live(
+                Link(_BoardTransport(self._board_now()), live.link.log), False, self, live.cfg
+            )
         b = self.board()  # the board booted the firmware: back to the REPL
         b.write("run.json", json.dumps(live.cfg).encode())
         b.start(BOARD_RUN)
         live.link.log.write("note", f"restarted on {self.describe()}")
         return Live(Link(_BoardTransport(b), live.link.log), live.virtual_clock, self, live.cfg)
 
+    def _board_now(self) -> Board:
+        assert self._board is not None
+        return self._board
+
     def finish(self, live: Live, timeout_s: float) -> None:
         link = live.link
         if link.closed:
+            return
+        if not live.virtual_clock:  # the firmware runs on; the next run resets the board
+            link.closed = True
             return
         try:
             link.send_line("@plant end")

@@ -180,3 +180,17 @@ def test_a_failed_wait_says_what_it_expected_what_came_and_where_the_log_is(dut:
     assert "expected state heating within 0.5 s of device time" in text
     assert "state=sleep" in text
     assert "dut.log" in text
+
+
+def test_a_real_time_session(dut: Dut) -> None:
+    """The clock runs by itself (the simulator paced to the wall clock, a
+    board as it boots): the same commands and waits, bounded in real time."""
+    dut.start(real_time=True)
+    dut.command("start")
+    dut.wait_state("preheat", timeout_s=1.0)
+    dut.advance(0.5)
+    dut.command("stop")
+    dut.wait_state("cooling", timeout_s=1.0)
+    rec = dut.record()
+    assert 40 <= len(rec) <= 200  # about 100 Hz for well under two seconds
+    assert status(dut)["end"] == "user_stop"

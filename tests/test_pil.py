@@ -45,7 +45,11 @@ def mpy(code: str) -> dict[str, object]:
     script += "\nprint(json.dumps(out))\n"
     env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
     r = subprocess.run(
-        [toolchain.micropython(), "-c", script], capture_output=True, text=True, env=env, check=False
+        [toolchain.micropython(), "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
