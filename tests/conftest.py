@@ -7,6 +7,9 @@ target pytest was given: the simulator by default, or a board
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hil import kpi, scenario, simrun
+from hil import kpi, scenario, simrun, toolchain
 from hil.dut import Dut
 from hil.paths import SCENARIOS_DIR
 
@@ -33,6 +36,22 @@ def simulate(dut: Dut, toml: str, **config: Any) -> simrun.SimResult:
 
 def builtin(dut: Dut, name: str, overrides: dict[str, Any] | None = None) -> simrun.SimResult:
     return dut.run(scenario.load(SCENARIOS_DIR / f"{name}.toml", overrides))
+
+
+def run_mpy(script: str) -> dict[str, Any]:
+    """Run a script in the unix port with the firmware and simulator modules
+    importable; the script prints a JSON object last, which comes back."""
+    env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
+    r = subprocess.run(
+        [toolchain.micropython(), "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
 
 
 def kpis(res: simrun.SimResult) -> dict[str, Any]:

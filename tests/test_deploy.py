@@ -31,11 +31,7 @@ def vboard(tmp_path_factory: pytest.TempPathFactory) -> Generator[VirtualBoard, 
 
 @pytest.fixture(scope="module")
 def first(vboard: VirtualBoard) -> deploy.DeployReport:
-    board = Board(vboard.port, 115200)
-    try:
-        return deploy.deploy(board, say=lambda _m: None)
-    finally:
-        board.close()
+    return _deploy(vboard)
 
 
 def _deploy(vboard: VirtualBoard) -> deploy.DeployReport:

@@ -5,12 +5,9 @@ plant, which follows the wall clock and fires its events on time."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import textwrap
 
-from hil import toolchain
+from conftest import run_mpy
 
 FAKE_UMACHINE = """
 import sys
@@ -42,17 +39,7 @@ sys.modules["umachine"] = m
 
 def mpy(code: str) -> dict[str, object]:
     script = FAKE_UMACHINE + "import json\nout = {}\n" + textwrap.dedent(code)
-    script += "\nprint(json.dumps(out))\n"
-    env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
-    r = subprocess.run(
-        [toolchain.micropython(), "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return run_mpy(script + "\nprint(json.dumps(out))\n")
 
 
 def test_the_plant_follows_the_wall_clock_behind_the_wired_pins() -> None:
