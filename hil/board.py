@@ -30,7 +30,8 @@ PROGRAM_END = b"\x04>"
 # of boot) has REBOOT_S; then the raw REPL must answer within RAW_S
 PROBE_S = 1.0
 REBOOT_S = 4.0
-RAW_S = 1.5  # the raw REPL's tail after a program: stdout EOF, stderr, EOF, prompt
+RAW_S = 1.5
+QUIET_S = 0.1  # the raw REPL's tail after a program: stdout EOF, stderr, EOF, prompt
 
 # the native architectures of sys.implementation._mpy (MicroPython's mpyfiles reference)
 ARCHS = (
@@ -100,23 +101,34 @@ class Board:
             self.tr.close()
 
     # --- getting to the REPL -----------------------------------------------------
-    def _read_for(self, until: bytes, timeout_s: float, seen: bytearray) -> bool:
-        """Read into `seen` until it ends with `until` (True) or timeout_s passes."""
-        end = time.monotonic() + timeout_s
+    def _read_for(
+        self, until: bytes, timeout_s: float, seen: bytearray, quiet_s: float | None = None
+    ) -> bool:
+        """Read into `seen` until `until` has come (True), timeout_s has
+        passed, or (quiet_s) nothing has come for that long."""
+        now = time.monotonic()
+        end = now + timeout_s
+        last = now
         start = len(seen)
-        while time.monotonic() < end:
-            self.serial.timeout = min(0.05, max(0.0, end - time.monotonic()))
+        while now < end:
+            self.serial.timeout = min(0.05, max(0.0, end - now))
             data = self.serial.read(max(1, self.serial.in_waiting))
+            now = time.monotonic()
             if data:
+                last = now
                 seen += data
                 if until and until in seen[max(start, len(seen) - len(data) - len(until)) :]:
                     return True
+            elif quiet_s is not None and now - last >= quiet_s:
+                return False
         return False
 
     def _settle_raw(self) -> None:
-        """In the raw REPL: ask for its banner once more and read exactly up
-        to it, leaving the ">" prompt for mpremote's next exec."""
-        time.sleep(0.05)
+        """In the raw REPL: let what is still coming arrive (a busy board may
+        still be sending the first banner) and drop it, then ask for the banner
+        once more and read exactly up to it, leaving the ">" prompt for
+        mpremote's next exec."""
+        self._read_for(b"", QUIET_S, bytearray(), quiet_s=QUIET_S)
         self.serial.reset_input_buffer()
         self.serial.write(b"\r\x01")
         data = self.tr.read_until(1, RAW_BANNER, timeout=2)
@@ -158,12 +170,19 @@ class Board:
 
     # --- running code -------------------------------------------------------------
     def exec(self, code: str) -> bytes:
-        try:
-            return bytes(self.tr.exec(code))
-        except TransportExecError as e:
-            raise BoardError(f"on {self.port}: {e.error_output.strip()}") from None
-        except TransportError as e:
-            raise BoardError(f"{self.port} stopped answering the raw REPL: {e}") from None
+        """Run code in the raw REPL; its output. If the raw REPL lost step
+        (a late banner on a busy machine), enter it again and retry once."""
+        for attempt in (1, 2):
+            try:
+                return bytes(self.tr.exec(code))
+            except TransportExecError as e:
+                raise BoardError(f"on {self.port}: {e.error_output.strip()}") from None
+            except TransportError as e:
+                if attempt == 2:
+                    raise BoardError(f"{self.port} stopped answering the raw REPL: {e}") from None
+                self.log(f"raw REPL out of step ({e}); entering it again")
+                self.to_repl()
+        raise AssertionError("unreachable")
 
     def eval(self, expr: str) -> object:
         out = self.exec(f"print(repr({expr}))").decode().strip()
@@ -221,10 +240,15 @@ class Board:
     def write(self, path: str, data: bytes) -> None:
         """Write a file atomically: a cut transfer leaves the old file in place."""
         tmp = path + ".part"
-        try:
-            self.tr.fs_writefile(tmp, data, chunk_size=1024)
-        except (TransportError, OSError) as e:
-            raise BoardError(f"writing {path} on {self.port} failed: {e}") from None
+        for attempt in (1, 2):
+            try:
+                self.tr.fs_writefile(tmp, data, chunk_size=1024)
+                break
+            except (TransportError, OSError) as e:
+                if attempt == 2:
+                    raise BoardError(f"writing {path} on {self.port} failed: {e}") from None
+                self.log(f"writing {path}: raw REPL out of step ({e}); entering it again")
+                self.to_repl()
         self.exec(f"import os\nos.rename({tmp!r}, {path!r})")
 
     def mkdir(self, path: str) -> None:
