@@ -107,11 +107,18 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    import serial
+
     from hil import deploy
 
     board = Board(args.port, args.baud)
     try:
         report = deploy.deploy(board, plant=not args.hardware, start=not args.no_start)
+    except (serial.SerialException, OSError) as e:
+        raise BoardError(
+            f"the link to {args.port} broke during the deploy ({e}): was the board unplugged "
+            f"or reset? Deploy again; unchanged files are not copied twice"
+        ) from None
     finally:
         board.close()
     print(report.summary())
@@ -119,11 +126,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_vboard(args: argparse.Namespace) -> int:
+    import signal
     import tempfile
     import time
 
     from hil.vboard import VirtualBoard
 
+    def stop(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # stop the board cleanly when killed, too
     flash = args.flash or Path(tempfile.mkdtemp(prefix="heatrig-vboard-")) / "flash"
     with VirtualBoard(flash) as vb:
         print(f"virtual board on {vb.port} (flash {flash}); Ctrl-C stops it", flush=True)

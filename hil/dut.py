@@ -27,7 +27,6 @@ from typing import Any
 
 from hil import frames, record, simrun, timing
 from hil.link import Link, LinkLog
-from hil.paths import firmware_version
 from hil.scenario import Event, Scenario
 from hil.targets import Live, Target
 from hil.transport import LinkClosed
@@ -63,6 +62,7 @@ class Dut:
     _checked: int = 0  # telemetry frames already unwrapped into _t_us
     _tel_cursor: int = 0  # waits look at telemetry from here on
     _ev_cursor: int = 0  # and at events from here on
+    _scenario: Scenario | None = None  # the live session's
 
     # --- whole scenarios -------------------------------------------------------------
     def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> simrun.SimResult:
@@ -367,7 +367,7 @@ class Dut:
     def record(self) -> record.Record:
         """The live session's telemetry so far, joined with the plant's truth."""
         link = self._link
-        sc = getattr(self, "_scenario", None) or idle_scenario()
+        sc = self._scenario or idle_scenario()
         meta = simrun.meta_for(sc)
         meta["target"] = self.target.describe()
         rec = record.build(link.telemetry, link.truth, meta, self._offset_us)
@@ -395,7 +395,3 @@ def idle_scenario() -> Scenario:
         duration_s=0.0,
         events=[Event(0.0, "stick", True)],
     )
-
-
-def firmware_meta() -> dict[str, str]:
-    return {"firmware_version": firmware_version()}
