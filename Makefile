@@ -5,14 +5,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
+ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench lint format clean deploy
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
 
 test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
+	$(BIN)/pytest -m dut --target serial --port virtual --junitxml=results/junit-serial.xml
+
+# deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
+deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "make deploy PORT=/dev/ttyUSB0 (the board's serial port)"; exit 2; }
+	$(BIN)/heatrig deploy --port $(PORT) $(if $(HARDWARE),--hardware)
 
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --benchmark-autosave --benchmark-storage=results/benchmarks
@@ -21,6 +28,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check hil tests benchmarks
 	$(BIN)/ruff format --check hil tests benchmarks
 	$(BIN)/mypy
+	MYPYPATH=$(ESP32_STUBS) $(BIN)/mypy --config-file tests/esp32/mypy.ini \
+		--custom-typeshed-dir $(ESP32_STUBS) firmware
 
 format: $(STAMP)
 	$(BIN)/ruff format hil tests benchmarks
@@ -30,6 +39,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -rf $(ESP32_STUBS)
+	$(BIN)/python -m pip install --quiet --target $(ESP32_STUBS) \
+		"$$($(BIN)/python -m hil.toolchain esp32-stubs)"
 	touch $(STAMP)
 
 clean:

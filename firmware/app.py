@@ -10,6 +10,7 @@ import gc
 import time
 
 import board
+import boot_hold
 import calib
 import faults
 import machine
@@ -71,16 +72,32 @@ class App:
         self._done = [0, 0]  # charges completed: USB, holder
         self._session_ms = 0
 
-    def reset(self):
-        """Button held 10 s: restart, as from power-on (all records are on flash)."""
-        self.console.event("reset")
-        machine.reset()
-
     def select_profile(self, name):
         self.heater.profile = Profile(name)
         self.power.profile = name
         self.settings["profile"] = name
         settings.save(self.settings)
+
+    def set_telemetry_at_boot(self, on):
+        self.settings["telemetry"] = on
+        settings.save(self.settings)
+
+    def set_calibration(self, r0_uohm, tcr_ppm):
+        """Store a calibration record and use it from the next session on."""
+        calib.save(r0_uohm, tcr_ppm)
+        self.cal = calib.load()
+        self.heater.set_calibration(self.cal)
+
+    def reset(self, hold=False):
+        """Heater off, then a hardware reset, as from power-on (every record is
+        on flash): the button held 10 s, or the console's `reset`; hold: the
+        next boot stays in the REPL."""
+        self.console.event("reset")
+        self.heater.cut_for_reset()
+        if hold:
+            boot_hold.request()
+        time.sleep_ms(20)  # lets the UART send the reply before the reset
+        machine.reset()
 
     def run(self):
         c = self.counters

@@ -3,15 +3,19 @@ the pipes of the simulator).
 
 Input is text lines; output is framed (framing.py): replies and events as
 text frames, telemetry as binary frames. Every command gets exactly one
-reply, "OK ..." or "ERR <code> <message>". A bad line changes nothing.
+reply, "OK ..." or "ERR <code> <message>". A bad line changes nothing, and
+the console keeps serving whatever arrives: Ctrl-C is off while it runs (the
+link is binary), `reset repl` is the way back to the MicroPython REPL.
 See docs/console_protocol.md.
 """
 
 import select
 import sys
 
+import calib
 import faults
 import framing
+import micropython
 import profiles
 import states
 from micropython import const
@@ -26,6 +30,23 @@ E_STATE = const(3)
 E_TOO_LONG = const(4)
 E_RANGE = const(5)
 E_ENCODING = const(6)
+E_STORAGE = const(7)
+
+# out-of-band channels: name -> handler(words), for console lines "@name ...".
+# The firmware registers none; the simulated plant registers "plant" on
+# boards without heater hardware. A handler sends its own reply.
+_channels: dict = {}
+
+
+def register_channel(name, handler):
+    _channels[name] = handler
+
+
+def _int(word):
+    try:
+        return int(word)
+    except ValueError:
+        raise ValueError("not an integer: " + word)
 
 
 class Console:
@@ -39,7 +60,7 @@ class Console:
         self._line = bytearray(MAX_LINE)
         self._n = 0
         self._overflow = False
-        self.channels = {}  # name -> handler(args) for out-of-band lines "@name ..."
+        micropython.kbd_intr(-1)  # a 0x03 on the link is data, not KeyboardInterrupt
         self.commands = {
             "ver": self._cmd_ver,
             "status": self._cmd_status,
@@ -49,6 +70,10 @@ class Console:
             "clear": self._cmd_clear,
             "faults": self._cmd_faults,
             "profile": self._cmd_profile,
+            "settings": self._cmd_settings,
+            "set": self._cmd_set,
+            "cal": self._cmd_cal,
+            "reset": self._cmd_reset,
         }
 
     # --- output ------------------------------------------------------------
@@ -112,20 +137,29 @@ class Console:
             return
         name = words[0]
         if name.startswith("@"):
-            handler = self.channels.get(name[1:])
+            handler = _channels.get(name[1:])
             if handler is None:
                 self.error(E_UNKNOWN, "no channel " + name)
-            else:
-                handler(words[1:])
-            return
-        cmd = self.commands.get(name)
-        if cmd is None:
-            self.error(E_UNKNOWN, "unknown command " + name)
-            return
+                return
+            cmd = handler
+        else:
+            cmd = self.commands.get(name)
+            if cmd is None:
+                self.error(E_UNKNOWN, "unknown command " + name)
+                return
         try:
             cmd(words[1:])
+        except OSError as e:  # flash full or failing: nothing was changed
+            self.error(E_STORAGE, "%s: storage: %s" % (name, e))
         except Exception as e:  # a command must never take the console down
             self.error(E_ARGS, "%s: %s" % (name, e))
+
+    def _idle(self):
+        """True if the heater is off and no session runs (else an error reply)."""
+        if self.app.heater.state in (states.SLEEP, states.COOLING, states.FAULT):
+            return True
+        self.error(E_STATE, "not while heating")
+        return False
 
     # --- commands ------------------------------------------------------------
     def _cmd_ver(self, args):
@@ -134,7 +168,7 @@ class Console:
     def _cmd_status(self, args):
         h = self.app.heater
         self.reply(
-            "OK state=%s fault=%s puffs=%d temp_c=%d.%d cell_mv=%d profile=%s end=%s"
+            "OK state=%s fault=%s puffs=%d temp_c=%d.%d cell_mv=%d profile=%s end=%s tm=%d"
             % (
                 states.NAMES[h.state],
                 faults.NAMES[h.fault],
@@ -144,6 +178,7 @@ class Console:
                 h.cell_mv,
                 h.profile.name,
                 states.END_NAMES[h.end_reason],
+                self.app.tele.enabled,
             )
         )
 
@@ -170,6 +205,13 @@ class Console:
         self.reply("OK clear requested")
 
     def _cmd_faults(self, args):
+        if args == ["clear"]:
+            self.app.fault_log.clear()
+            self.reply("OK faults cleared")
+            return
+        if args:
+            self.error(E_ARGS, "usage: faults [clear]")
+            return
         parts = ["%s@%d:%d" % (faults.NAMES[c], t, d) for c, t, d in self.app.fault_log.entries()]
         self.reply("OK " + " ".join(parts))
 
@@ -177,11 +219,58 @@ class Console:
         if not args:
             self.reply("OK %s of %s" % (self.app.heater.profile.name, ",".join(profiles.names())))
             return
-        if args[0] not in profiles.PROFILES:
-            self.error(E_RANGE, "unknown profile " + args[0])
+        self._set_profile(args[0])
+
+    def _set_profile(self, name):
+        if name not in profiles.PROFILES:
+            self.error(E_RANGE, "unknown profile " + name)
             return
         if self.app.heater.state != states.SLEEP:
             self.error(E_STATE, "not while heating")
             return
-        self.app.select_profile(args[0])
-        self.reply("OK profile " + args[0])
+        self.app.select_profile(name)
+        self.reply("OK profile " + name)
+
+    def _cmd_settings(self, args):
+        s = self.app.settings
+        self.reply("OK profile=%s telemetry=%d" % (s["profile"], s["telemetry"]))
+
+    def _cmd_set(self, args):
+        if len(args) != 2:
+            self.error(E_ARGS, "usage: set profile NAME | set telemetry 0|1")
+            return
+        key, value = args
+        if key == "profile":
+            self._set_profile(value)
+        elif key == "telemetry":
+            if value not in ("0", "1"):
+                self.error(E_RANGE, "telemetry: 0 or 1")
+                return
+            self.app.set_telemetry_at_boot(value == "1")
+            self.reply("OK telemetry " + value)
+        else:
+            self.error(E_ARGS, "unknown setting " + key)
+
+    def _cmd_cal(self, args):
+        if not args:
+            c = self.app.cal
+            self.reply("OK r0_uohm=%d tcr_ppm=%d stored=%d" % (c.r0_uohm, c.tcr_ppm, c.stored))
+            return
+        if len(args) != 2:
+            self.error(E_ARGS, "usage: cal [R0_UOHM TCR_PPM]")
+            return
+        r0, tcr = _int(args[0]), _int(args[1])
+        if not calib.valid(r0, tcr):
+            self.error(E_RANGE, "implausible calibration")
+            return
+        if not self._idle():
+            return
+        self.app.set_calibration(r0, tcr)
+        self.reply("OK cal r0_uohm=%d tcr_ppm=%d" % (r0, tcr))
+
+    def _cmd_reset(self, args):
+        if args and args != ["repl"]:
+            self.error(E_ARGS, "usage: reset [repl]")
+            return
+        self.reply("OK reset" + (" to the REPL" if args else ""))
+        self.app.reset(bool(args))

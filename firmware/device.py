@@ -122,6 +122,8 @@ class Device:
 
     def _charger_button(self, ev, now_ms):
         c = self.cbutton
+        if c is None:
+            return
         held = c.held_ms(now_ms)
         if held >= HOLD_RESET_MS:
             self._reset()

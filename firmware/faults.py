@@ -80,3 +80,7 @@ class FaultLog:
                 self.record(e[0], e[1], e[2])
         if rec["count"] > self.count:
             self.count = rec["count"]
+
+    def clear(self):
+        """Empty the log (console `faults clear`); the main loop saves it."""
+        self.count = 0

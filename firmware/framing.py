@@ -21,7 +21,8 @@ T_EVENT = const(0x03)  # text event: state changes, faults, boot banner
 T_POWER = const(0x04)  # power telemetry: cells, charging, device state (charger.py)
 T_PLANT = const(0x10)  # plant truth sample
 T_PLANT_INFO = const(0x11)  # plant/simulator text: run metadata, end of run
-T_PLANT_POWER = const(0x12)  # plant truth sample of the cells and chargers
+T_PLANT_REPLY = const(0x12)  # plant/simulator text: the reply to an "@plant" line
+T_PLANT_POWER = const(0x13)  # plant truth sample of the cells and chargers
 
 
 def _crc_table():

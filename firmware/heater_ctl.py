@@ -35,7 +35,7 @@ from micropython import const
 from puff_detect import PuffDetector
 from states import COOLING, END_FAULT, END_NONE, END_PUFFS, END_TIME, END_USER, END_WARNING
 from states import FAULT, HEATING, PREHEAT, SLEEP
-from telemetry import FLAG_HEATER_EN, FLAG_PUFF, FLAG_READY, FLAG_STICK
+from telemetry import FLAG_HEATER_EN, FLAG_IDLE_RATE, FLAG_PUFF, FLAG_READY, FLAG_STICK
 from time import ticks_diff, ticks_ms, ticks_us
 
 CONTROL_PERIOD_MS = const(10)
@@ -120,7 +120,6 @@ class HeaterControl:
         self.demand_mw = 0
         self.power_mw = 0
         self.cell_mv = 0
-        self.last_step_us = 0
         self.steps = 0
 
     # --- main-loop side ----------------------------------------------------
@@ -161,11 +160,19 @@ class HeaterControl:
         """Main-loop entry for faults found outside the control step."""
         self._trip(fault, 0)
 
+    def cut_for_reset(self):
+        self.timer.deinit()
+        self._cut()
+
+    def set_calibration(self, cal):
+        """A new calibration record; the console allows it only while idle."""
+        self.cal = cal
+        self.safety = HeaterSafety(cal)
+
     # --- the control step (timer callback) -----------------------------------
     @micropython.native
     def step(self, _timer):
         now_us = ticks_us()
-        self.last_step_us = now_us
         self.steps += 1
         vh_uv = self.adc_vh.read_uv()
         ih_uv = self.adc_ih.read_uv()
@@ -205,6 +212,8 @@ class HeaterControl:
             flags |= FLAG_STICK
         if self.ready:
             flags |= FLAG_READY
+        if not _fast:
+            flags |= FLAG_IDLE_RATE
         duty = self._duty
         self.tele.record(
             now_us, self.state, flags, self.puffs.count, self.fault, self.end_reason,

@@ -1,5 +1,8 @@
 """Device entry point: MicroPython runs this after boot."""
 
-import app
+import boot_hold
 
-app.main()
+if not boot_hold.take():
+    import app
+
+    app.main()

@@ -28,8 +28,8 @@ _HDR = "<4sIIH"
 _HDR_LEN = const(14)
 _MAX_LEN = const(4096)
 
-_newest = {}  # name -> (seq, slot) of the newest valid copy on flash
-problems = []  # "settings.b: crc" and the like, found since boot
+_newest = {}  # type: dict[str, tuple[int, str]]  # name -> (seq, slot) of the newest copy
+problems = []  # type: list[str]  # "settings.b: crc" and the like, found since boot
 
 
 def _read_slot(path):
@@ -97,7 +97,7 @@ def save(name, rec):
     slot = "b" if slot == "a" else "a"
     seq += 1
     payload = json.dumps(rec)  # written as it is (a str is a buffer here): no copies on a tight heap
-    n = len(memoryview(payload))  # bytes, not characters
+    n = len(memoryview(payload))  # type: ignore[arg-type]  # bytes, not characters
     if n > _MAX_LEN:
         raise ValueError(name + ": record too long")
     crc = crc32(payload, crc32(struct.pack("<IH", seq, n)))

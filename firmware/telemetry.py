@@ -26,6 +26,7 @@ FLAG_PUFF = const(0x02)
 FLAG_STICK = const(0x04)
 FLAG_BUTTON = const(0x08)
 FLAG_READY = const(0x10)  # the session has signalled ready
+FLAG_IDLE_RATE = const(0x20)  # stepped at the idle rate (1 Hz), not the control rate
 
 
 class Telemetry:
@@ -68,7 +69,8 @@ class Telemetry:
 
     def drain(self):
         """Write pending frames (main loop only)."""
-        if self._buf is None:
+        mv = self._mv
+        if mv is None:
             if self.enabled:
                 self._make()
             return
@@ -77,9 +79,9 @@ class Telemetry:
         if r == w:
             return
         if w > r:
-            self._out.write(self._mv[r * _FRAME_LEN : w * _FRAME_LEN])
+            self._out.write(mv[r * _FRAME_LEN : w * _FRAME_LEN])
         else:
-            self._out.write(self._mv[r * _FRAME_LEN :])
+            self._out.write(mv[r * _FRAME_LEN :])
             if w:
-                self._out.write(self._mv[: w * _FRAME_LEN])
+                self._out.write(mv[: w * _FRAME_LEN])
         self._r = w

@@ -1,4 +1,4 @@
 """Firmware identity, reported on the console and over BLE."""
 
 FIRMWARE_VERSION = "0.1.0"
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2

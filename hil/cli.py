@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hil import kpi, plot, power, scenario, simrun, toolchain
+from hil.board import Board, BoardError
 from hil.paths import RESULTS_DIR, SCENARIOS_DIR
 
 
@@ -34,10 +35,25 @@ def main(argv: list[str] | None = None) -> int:
     ls = sub.add_parser("scenarios", help="list the built-in scenarios")
     ls.set_defaults(fn=cmd_scenarios)
 
+    d = sub.add_parser("deploy", help="deploy the firmware to a board over its serial port")
+    d.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
+    d.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    d.add_argument(
+        "--hardware",
+        action="store_true",
+        help="the board has the real heater stage: deploy the firmware alone, no plant models",
+    )
+    d.add_argument("--no-start", action="store_true", help="leave the board in the REPL")
+    d.set_defaults(fn=cmd_deploy)
+
+    v = sub.add_parser("vboard", help="run a virtual board (the unix port behind a pty)")
+    v.add_argument("--flash", type=Path, help="its flash directory (default: a temporary one)")
+    v.set_defaults(fn=cmd_vboard)
+
     args = p.parse_args(argv)
     try:
         return int(args.fn(args))
-    except (scenario.ScenarioError, simrun.SimError, toolchain.ToolError) as e:
+    except (scenario.ScenarioError, simrun.SimError, toolchain.ToolError, BoardError) as e:
         print(f"heatrig: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
@@ -93,6 +109,47 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             print(f"  {path.stem:<16} {sc.description}")
         except scenario.ScenarioError as e:
             print(f"  {path.stem:<16} INVALID: {e.problems[0]}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    import serial
+
+    from hil import deploy
+
+    board = Board(args.port, args.baud)
+    try:
+        report = deploy.deploy(board, plant=not args.hardware, start=not args.no_start)
+    except (serial.SerialException, OSError) as e:
+        raise BoardError(
+            f"the link to {args.port} broke during the deploy ({e}): was the board unplugged "
+            f"or reset? Deploy again; unchanged files are not copied twice"
+        ) from None
+    finally:
+        board.close()
+    print(report.summary())
+    return 0
+
+
+def cmd_vboard(args: argparse.Namespace) -> int:
+    import signal
+    import tempfile
+    import time
+
+    from hil.vboard import VirtualBoard
+
+    def stop(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # stop the board cleanly when killed, too
+    flash = args.flash or Path(tempfile.mkdtemp(prefix="heatrig-vboard-")) / "flash"
+    with VirtualBoard(flash) as vb:
+        print(f"virtual board on {vb.port} (flash {flash}); Ctrl-C stops it", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 

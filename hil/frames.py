@@ -22,9 +22,10 @@ T_EVENT = 0x03
 T_POWER = 0x04
 T_PLANT = 0x10
 T_PLANT_INFO = 0x11
-T_PLANT_POWER = 0x12
+T_PLANT_REPLY = 0x12
+T_PLANT_POWER = 0x13
 
-TEXT_TYPES = {T_REPLY, T_EVENT, T_PLANT_INFO}
+TEXT_TYPES = {T_REPLY, T_EVENT, T_PLANT_INFO, T_PLANT_REPLY}
 
 TELEMETRY_FMT = struct.Struct("<HIBBBBBhhHHHHH")
 PLANT_FMT = struct.Struct("<QqqqqiiiiiB")
@@ -62,6 +63,7 @@ class DecodeStats:
     bad_crc: int = 0
     skipped_bytes: int = 0
     text_bytes: int = 0
+    resyncs: int = 0  # partial frames given up on because nothing more came
 
 
 @dataclass
@@ -135,6 +137,18 @@ class Decoder:
     def _skip(self, text: bytearray, buf: bytearray, i: int) -> None:
         self.stats.skipped_bytes += 1
         text.append(buf[i])
+
+    def resync(self) -> tuple[list[Frame], bytes]:
+        """Give up on the partial frame held back (the rest never came: the
+        frame was cut): skip its sync byte and scan what followed it again."""
+        if not self._buf:
+            return [], b""
+        self.stats.resyncs += 1
+        self.stats.skipped_bytes += 1
+        first = bytes(self._buf[:1])
+        del self._buf[:1]
+        got, text = self.feed(b"")
+        return got, first + text
 
     def pending(self) -> bytes:
         """Bytes held back as a possible partial frame."""

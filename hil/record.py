@@ -47,6 +47,7 @@ FLAG_HEATER_EN = 0x01
 FLAG_PUFF = 0x02
 FLAG_STICK = 0x04
 FLAG_READY = 0x10
+FLAG_IDLE_RATE = 0x20  # stepped at 1 Hz (asleep), not the control rate
 
 IO_BUTTON = 0x01
 IO_STICK = 0x02
@@ -73,6 +74,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("fault", "%d"),
     ("end_reason", "%d"),
     ("seq", "%d"),
+    ("idle_rate", "%d"),
     ("blade_true_c", "%.2f"),
     ("plug_true_c", "%.2f"),
     ("power_true_w", "%.3f"),
@@ -85,7 +87,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("vibration", "%d"),
     ("fault_injected", "%d"),
 )
-TRUTH_COLUMNS = COLUMNS[17:]
+TRUTH_COLUMNS = COLUMNS[[n for n, _ in COLUMNS].index("blade_true_c") :]
 
 
 @dataclass
@@ -113,8 +115,16 @@ class Record:
             out.write(f"# {k}: {v}\n")
         names = [n for n, _ in COLUMNS]
         out.write(",".join(names) + "\n")
-        fmt = ",".join(f for _, f in COLUMNS) + "\n"
-        data = [self.cols[n] for n in names]
+        fmts: list[str] = []
+        data: list[object] = []
+        for name, f in COLUMNS:
+            col = self.cols[name]
+            if f == "%d" and np.isnan(col).any():  # no truth (a board): empty cells
+                col = np.array(["" if np.isnan(v) else str(int(v)) for v in col], dtype=object)
+                f = "%s"
+            fmts.append(f)
+            data.append(col)
+        fmt = ",".join(fmts) + "\n"
         for row in zip(*data, strict=True):
             out.write((fmt % row).replace("nan", ""))
         return out.getvalue()
@@ -169,6 +179,7 @@ def build(
         "fault": tel["fault"].astype(np.int64),
         "end_reason": tel["end_reason"].astype(np.int64),
         "seq": tel["seq"].astype(np.int64),
+        "idle_rate": ((tel["flags"] & FLAG_IDLE_RATE) > 0).astype(np.int64),
     }
     for name, _ in TRUTH_COLUMNS:
         cols[name] = np.full(n, np.nan)

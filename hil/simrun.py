@@ -24,6 +24,16 @@ from hil.paths import firmware_version
 from hil.scenario import Scenario
 
 ESP32_HEAP = "128K"  # the budget the firmware is held to
+# The process's heap: the simulator's own modules and models take what they
+# need of it, then set aside all but the firmware's budget (sim/run.py).
+PROCESS_HEAP = "400K"
+
+
+def heap_config(heap: str = ESP32_HEAP) -> dict[str, object]:
+    """Run-configuration keys that hold the firmware to a heap budget."""
+    return {"heap_budget": toolchain.free_heap(heap)}
+
+
 REBOOT_EXIT = 5  # sim/reboot.py: the device rebooted; the next process resumes from its snapshot
 
 
@@ -70,6 +80,25 @@ def meta_for(sc: Scenario) -> dict[str, str]:
     }
 
 
+# Every record of the firmware's store (firmware/store.py keeps two slots of
+# each): a run starts from a fresh store, whatever a board's flash held.
+STORE_RECORDS = ("calib", "settings", "counters", "faults", "bonds")
+
+
+def device_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None]:
+    """What a run needs on the device's flash (None: the file must not be there):
+    the unit's calibration record and the settings as end-of-line test and the
+    user would leave them (in the firmware's store format), and the run
+    configuration for the simulator."""
+    cal = sc.calibration_record()
+    settings = {"profile": sc.profile, "telemetry": sc.telemetry, "power_telemetry": True}
+    files: dict[str, bytes | None] = {f"{r}.{slot}": None for r in STORE_RECORDS for slot in "ab"}
+    files["calib.a"] = flash.record(dict(cal)) if cal is not None else None
+    files["settings.a"] = flash.record(settings)
+    files["run.json"] = json.dumps(cfg).encode()
+    return files
+
+
 def run(
     sc: Scenario,
     *,
@@ -84,15 +113,14 @@ def run(
     exe = toolchain.micropython()
     cfg = sc.run_config()
     cfg["lock_heap"] = lock_heap
+    cfg.update(heap_config(heap))
     cfg.update(extra_config or {})
     with tempfile.TemporaryDirectory(prefix="heatrig-flash-") as tmp:
         fdir = Path(tmp) / "flash"
         fdir.mkdir()
-        cal = sc.calibration_record()
-        if cal is not None:
-            (fdir / "calib.a").write_bytes(flash.record(dict(cal)))
-        settings = {"profile": sc.profile, "telemetry": sc.telemetry, "power_telemetry": True}
-        (fdir / "settings.a").write_bytes(flash.record(settings))
+        for name, data in device_files(sc, cfg).items():
+            if data is not None:
+                (fdir / name).write_bytes(data)
         for name, data in (flash_files or {}).items():
             (fdir / name).write_bytes(data)
         cfg["snapshot"] = str(Path(tmp) / "snapshot.json")  # a reboot's plant state
@@ -103,7 +131,7 @@ def run(
             (fdir / "run.json").write_text(json.dumps(cfg))
             try:
                 proc = subprocess.run(
-                    [exe, "-X", f"heapsize={heap}", "-m", "sim.run", "run.json"],
+                    [exe, "-X", f"heapsize={PROCESS_HEAP}", "-m", "sim.run", "run.json"],
                     cwd=fdir,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -132,11 +160,14 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Sim
     ]
     info: dict[str, str] = {}
     start: dict[str, str] = {}
+    steps: dict[str, str] = {}
     for p in by_type.get(frames.T_PLANT_INFO, []):
         text = frames.text(bytes(p))
         words = dict(w.split("=", 1) for w in text.split()[2:] if "=" in w)
         if text.startswith("sim start"):
             start = words
+        elif text.startswith("sim steps"):
+            steps = words  # host CPU time per control step, if profiled
         elif text.startswith("sim end"):
             info = words
             info["reason"] = text.split("reason=", 1)[1].split(" t_us=")[0]
@@ -148,6 +179,7 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Sim
         raise SimError(f"{sc.name}: the simulator exited with code {rc}:\n{detail}")
     if info["reason"] not in ("end_of_scenario",):
         raise SimError(f"{sc.name}: the run ended early: {info['reason']}\n{stray_text}")
+    info.update(steps)
     offset = int(start["ticks_offset_us"]) if "ticks_offset_us" in start else None
     rec = record.build(tel, truth, meta_for(sc), offset)
     rec.info = info

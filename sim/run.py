@@ -1,22 +1,29 @@
-"""A simulated run, executed by the MicroPython unix port:
+"""A simulated run: the firmware, unchanged, against the plant, in virtual time.
 
-    micropython -X heapsize=128K sim/run.py RUN.json
+Two entries, one run:
 
-with MICROPYPATH=<firmware>:<repo>:.frozen and the working directory as the
-device's flash. RUN.json is written by the host (hil/simrun.py) from a
-validated scenario. The firmware is imported unchanged after the simulated
-`time` and `machine` modules are installed; it runs until the scenario's end
-instant, when the kernel raises SimEnd out of the firmware's sleep.
+    micropython -X heapsize=128K -m sim.run RUN.json      (the simulator: hil/simrun.py)
+    from sim import run; run.board("run.json")            (a board, over the raw REPL)
+
+with the working directory as the device's flash. RUN.json, written by the
+host from a validated scenario, holds the plant's parameters, the seed, the
+scenario's events and the end instant. The firmware is imported unchanged
+after the simulated `time` and `machine` modules are installed; it runs until
+the end instant, when the kernel raises SimEnd out of the firmware's sleep.
 
 A power cut or machine.reset() ends the firmware's run the same way; the
 process then leaves the plant's state for the next one (sim/reboot.py), in
 which the device boots again, as from power-on, against the same plant and
 flash.
+
+Host-stepped runs ("host_stepped": true) stop the clock until the host grants
+time over the "@plant" channel (sim/plant_cmd.py): interactive tests.
 """
 
 import gc
 import json
 import os
+import select
 import sys
 
 import framing
@@ -49,12 +56,33 @@ def _power_cut(after_bytes):
     _flash.arm(after_bytes)
 
 
-def _heap_after_boot(_):
-    """Live heap once the firmware has booted: the figure held to the ESP32 budget."""
+def _heap_after_boot(base):
+    """The firmware's live heap once it has booted (what it holds of its budget)."""
     global _boot_heap, _main
     _main = sys.modules.get("main")
     gc.collect()
-    _boot_heap = max(_boot_heap, gc.mem_alloc())
+    _boot_heap = max(_boot_heap, gc.mem_alloc() - base)
+
+
+def _hold_to_budget(free_bytes):
+    """Leave the firmware exactly `free_bytes` of free heap -- what the ESP32
+    budget leaves a program -- by taking the rest: the simulator's own modules
+    and models share the process's heap but are not on a device. Returns the
+    ballast (kept referenced for the run)."""
+    ballast = []
+    gc.collect()
+    extra = gc.mem_free() - free_bytes
+    if extra < 0:
+        raise MemoryError("the simulator needs %d bytes more heap than its process has" % -extra)
+    chunk = extra
+    while extra > 64 and chunk >= 64:
+        try:
+            ballast.append(bytearray(min(chunk, extra) - 32))  # less the allocation's own overhead
+        except MemoryError:
+            chunk //= 2
+            continue
+        extra = gc.mem_free() - free_bytes
+    return ballast
 
 
 def _drop_firmware():
@@ -75,6 +103,38 @@ def _bind(fn, plant):
     return lambda arg: fn(plant, arg)
 
 
+def event_handlers(plant, kinds=()):
+    """Scenario event names (hil/scenario.py) -> the plant's inputs; the
+    conditions imposed on the plant (sim/inject.py) only if `kinds` has any."""
+    handlers = {
+        "button": plant.ev_button,
+        "stick": plant.ev_stick,
+        "puff": plant.ev_puff,
+        "usb": plant.ev_usb,
+        "dock": plant.ev_dock,
+        "charger_button": plant.ev_charger_button,
+        "power_cut": _power_cut,
+    }
+    if [k for k in kinds if k not in handlers]:
+        from sim import inject
+
+        for k in inject.HANDLERS:
+            handlers[k] = _bind(getattr(inject, k), plant)
+    return handlers
+
+
+def _wait_input():
+    """Block until the host sends something; SimEnd when it has gone."""
+    p = select.poll()
+    p.register(sys.stdin, select.POLLIN)
+    while True:
+        ev = p.poll(1000)
+        if ev:
+            if ev[0][1] & select.POLLIN:
+                return
+            raise SimEnd("host_closed")
+
+
 def setup(cfg):
     global _cycle
     K.reset()
@@ -87,35 +147,32 @@ def setup(cfg):
         del sys.modules["sim." + name]
         delattr(sim, name)
     K.plant = plant
-    K.end_us = int(cfg["end_s"] * 1000000)
+    if cfg.get("end_s") is not None:
+        K.set_end(int(cfg["end_s"] * 1000000))
     K.lock_heap = cfg.get("lock_heap", False)
-    handlers = {
-        "button": plant.ev_button,
-        "stick": plant.ev_stick,
-        "puff": plant.ev_puff,
-        "usb": plant.ev_usb,
-        "dock": plant.ev_dock,
-        "charger_button": plant.ev_charger_button,
-        "power_cut": _power_cut,
-    }
     cycle = cfg.get("cycle")
     kinds = [e[1] for e in cfg["events"]] + ([e[1] for e in cycle["events"]] if cycle else [])
-    if [k for k in kinds if k not in handlers]:  # conditions imposed on the plant (sim.inject)
-        from sim import inject
-
-        for k in inject.HANDLERS:
-            handlers[k] = _bind(getattr(inject, k), plant)
+    handlers = event_handlers(plant, kinds)
     for t_us, kind, arg in cfg["events"]:
         K.schedule(t_us, handlers[kind], arg)
     if cycle:
         from sim.script import Cycle
 
         _cycle = Cycle(cycle, handlers)
-    sample_us = cfg.get("sample_us", 10000)
-    rec = truth.Recorder(plant, power_every=max(1, cfg.get("power_sample_us", 1000000) // sample_us))
+    sample_us = cfg.get("sample_us", 10000)  # 0: no truth samples
+    every = cfg.get("power_sample_us", 1000000) // sample_us if sample_us else 1
+    rec = truth.Recorder(plant, power_every=max(1, every))
     K.set_sampler(rec.sample, sample_us)
     if cfg.get("pace"):
         K.start_pacing(cfg["pace"])
+    if cfg.get("timer_latency"):
+        from sim.latency import TimerLatency
+
+        K.timer_latency = TimerLatency(*cfg["timer_latency"])
+    if cfg.get("profile_steps"):
+        from sim.step_profile import StepProfile
+
+        K.step_profile = StepProfile()
     if cfg.get("probe_allocating_timer"):  # proves the heap-lock check can fail
         from sim import vmachine
 
@@ -123,24 +180,58 @@ def setup(cfg):
     return rec
 
 
-def install():
+def plant_channel(rec, host_stepped, eager):
+    """The "@plant" console channel. Loaded on its first line unless `eager`
+    (the simulator, whose own modules are all loaded before the firmware's
+    heap budget is set aside); a board's heap is tight."""
+    chan = []
+
+    def load():
+        from sim.plant_cmd import PlantChannel
+
+        chan.append(PlantChannel(K.plant, rec, K, host_stepped))
+
+    def handler(words):
+        if not chan:
+            load()
+        chan[0](words)
+
+    if eager:
+        load()
+    return handler
+
+
+def install(rec, host_stepped, eager=False):
+    """The simulated modules in place of the hardware ones, and the plant's
+    console channel; from here on, imports see the simulated hardware."""
+    import console
     from sim import vmachine, vtime
 
     sys.modules["time"] = vtime
     sys.modules["machine"] = vmachine
+    console.register_channel("plant", plant_channel(rec, host_stepped, eager))
+    if host_stepped:
+
+        def paused(now_us):
+            rec.flush()
+            info("paused t_us=%d" % now_us)
+
+        K.on_pause = paused
+        K.wait_input = _wait_input
+        K.grant(0)
 
 
-def main(path):
+def run(cfg):
+    """Run the firmware to the end of the scenario or its next reboot;
+    (reason, exit code)."""
     global _boot_heap
-    if sys.path and sys.path[0].endswith("sim"):
-        sys.path.pop(0)  # the script's own folder: sim modules are imported as the `sim` package
-    with open(path) as f:
-        cfg = json.load(f)
     rec = setup(cfg)
+    host_stepped = cfg.get("host_stepped", False)
     seed = cfg.get("seed", 1)
     off_us = int(cfg.get("power_off_s", 1.0) * 1000000)
     snapshot = cfg.get("snapshot")  # where to leave the plant's state when the device reboots
     resume = cfg.get("resume")  # the snapshot this run continues from
+    budget = cfg.get("heap_budget")  # the firmware's free heap at boot; None: all there is
     cfg = None
     run = {"boots": 0, "cycle": None}
     if resume:
@@ -154,18 +245,21 @@ def main(path):
         _boot_heap = run["heap_boot"]
         if _cycle is not None and run["cycle"]:
             _cycle.resume(*run["cycle"])
-    install()
+    install(rec, host_stepped, budget is not None)
     gc.collect()
     sim_bytes = gc.mem_alloc()
+    ballast = _hold_to_budget(budget) if budget else None  # held until the run ends
+    gc.collect()
     info("sim start seed=%d ticks_offset_us=%d sample_us=%d sim_heap=%d heap_free=%d" % (
         seed, K.ticks_offset_us, K.sample_period_us, sim_bytes,
         gc.mem_free()))  # fmt: skip
+    base = gc.mem_alloc()
     wall0 = utime.ticks_us()
     code = 0
     try:
         if run.get("reason") == "power_cut":
             K.run_until(K.now_us + off_us)  # the power comes back
-        K.schedule(K.now_us, _heap_after_boot, None)  # fires when the booted firmware first sleeps
+        K.schedule(K.now_us, _heap_after_boot, base)  # fires when the booted firmware first sleeps
         import main  # noqa: F401  the firmware's own entry point
         reason = "firmware_returned"
     except SimEnd as e:
@@ -186,11 +280,49 @@ def main(path):
         reboot.save(snapshot, {"boots": boots, "heap_boot": _boot_heap, "reason": reason, "cycle": cycle})
         rec.flush()
         info("sim reboot reason=%s t_us=%d wall_us=%d" % (reason, K.now_us, wall_us))
-        sys.exit(reboot.REBOOT_EXIT)
+        return reason, reboot.REBOOT_EXIT
     rec.flush()
-    info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d boots=%d heap_boot=%d heap_size=%d" % (
-        reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken, boots, _boot_heap, gc.mem_alloc() + gc.mem_free()))  # fmt: skip
+    if K.step_profile is not None:
+        info("sim steps " + K.step_profile.summary())
+    info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d boots=%d heap_boot=%d heap_budget=%d" % (
+        reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken, boots, _boot_heap, budget or gc.mem_alloc() + gc.mem_free()))  # fmt: skip
+    return reason, code
+
+
+def _forget_modules():
+    """Drop every module a previous run or the boot imported (the firmware's,
+    bound to other `time`/`machine` modules); keep the simulator's."""
+    for name in list(sys.modules):
+        if not name.startswith("sim"):
+            del sys.modules[name]
+    gc.collect()
+
+
+def board(path="run.json"):
+    """A run on a board (or the virtual board), started over the raw REPL.
+    Returns to the REPL at the end; a machine.reset() by the firmware resets
+    the board for real."""
+    _forget_modules()
+    with open(path) as f:
+        cfg = json.load(f)
+    reason, _ = run(cfg)
+    sys.modules.pop("machine", None)
+    if reason == "machine_reset":
+        import umachine
+
+        if hasattr(umachine, "reset"):
+            umachine.reset()
+        umachine.soft_reset()  # the unix port: the process ends, the virtual board boots again
+
+
+def main(path):
+    if sys.path and sys.path[0].endswith("sim"):
+        sys.path.pop(0)  # the script's own folder: sim modules are imported as the `sim` package
+    with open(path) as f:
+        cfg = json.load(f)
+    _, code = run(cfg)
     sys.exit(code)
 
 
-main(sys.argv[1])
+if __name__ == "__main__":
+    main(sys.argv[1])

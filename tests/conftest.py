@@ -1,7 +1,15 @@
-"""Shared helpers: run scenarios on the simulator, import firmware modules."""
+"""Shared helpers: scenarios for the device under test, KPIs, firmware imports.
+
+Tests that take the `dut` fixture (hil/pytest_plugin.py) run on whichever
+target pytest was given: the simulator by default, or a board
+(--target serial --port PORT|virtual).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -9,27 +17,59 @@ from typing import Any
 
 import pytest
 
-from hil import kpi, scenario, simrun
+from hil import kpi, scenario, simrun, toolchain
+from hil.dut import Dut
 from hil.paths import SCENARIOS_DIR
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def simulate(toml: str, **kw: Any) -> simrun.SimResult:
-    """Simulate a scenario given as TOML text (a test's own scenario)."""
-    sc = scenario.parse(textwrap.dedent(toml), Path("<test scenario>"))
-    return simrun.run(sc, **kw)
+def parse(toml: str) -> scenario.Scenario:
+    """A test's own scenario, given as TOML text."""
+    return scenario.parse(textwrap.dedent(toml), Path("<test scenario>"))
 
 
-def builtin(name: str, overrides: dict[str, Any] | None = None) -> simrun.SimResult:
+def simulate(dut: Dut, toml: str, **config: Any) -> simrun.SimResult:
+    """Run a test's own scenario (TOML text) on the device under test."""
+    return dut.run(parse(toml), **config)
+
+
+def builtin(dut: Dut, name: str, overrides: dict[str, Any] | None = None) -> simrun.SimResult:
+    return dut.run(scenario.load(SCENARIOS_DIR / f"{name}.toml", overrides))
+
+
+def sim_scenario(toml: str, **kw: Any) -> simrun.SimResult:
+    """Simulate a test's own scenario (TOML text): for tests that need the
+    simulator itself (reboots from a plant snapshot, a cut at a flash byte)."""
+    return simrun.run(parse(toml), **kw)
+
+
+def sim_builtin(name: str, overrides: dict[str, Any] | None = None) -> simrun.SimResult:
+    """Simulate a scenario of scenarios/ (the simulator itself, as above)."""
     return simrun.run(scenario.load(SCENARIOS_DIR / f"{name}.toml", overrides))
+
+
+def run_mpy(script: str) -> dict[str, Any]:
+    """Run a script in the unix port with the firmware and simulator modules
+    importable; the script prints a JSON object last, which comes back."""
+    env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
+    r = subprocess.run(
+        [toolchain.micropython(), "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
 
 
 def kpis(res: simrun.SimResult) -> dict[str, Any]:
     return kpi.compute(res.record, kpi.true_puffs(res.truth), res.realtime_factor)
 
 
-@pytest.fixture(scope="session")
-def hci() -> simrun.SimResult:
-    """The main job's scenario, simulated once for every test that reads it."""
-    return builtin("hci")
+@pytest.fixture
+def hci(dut: Dut) -> simrun.SimResult:
+    """The main job's scenario; the target runs it once for every test that reads it."""
+    return builtin(dut, "hci")

@@ -166,6 +166,7 @@ def _install() -> None:
         return
     mp = types.ModuleType("micropython")
     mp.const = lambda x: x  # type: ignore[attr-defined]
+    mp.kbd_intr = lambda c: None  # type: ignore[attr-defined]
     mp.native = _identity  # type: ignore[attr-defined]
     mp.viper = _identity  # type: ignore[attr-defined]
     mp._heatrig_shim = True  # type: ignore[attr-defined]

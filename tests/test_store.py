@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import simulate
+from conftest import sim_scenario
 
 from hil import flash, toolchain
 
@@ -202,7 +202,7 @@ def test_a_damaged_record_is_reported_and_the_device_boots(damage: str) -> None:
         "truncated": newest[:-5],
         "bad_crc": newest[:-1] + bytes([newest[-1] ^ 1]),
     }[damage]
-    res = simulate(
+    res = sim_scenario(
         """
         [scenario]
         name = "damaged"
@@ -218,7 +218,7 @@ def test_a_damaged_record_is_reported_and_the_device_boots(damage: str) -> None:
 
 
 def test_unreadable_settings_fall_back_to_defaults_and_say_so() -> None:
-    res = simulate(
+    res = sim_scenario(
         """
         [scenario]
         name = "bad settings"
@@ -237,7 +237,7 @@ def _session_with_cut(at_byte: int | None, t_s: float = 355.0) -> Any:
     """A session and a power cut: armed at t_s for at_byte bytes into the next
     flash write (the counters at the session's end), or at t_s itself."""
     arm = f"at_write_byte = {at_byte}" if at_byte is not None else ""
-    return simulate(
+    return sim_scenario(
         f"""
         [scenario]
         name = "cut"
@@ -274,7 +274,7 @@ def test_a_cut_after_the_write_keeps_the_new_counters() -> None:
 
 
 def test_holding_the_charger_button_10_s_resets_with_nothing_lost() -> None:
-    res = simulate(
+    res = sim_scenario(
         """
         [scenario]
         name = "reset"

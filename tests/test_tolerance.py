@@ -11,6 +11,8 @@ import itertools
 import pytest
 from conftest import simulate
 
+from hil.dut import Dut
+
 CORNERS = list(
     itertools.product(
         (0.72, 0.88),  # R0: 0.80 ohm +-10 %
@@ -22,8 +24,11 @@ CORNERS = list(
 
 
 @pytest.mark.parametrize(("r0", "tcr", "soc", "ambient"), CORNERS)
-def test_blade_never_above_350_c(r0: float, tcr: float, soc: float, ambient: float) -> None:
+def test_blade_never_above_350_c(
+    dut: Dut, r0: float, tcr: float, soc: float, ambient: float
+) -> None:
     res = simulate(
+        dut,
         f"""
         [scenario]
         name = "corner"
@@ -37,7 +42,7 @@ def test_blade_never_above_350_c(r0: float, tcr: float, soc: float, ambient: flo
         tcr_per_k = {tcr}
         [puffing]
         regime = "hci"
-        """
+        """,
     )
     blade = res.truth["blade_uc"] / 1e6
     heated = bool((res.truth["power_uw"] > 0).any())
