@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench bench-baseline lint format clean
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -14,8 +14,13 @@ run: $(STAMP)
 test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
 
+# benchmarks: saved under results/benchmarks, judged against benchmarks/baseline.json
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --benchmark-autosave --benchmark-storage=results/benchmarks
+
+# record the current figures as the baseline (after an intended change; commit it)
+bench-baseline: $(STAMP)
+	$(BIN)/pytest benchmarks --benchmark-only --update-baseline
 
 lint: $(STAMP)
 	$(BIN)/ruff check hil tests benchmarks
