@@ -395,17 +395,20 @@ def distributions_figure(
     for ax, name in zip(axes.flat, names, strict=False):
         v = values[name]
         v = v[np.isfinite(v)]
-        if len(v):
-            ax.hist(v, bins=_bins(v), color="tab:blue", alpha=0.75)
         lim = limits.get(name)
+        marks: list[float] = []
         if lim is not None and lim.numeric:
-            lo, hi = lim.bounds()
-            for x in (lo, hi):
+            for x in lim.bounds():
                 if x is not None:
                     ax.axvline(x, color="tab:red", lw=1.2)
+                    marks.append(x)
             for x in (lim.marginal_min, lim.marginal_max):
                 if x is not None:
                     ax.axvline(x, color="tab:orange", lw=1.0, ls="--")
+                    marks.append(x)
+        if len(v):
+            span = float(np.ptp(np.concatenate([v, marks]))) if marks else float(np.ptp(v))
+            ax.hist(v, bins=_bins(v, span), color="tab:blue", alpha=0.75)
         note = (notes or {}).get(name, "")
         if note:
             ax.text(
@@ -429,12 +432,14 @@ def distributions_figure(
     return fig
 
 
-def _bins(v: np.ndarray) -> np.ndarray | int:
-    """Whole-number KPIs (puff counts) get one bin per value; a KPI with no
-    spread one bin around its value."""
+def _bins(v: np.ndarray, span: float) -> np.ndarray | int:
+    """Whole-number KPIs (puff counts) get one bin per value, and a KPI with
+    no spread one bin around its value -- at least 1/60 of the axis wide, so
+    that a bar stays visible beside far-off limits."""
     lo, hi = float(v.min()), float(v.max())
+    width = max(1.0, span / 60)
     if np.all(v == np.round(v)) and hi - lo <= 40:
-        return np.arange(lo - 0.5, hi + 1.5)
+        return np.arange(lo - width / 2, hi + width, width)
     if hi == lo:
-        return np.array([lo - 0.5, lo + 0.5])
+        return np.array([lo - width / 2, lo + width / 2])
     return min(30, max(5, len(v) // 5))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_cli import heatrig
 
-from hil import campaign, campaign_spec
+from hil import campaign, campaign_spec, report
 from hil.campaign import RunResult
 from hil.campaign_spec import CampaignError
 
@@ -145,3 +145,32 @@ def test_results_from_another_firmware_tree_are_refused() -> None:
 def test_an_unknown_seed_is_refused(spec_path: Path) -> None:
     r = heatrig("campaign", str(spec_path), "--only", "12345")
     assert r.returncode == 2 and "no run of" in r.stderr
+
+
+def test_a_profile_sweep_is_judged_per_profile_and_overlays_in_a_report(
+    spec_path: Path, tmp_path: Path
+) -> None:
+    spec = spec_path.parent / "profiles.toml"
+    spec.write_text(
+        SPEC.replace("runs = 2", "runs = 1").replace(
+            '"ambient.temp_c" = [15.0, 30.0]', '"scenario.profile" = ["standard", "eco"]'
+        )
+    )
+    out = tmp_path / "out"
+    r = heatrig("campaign", str(spec), "--out", str(out), "--keep-telemetry", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert [g["limits"] for g in summary["groups"]] == [
+        "limits/eco-hci.toml",
+        "limits/standard-hci.toml",
+    ]
+    assert (out / "distributions-standard-hci.png").exists()
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == 2
+    html = tmp_path / "overlay.html"
+    r = heatrig("report", *map(str, runs), "-o", str(html))
+    assert r.returncode == 0, r.stderr
+    assert html.read_text().count('id="run-seed-') == 2
+    loaded = [report.load_run(p) for p in runs]
+    labels = report.run_labels([x.test.meta for x in loaded], [x.name for x in loaded])
+    assert sorted("profile eco" in label for label in labels) == [False, True]
