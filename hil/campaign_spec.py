@@ -314,7 +314,8 @@ def _check_keys(spec: Spec, text: str, problems: list[str]) -> None:
                 f"{', '.join(_TABLES)}; the seed comes from the campaign)"
             )
             continue
-        for value in values:
+        for raw in values:
+            value = float(f"{raw:.12g}") if isinstance(raw, float) else raw  # 0.8 - 3 x 0.3
             try:
                 scenario.parse(spec.scenario_text, spec.scenario_path, {key: value})
             except scenario.ScenarioError as e:

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
+    except KeyboardInterrupt:
+        print("heatrig: interrupted", file=sys.stderr)
+        return 130
 
 
 def resolve_scenario(name: str) -> Path:

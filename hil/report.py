@@ -63,6 +63,10 @@ def load_run(path: Path, limit_set: limits.LimitSet | None = None) -> Run:
         rec = record.read_csv(csv)
     except (OSError, ValueError, IndexError, StopIteration) as e:
         raise ReportError(f"{csv}: not a heatrig telemetry CSV: {e}") from None
+    truth = dict(record.TRUTH_COLUMNS)  # a board's record has none
+    missing = [name for name, _ in record.COLUMNS if name not in truth and name not in rec.cols]
+    if missing:
+        raise ReportError(f"{csv}: not a heatrig telemetry CSV: no column {', '.join(missing)}")
     if not len(rec):
         raise ReportError(f"{csv}: no telemetry rows")
     rec_json = csv.parent / "record.json"

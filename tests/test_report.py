@@ -66,3 +66,8 @@ def test_a_missing_run_is_reported_without_a_traceback(tmp_path: Path) -> None:
     r = heatrig("report", str(tmp_path / "nothing"))
     assert r.returncode == 2
     assert "no telemetry.csv" in r.stderr and "Traceback" not in r.stderr
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    r = heatrig("report", str(other))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "not a heatrig telemetry CSV: no column t_s, state" in r.stderr
