@@ -26,6 +26,8 @@ from hil import kpi, limits, measure, scenario, simrun, testrecord, toolchain
 from hil.campaign_spec import CampaignError, Job
 from hil.measure import Outcome
 
+CONNECT_TIMEOUT_S = 10  # to reach a Dask scheduler
+
 
 @dataclass
 class RunResult:
@@ -38,6 +40,7 @@ class RunResult:
     outcomes: dict[str, str] = field(default_factory=dict)
     outcome: str = Outcome.UNSET.value
     error: str = ""  # the simulation failed: the run counts as failed
+    has_truth: bool = True
     firmware_version: str = ""
     tree: str = ""  # identity of the firmware and simulator sources that ran
     wall_s: float = 0.0
@@ -51,8 +54,9 @@ def tree_id() -> str:
 
 
 def run_job(job: Job) -> RunResult:
-    """One run: simulate, measure, judge. Never raises for a failed
-    simulation: that is a result too."""
+    """One run: simulate, measure, judge (the campaign judges again with its
+    own limits: see judge()). Never raises for a failed simulation: that is
+    a result too."""
     t0 = time.perf_counter()
     out = RunResult(index=job.index, seed=job.seed, params=dict(job.params), tree=tree_id())
     try:
@@ -72,6 +76,7 @@ def run_job(job: Job) -> RunResult:
     out.values = {m.name: m.value for m in test.measurements}
     out.outcomes = {m.name: m.outcome.value for m in test.measurements}
     out.outcome = test.outcome.value
+    out.has_truth = res.record.has_truth
     out.firmware_version = res.record.meta.get("firmware_version", "")
     if job.keep_telemetry:
         out.telemetry_csv = res.record.to_csv()
@@ -80,16 +85,27 @@ def run_job(job: Job) -> RunResult:
     return out
 
 
+def judge(r: RunResult, lim: limits.LimitSet | None) -> None:
+    """Outcomes against the campaign's limits, whatever files a worker has."""
+    if r.error:
+        r.outcome = Outcome.FAIL.value
+        return
+    ms = measure.evaluate(r.values, lim.by_name if lim else None, has_truth=r.has_truth)
+    r.outcomes = {m.name: m.outcome.value for m in ms}
+    r.outcome = measure.overall(ms).value
+
+
 def execute(
     jobs: list[Job],
     *,
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
-    on_result: Callable[[RunResult], None] | None = None,
+    limits_for: Callable[[str, str], limits.LimitSet | None] | None = None,
 ) -> list[RunResult]:
-    """Run every job; results in job order. `scheduler`: a Dask distributed
-    scheduler address (tcp://host:8786); otherwise a process per core here."""
+    """Run every job; results in job order, judged by `limits_for(profile,
+    regime)` when given. `scheduler`: a Dask distributed scheduler address
+    (tcp://host:8786); otherwise a process per core here."""
     tree = tree_id()  # compiles once, before any worker does
     stream = _dask(jobs, scheduler) if scheduler else _local(jobs, workers)
     results: dict[int, RunResult] = {}
@@ -106,12 +122,12 @@ def execute(
     with bar:
         for r in stream:
             check_tree(r, tree)
+            if limits_for is not None:
+                judge(r, limits_for(r.profile, r.regime))
             results[r.index] = r
             failed += r.outcome == Outcome.FAIL.value
             bar.set_postfix(failed=failed, refresh=False)
             bar.update(1)
-            if on_result:
-                on_result(r)
     return [results[j.index] for j in jobs]
 
 
@@ -147,7 +163,7 @@ def _dask(jobs: list[Job], address: str) -> Iterator[RunResult]:
     from distributed import Client, as_completed
 
     try:
-        client = Client(address, timeout="10s")  # type: ignore[no-untyped-call]
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # type: ignore[no-untyped-call]
     except OSError as e:
         raise CampaignError(
             f"cannot reach the Dask scheduler at {address}: {e}; start one with "

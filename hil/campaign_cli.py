@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import math
@@ -18,6 +19,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hil import campaign, campaign_spec, capability, limits, measure, plot, record, report
 from hil.campaign import RunResult
@@ -75,7 +78,11 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results = campaign.execute(
-        jobs, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress
+        jobs,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+        limits_for=functools.lru_cache(maxsize=None)(lambda p, r: _limits_for(spec, p, r)),
     )
     wall_s = time.perf_counter() - t0
     where = args.scheduler or f"{campaign.local_workers(args.workers)} local workers"
@@ -297,9 +304,7 @@ def write_outputs(spec: Spec, results: list[RunResult], s: dict[str, Any], out: 
     report.write_page(out / "campaign.html", f"heatrig campaign {spec.name}", _html(spec, s, pngs))
 
 
-def _numeric(vals: list[measure.Value]) -> Any:
-    import numpy as np
-
+def _numeric(vals: list[measure.Value]) -> np.ndarray:
     return np.array([float(v) for v in vals if isinstance(v, (int, float))], dtype=float)
 
 
@@ -358,16 +363,16 @@ def _html(spec: Spec, s: dict[str, Any], pngs: list[Path]) -> list[str]:
         rows = []
         for st in g["kpis"]:
             if st.categories:
-                spread = ", ".join(f"{k} &times;{v}" for k, v in sorted(st.categories.items()))
+                spread = ", ".join(f"{e(k)} &times;{v}" for k, v in sorted(st.categories.items()))
                 nums = ["", "", spread, ""]
             else:
-                nums = [_g(st.mean), _g(st.sd), _g(st.min), _g(st.max)]
+                nums = [e(_g(x)) for x in (st.mean, st.sd, st.min, st.max)]
             rows.append(
                 [
                     e(st.label),
                     e(st.units),
                     str(st.n or sum(st.categories.values())),
-                    *[e(x) if "&" not in x else x for x in nums],
+                    *nums,
                     e(st.limits.describe() if st.limits else "-"),
                     _cpk_cell(st),
                     str(st.outcomes.get("fail", 0)),
