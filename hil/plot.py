@@ -225,7 +225,7 @@ def overlay_figure(
     sp = np.where(first.cols["setpoint_c"] > 0, first.cols["setpoint_c"], np.nan)
     ts = first.cols["t_s"] - t0
     _band(ax_t, ts, sp, f"set-point \u00b1{BAND_PCT:g} % ({runs[0][0]})")
-    legend = color_values is None or len(runs) <= 10
+    legend = len(runs) <= 10  # beyond, a legend hides the plot: colours (and a scale) tell
     for (label, rec), color in zip(runs, colors, strict=True):
         c = rec.cols
         t = c["t_s"] - (heating_start_s(rec) or 0.0)

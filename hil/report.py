@@ -194,18 +194,42 @@ def _run_section(r: Run) -> str:
 
 
 def _overlay_img(runs: list[Run]) -> str:
-    labels = run_labels([r.test.meta for r in runs], [r.name for r in runs])
+    metas = [r.test.meta for r in runs]
+    labels = run_labels(metas, [r.name for r in runs])
     pairs = [(label, r.rec) for label, r in zip(labels, runs, strict=True)]
-    return _png(lambda p: plot.overlay(pairs, p))
+    swept = sweep_key(metas)
+    if swept is None:
+        return _png(lambda p: plot.overlay(pairs, p))
+    values = [float(m[swept]) for m in metas]
+    return _png(lambda p: plot.overlay(pairs, p, color_values=values, color_label=swept))
+
+
+def _differing(metas: list[dict[str, str]]) -> list[str]:
+    if len(metas) < 2:
+        return []
+    return [k for k in metas[0] if len({m.get(k) for m in metas}) > 1]
 
 
 def run_labels(metas: list[dict[str, str]], names: list[str]) -> list[str]:
     """Legend labels that tell runs apart: the metadata that differs between
     them (firmware version, a swept parameter), else the run names."""
-    keys = [k for k in metas[0] if len({m.get(k) for m in metas}) > 1] if len(metas) > 1 else []
+    keys = _differing(metas)
     if not keys:
         return names
     return [", ".join(f"{k} {m.get(k, '?')}" for k in keys[:3]) for m in metas]
+
+
+def sweep_key(metas: list[dict[str, str]]) -> str | None:
+    """The one numeric setting that differs between many runs (the seed
+    aside): a sweep, drawn on a colour scale rather than a long legend."""
+    keys = [k for k in _differing(metas) if k != "seed"]
+    if len(metas) <= 4 or len(keys) != 1:
+        return None
+    try:
+        [float(m[keys[0]]) for m in metas]
+    except (KeyError, ValueError):
+        return None
+    return keys[0]
 
 
 def _why(m: Measurement) -> str:

@@ -71,3 +71,16 @@ def test_a_missing_run_is_reported_without_a_traceback(tmp_path: Path) -> None:
     r = heatrig("report", str(other))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "not a heatrig telemetry CSV: no column t_s, state" in r.stderr
+
+
+def test_a_sweep_is_told_apart_by_a_colour_scale() -> None:
+    base = {"firmware_version": "0.1.0", "scenario": "hci", "unit_r0_ohm": "0.8", "seed": "1"}
+    sweep = [dict(base, unit_r0_ohm=str(0.72 + 0.02 * k), seed=str(k)) for k in range(6)]
+    assert report.sweep_key(sweep) == "unit_r0_ohm"
+    assert report.sweep_key(sweep[:3]) is None  # a few runs: a legend reads better
+    versions = [dict(base, firmware_version=v) for v in ("0.1.0", "0.2.0")]
+    assert report.run_labels(versions, ["a", "b"]) == [
+        "firmware_version 0.1.0",
+        "firmware_version 0.2.0",
+    ]
+    assert report.sweep_key([dict(base, firmware_version=f"v{k}") for k in range(6)]) is None
