@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench lint format clean deploy
+.PHONY: run test bench bench-baseline lint format clean deploy
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -21,8 +21,13 @@ deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "make deploy PORT=/dev/ttyUSB0 (the board's serial port)"; exit 2; }
 	$(BIN)/heatrig deploy --port $(PORT) $(if $(HARDWARE),--hardware)
 
+# benchmarks: saved under results/benchmarks, judged against benchmarks/baseline.json
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --benchmark-autosave --benchmark-storage=results/benchmarks
+
+# record the current figures as the baseline (after an intended change; commit it)
+bench-baseline: $(STAMP)
+	$(BIN)/pytest benchmarks --benchmark-only --update-baseline
 
 lint: $(STAMP)
 	$(BIN)/ruff check hil tests benchmarks

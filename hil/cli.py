@@ -7,7 +7,20 @@ import json
 import sys
 from pathlib import Path
 
-from hil import kpi, plot, power, scenario, simrun, toolchain
+from hil import (
+    campaign_cli,
+    campaign_spec,
+    kpi,
+    limits,
+    measure,
+    plot,
+    power,
+    report,
+    scenario,
+    simrun,
+    testrecord,
+    toolchain,
+)
 from hil.board import Board, BoardError
 from hil.paths import RESULTS_DIR, SCENARIOS_DIR
 
@@ -24,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         "--json", action="store_true", help="print the KPIs as one JSON object, nothing else"
     )
     s.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    s.add_argument(
+        "--limits", type=Path, help="limits file (default: limits/<profile>-<regime>.toml)"
+    )
     s.add_argument(
         "--pace",
         type=float,
@@ -50,14 +66,35 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--flash", type=Path, help="its flash directory (default: a temporary one)")
     v.set_defaults(fn=cmd_vboard)
 
+    r = sub.add_parser("report", help="one self-contained HTML report of one or more runs")
+    r.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directory or CSV")
+    r.add_argument("-o", "--out", type=Path, help="HTML file (default: results/report.html)")
+    r.add_argument("--limits", type=Path, help="judge every run against this limits file")
+    r.add_argument("--title", default="", help="the report's title")
+    r.set_defaults(fn=cmd_report)
+
+    campaign_cli.add_parser(sub)
+
     args = p.parse_args(argv)
     try:
         return int(args.fn(args))
-    except (scenario.ScenarioError, simrun.SimError, toolchain.ToolError, BoardError) as e:
+    except (
+        scenario.ScenarioError,
+        simrun.SimError,
+        toolchain.ToolError,
+        BoardError,
+        limits.LimitsError,
+        testrecord.RecordError,
+        report.ReportError,
+        campaign_spec.CampaignError,
+    ) as e:
         print(f"heatrig: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
+    except KeyboardInterrupt:
+        print("heatrig: interrupted", file=sys.stderr)
+        return 130
 
 
 def resolve_scenario(name: str) -> Path:
@@ -74,6 +111,7 @@ def resolve_scenario(name: str) -> Path:
 def cmd_sim(args: argparse.Namespace) -> int:
     overrides = {"scenario.seed": args.seed} if args.seed is not None else None
     sc = scenario.load(resolve_scenario(args.scenario), overrides)
+    lim = limits.load(args.limits) if args.limits else None
     res = simrun.run(sc, extra_config={"pace": args.pace} if args.pace else None)
     puffs = kpi.true_puffs(res.truth)
     k = kpi.compute(res.record, puffs, res.realtime_factor)
@@ -87,8 +125,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
     res.record.write_csv(csv_path)
     (out / "kpi.json").write_text(json.dumps(k, indent=2) + "\n")
     (out / "console.log").write_text("\n".join(res.console) + "\n")
+    info = {"realtime_factor": k["realtime_factor"], "wall_s": round(res.wall_s, 3)}
+    test = testrecord.build(res.record, k, lim, info=info)
+    test_path = test.write(out / "record.json")
     print(f"{sc.name}: {sc.description}" if sc.description else sc.name)
     print(kpi.table(k))
+    print(outcome_lines(test))
     if pw is not None and res.power is not None:
         print("\npower\n" + power.table(pw))
     print(f"\n  telemetry  {csv_path}")
@@ -99,6 +141,28 @@ def cmd_sim(args: argparse.Namespace) -> int:
         png = plot.heating_curve(res.record, out / "heating_curve.png", puffs)
         print(f"  plot       {png}")
     print(f"  KPIs       {out / 'kpi.json'}")
+    print(f"  record     {test_path}")
+    return 0
+
+
+def outcome_lines(test: testrecord.TestRecord) -> str:
+    """The overall outcome, and each measurement that is not a plain pass."""
+    lines = [f"\n  outcome    {test.outcome.value.upper()} (limits: {test.limits})"]
+    for m in test.measurements:
+        if m.outcome in (measure.Outcome.FAIL, measure.Outcome.MARGINAL):
+            lim = m.limits.describe() if m.limits else ""
+            value = f"{measure.format_value(m.value)} {m.units}".rstrip()
+            lines.append(f"    {m.outcome.value.upper():<8} {m.label}: {value}, limits {lim}")
+    return "\n".join(lines)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    lim = limits.load(args.limits) if args.limits else None
+    runs = [report.load_run(p, lim) for p in args.runs]
+    out = report.write(runs, args.out or RESULTS_DIR / "report.html", args.title)
+    for r in runs:
+        print(f"  {r.name:<20} {r.test.outcome.value.upper():<8} {r.test.limits}")
+    print(f"  report     {out}")
     return 0
 
 

@@ -42,6 +42,15 @@ def true_puffs(truth: np.ndarray) -> list[PuffWindow]:
     return out
 
 
+def puffs_of(rec: Record) -> list[PuffWindow] | None:
+    """Puff windows from a record's truth column (a record read back from
+    CSV); None without truth, and compute() falls back to the firmware's flag."""
+    if not rec.has_truth or "flow_ml_s" not in rec.cols:
+        return None
+    drawing = np.nan_to_num(rec.cols["flow_ml_s"]) > 0
+    return _windows(rec.cols["t_s"], drawing.astype(np.int8))
+
+
 def compute(
     rec: Record, puffs: list[PuffWindow] | None = None, realtime_factor: float | None = None
 ) -> dict[str, object]:
@@ -67,10 +76,12 @@ def compute(
             "fault",
             "peak_blade_true_c",
             "realtime_factor",
+            "control_jitter_us",
         )
     )
     if realtime_factor is not None:
         kpi["realtime_factor"] = round(realtime_factor, 1)
+    kpi["control_jitter_us"] = control_jitter_us(t, c["seq"], c.get("idle_rate"))
     if rec.has_truth:
         kpi["peak_blade_true_c"] = _r(np.nanmax(c["blade_true_c"]), 2)
     if not heating.any():
@@ -155,6 +166,32 @@ def compute(
     return kpi
 
 
+def control_jitter_us(
+    t_s: np.ndarray, seq: np.ndarray, idle_rate: np.ndarray | None = None
+) -> int | None:
+    """Largest deviation of a control period from the median period, in µs.
+
+    From the `t_us` the firmware stamps on each telemetry frame (ticks_us at
+    the control step), over pairs of consecutive frames (a sequence gap is a
+    dropped frame, not a late step). On a board this is the timer callback's
+    latency varying; in the simulator a Timer fires at its exact virtual
+    instant, so it is zero by construction. A record read back from CSV has
+    its times to the millisecond only. Steps at the idle rate (asleep, 1 Hz)
+    and the switches between the rates are left out.
+    """
+    if len(t_s) < 2:
+        return None
+    t_us = np.rint(t_s * 1e6).astype(np.int64)
+    consecutive = np.mod(np.diff(seq.astype(np.int64)), 65536) == 1
+    if idle_rate is not None:
+        fast = idle_rate == 0
+        consecutive &= fast[1:] & fast[:-1]
+    periods = np.diff(t_us)[consecutive]
+    if not len(periods):
+        return None
+    return int(np.max(np.abs(periods - int(np.median(periods)))))
+
+
 def _r(x: float, nd: int) -> float:
     return round(float(x), nd)
 
@@ -171,6 +208,10 @@ def _detections(t: np.ndarray, puffs: np.ndarray, session: np.ndarray) -> list[f
 
 
 def _flagged_puffs(t: np.ndarray, flag: np.ndarray) -> list[PuffWindow]:
+    return _windows(t, flag)
+
+
+def _windows(t: np.ndarray, flag: np.ndarray) -> list[PuffWindow]:
     edges = np.flatnonzero(np.diff(flag))
     out, start = [], None
     for i in edges:
@@ -196,6 +237,7 @@ ROWS = (
     ("end_time_s", "end time", "s"),
     ("fault", "fault", ""),
     ("peak_blade_true_c", "peak true blade temperature", "C"),
+    ("control_jitter_us", "control-period jitter", "us"),
     ("realtime_factor", "simulation speed", "x real time"),
 )
 

@@ -1,0 +1,24 @@
+"""The heating KPIs of the standard scenarios against the baseline: a
+firmware change that makes heating worse beyond the stated tolerance
+(benchmarks/tolerances.toml) fails here, naming the KPI and both values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hil import kpi, scenario, simrun
+from hil.paths import SCENARIOS_DIR
+
+STANDARD = ("hci", "iso3308", "hci_20s")
+
+
+@pytest.mark.parametrize("name", STANDARD)
+def test_heating_kpis_against_baseline(benchmark: Any, judge: Any, name: str) -> None:
+    sc = scenario.load(SCENARIOS_DIR / f"{name}.toml")
+    res = benchmark.pedantic(simrun.run, args=(sc,), rounds=1, iterations=1)
+    k = kpi.compute(res.record, kpi.true_puffs(res.truth))
+    del k["realtime_factor"]  # a speed, judged with the speeds
+    benchmark.extra_info.update(k)
+    judge.check("kpi", name, k)
