@@ -13,9 +13,10 @@ from typing import Any
 from hil import scenario, simrun
 from hil.paths import SCENARIOS_DIR
 
-# DESIGN asks for a six-minute session in well under a second (> 360x); the floor
-# leaves room for this machine's +-30 % noise, the baseline catches regressions
-REALTIME_FLOOR = 300.0
+# A six-minute session must simulate at >= 500x real time (wall clock, the
+# simulation loop; best of the rounds). On a loaded two-core machine the
+# figure drops by up to a third: benchmark on a quiet one.
+REALTIME_FLOOR = 500.0
 
 
 def test_full_session_realtime_factor(benchmark: Any, judge: Any) -> None:

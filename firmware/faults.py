@@ -19,6 +19,7 @@ CONTROL_OVERRUN = const(11)  # control step deadline missed
 HOLDER_LOW = const(12)  # not enough charge to finish a session: refused up front
 CHARGE_TIMEOUT = const(13)  # a charge ran past its safety timer
 CHARGE_OVERVOLT = const(14)  # a cell above its maximum voltage while charging
+CALIBRATION = const(15)  # the blade measures colder than the air: the calibration overstates R0
 
 NAMES = (
     "none",
@@ -36,6 +37,7 @@ NAMES = (
     "holder_low",
     "charge_timeout",
     "charge_overvolt",
+    "calibration",
 )
 
 _LOG_SIZE = const(16)

@@ -28,7 +28,7 @@ from board import CAL_T0_C, CELL_V_DIV, HEATER_PWM_FREQ_HZ, HEATER_V_DIV, UV_PER
 from board import PIN_ADC_AMBIENT_NTC, PIN_ADC_CELL_NTC, PIN_ADC_CELL_V  # noqa: I001
 from board import PIN_ADC_HEATER_I, PIN_ADC_HEATER_V, PIN_BUTTON, PIN_HEATER_EN, PIN_HEATER_PWM
 from board import PIN_STICK_DET
-from faults import NONE, STICK_MISSING
+from faults import CALIBRATION, NONE, STICK_MISSING
 from heater_safety import HeaterSafety
 from machine import ADC, PWM, Pin, Timer
 from micropython import const
@@ -116,6 +116,7 @@ class HeaterControl:
         self._duty = 0
         self._integ_q8 = 0
         self._temp_cc = 0
+        self._amb_uv = 0  # the ambient thermistor at the last step
         self._sp_cc = 0
         self.demand_mw = 0
         self.power_mw = 0
@@ -185,6 +186,7 @@ class HeaterControl:
         i_ma = ih_uv // UV_PER_MA
         cell_mv = cell_uv * CELL_V_DIV // 1000
         self.cell_mv = cell_mv
+        self._amb_uv = amb_ntc_uv
         d = self._duty
         if d:  # the last period's mean heater current, for the fuel gauge: <= 6200 * 65535
             drawn_ma_steps[0] += i_ma * d >> 16
@@ -232,6 +234,9 @@ class HeaterControl:
         t = temp_cc(v_100uv, i_ma, cal.r0_10u, cal.r0tcr_uohm_k)
         if self._temp_cc:
             t = (self._temp_cc + t) >> 1  # light filter against ADC noise
+        elif self.safety.check_first_sample(t, self._amb_uv):
+            self._trip(CALIBRATION, t // 100)
+            return
         self._temp_cc = t
         sp = self.profile.setpoint_cc(t_ms)
         self._sp_cc = sp

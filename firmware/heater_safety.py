@@ -14,6 +14,7 @@ from faults import (
     ADC_IMPLAUSIBLE,
     AMBIENT_COLD,
     AMBIENT_HOT,
+    CALIBRATION,
     CELL_OVERTEMP,
     CELL_UNDERVOLT,
     HEATER_OPEN,
@@ -37,6 +38,13 @@ CELL_MAX_C = const(60)
 AMBIENT_MIN_C = const(0)
 AMBIENT_MAX_C = const(50)
 _NTC_TOL_C = 0.5  # thermistor accuracy: trip only when clearly outside a limit
+# A blade is never colder than the air around it. Measured through a
+# calibration that overstates the track's cold resistance R0 it reads colder
+# -- and heated to a set-point it would run hotter than it reads (+4 % R0:
+# about 12 K low at the start, over 30 K high at 320 C). Checked once, on a
+# session's first measurement, before the blade has warmed.
+_CAL_MARGIN_CC = const(1200)
+
 _DEBOUNCE = const(2)  # samples: slow signals must be out of range twice in a row
 
 
@@ -95,6 +103,14 @@ class HeaterSafety:
                 return AMBIENT_COLD if amb_ntc_uv > self.amb_cold_uv else AMBIENT_HOT
         else:
             self._amb_n = 0
+        return 0
+
+    @staticmethod
+    def check_first_sample(temp_cc, amb_ntc_uv):
+        """CALIBRATION if a session's first blade temperature (0.01 C) is
+        implausibly far below the ambient thermistor's, else 0."""
+        if temp_cc < ntc.dc_from_uv(amb_ntc_uv) * 10 - _CAL_MARGIN_CC:
+            return CALIBRATION
         return 0
 
     def start_refusal(self, cell_mv, cell_ntc_uv, amb_ntc_uv):

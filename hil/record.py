@@ -38,6 +38,7 @@ FAULT_NAMES = (
     "holder_low",
     "charge_timeout",
     "charge_overvolt",
+    "calibration",
 )
 HEATING_STATES = (1, 2, 3)
 COOLING = 4

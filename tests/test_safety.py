@@ -102,3 +102,59 @@ def test_faults_are_logged_and_the_device_keeps_running(dut: Dut) -> None:
     after = c["t_s"] > INJECT_S + 1
     assert after.any()  # telemetry kept coming: the firmware is alive
     assert (c["state"][after] == record.FAULT).all()
+
+
+def _unit(dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "") -> simrun.SimResult:
+    return simulate(
+        dut,
+        f"""
+        [scenario]
+        name = "unit"
+        duration_s = 30.0
+        [unit]
+        r0_ohm = {r0_ohm}
+        calibrated = {str(calibrated).lower()}
+        [puffing]
+        regime = "hci"
+        {extra}
+        """,
+    )
+
+
+def test_a_calibration_that_overstates_r0_stops_the_session_cold(dut: Dut) -> None:
+    """A unit 10 % under the nominal R0 with no calibration record of its own
+    would run its blade far past the cap (the firmware reads it colder than
+    it is); its first measurement reads colder than the air, and the session
+    ends there with the blade still cold."""
+    res = _unit(dut, 0.72, calibrated=False)
+    assert "fault calibration" in res.console
+    assert res.truth["blade_uc"].max() / 1e6 < 25.0
+
+
+def test_a_calibrated_unit_at_either_end_of_the_tolerance_heats(dut: Dut) -> None:
+    for r0 in (0.72, 0.88):
+        res = _unit(dut, r0, calibrated=True)
+        assert not [line for line in res.console if line.startswith("fault")], res.console
+        assert res.truth["blade_uc"].max() / 1e6 > 300.0
+
+
+def test_a_warm_blade_does_not_trip_the_calibration_check(dut: Dut) -> None:
+    """A session started again right after one was stopped: the blade is
+    still hot, which reads warmer than the air, never colder."""
+    res = _unit(
+        dut,
+        0.80,
+        calibrated=True,
+        extra="""
+        [[events]]
+        t_s = 15.0
+        action = "button"
+        hold_s = 1.5
+        [[events]]
+        t_s = 18.0
+        action = "button"
+        hold_s = 1.5
+        """,
+    )
+    assert not [line for line in res.console if line.startswith("fault")], res.console
+    assert res.console.count("state preheat") == 2, res.console
