@@ -192,6 +192,8 @@ class SerialTarget(Target):
                 f"{self.port} has no plant (deployed for real power hardware): scenarios and "
                 f"plant inputs need a simulated plant; deploy with the plant, or skip"
             )
+        if self.vboard is not None:  # held to the ESP32's heap budget, as in the simulator
+            cfg = {**simrun.heap_config(), **cfg}
         files = simrun.device_files(sc, cfg)
         b.remove(*(name for name, data in files.items() if data is None))
         for name, data in files.items():

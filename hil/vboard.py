@@ -26,10 +26,11 @@ from pathlib import Path
 
 from hil import toolchain
 
-# The unix port is 64-bit: objects are about twice their ESP32 size. The board
-# holds the REPL, the firmware and the plant; the simulator holds the last two
-# in 128K.
-HEAP = "256K"
+# The board holds the REPL, the plant and the firmware; a run there sets aside
+# all but the firmware's 128K budget (sim/run.py), as the simulator does. The
+# unix port is 64-bit: its objects are about twice their ESP32 size, so the
+# budget is a conservative stand-in for the ESP32's.
+HEAP = "400K"
 MAX_BUFFERED = 1 << 24  # held for a host that does not read; more is dropped, as by a UART
 
 # The boot ROM of the virtual board: sys.path as on an ESP32, then boot.py and

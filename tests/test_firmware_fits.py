@@ -59,9 +59,14 @@ def test_heap_lock_does_catch_an_allocation() -> None:
 
 
 def test_whole_simulation_fits_the_esp32_heap(hci: simrun.SimResult) -> None:
-    """Every simulated run uses -X heapsize=128K; this one records it."""
+    """The firmware runs a whole session with the free heap of a 128K
+    interpreter (the simulator's own objects set aside), and boots using at
+    most three quarters of it: the rest is for what it allocates as it runs."""
     assert simrun.ESP32_HEAP == "128K"
+    budget = int(hci.info["heap_budget"])
+    assert budget == toolchain.free_heap("128K")
     assert hci.info["reason"] == "end_of_scenario"
+    assert 0 < int(hci.info["heap_boot"]) <= budget * 3 // 4
 
 
 def test_a_run_too_big_for_its_heap_fails_loudly() -> None:

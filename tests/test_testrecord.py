@@ -18,7 +18,9 @@ def test_the_record_holds_who_what_and_every_measurement(
     path = testrecord.build(hci.record, kpis(hci)).write(tmp_path / "record.json")
     d = json.loads(path.read_text())
     assert d["format"] == "heatrig test record"
-    for key, want in (("target", "sim"), ("scenario", "hci"), ("seed", 1), ("regime", "hci")):
+    target = hci.record.meta["target"]  # the simulator, or a board: whichever ran it
+    assert target.startswith(("sim", "serial"))
+    for key, want in (("target", target), ("scenario", "hci"), ("seed", 1), ("regime", "hci")):
         assert d[key] == want
     assert d["firmware_version"] == hci.record.meta["firmware_version"] != ""
     assert [m["name"] for m in d["measurements"]] == [s.name for s in measure.SPECS]
