@@ -419,6 +419,8 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
         sc.events += [Event(press_at, "button", True), Event(press_at + hold_s, "button", False)]
         sc.heating_start_s = press_at + HOLD_TO_START_S
         sc.regime, sc.puffs = _puffs(ck, top.get("puffing", {}), sc.heating_start_s)
+    else:  # no session: no puffing regime to judge it by
+        sc.regime = "none"
     for i, ev in enumerate(top.get("events", [])):
         sc.events += _event(ck, ev, i)
     sc.plant = _plant(ck, top.get("plant", {}))

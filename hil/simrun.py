@@ -77,6 +77,7 @@ def meta_for(sc: Scenario) -> dict[str, str]:
         "unit_r0_ohm": f"{sc.r0_ohm:g}",
         "unit_tcr_per_k": f"{sc.tcr_per_k:g}",
         "calibrated": str(sc.calibrated).lower(),
+        "sessions": str(sc.series.count) if sc.series is not None else "1",
     }
 
 

@@ -80,8 +80,9 @@ def build(
     info: dict[str, Any] | None = None,
 ) -> TestRecord:
     """Judge a run's KPIs. Without explicit limits, the committed ones for
-    the run's profile and regime apply (outcomes unset if there are none)."""
-    if limits is None:
+    the run's profile and regime apply (outcomes unset if there are none, or
+    if the run is a series of sessions: the limits are a session's)."""
+    if limits is None and rec.meta.get("sessions", "1") == "1":
         limits = limits_mod.for_run(rec.meta.get("profile", ""), rec.meta.get("regime", ""))
     ms = measure.evaluate(kpi, limits.by_name if limits else None, has_truth=rec.has_truth)
     return TestRecord(
