@@ -2,7 +2,7 @@
 
 Two entries, one run:
 
-    micropython -X heapsize=128K -m sim.run RUN.json      (the simulator: hil/simrun.py)
+    micropython -X heapsize=400K -m sim.run RUN.json      (the simulator: hil/simrun.py)
     from sim import run; run.board("run.json")            (a board, over the raw REPL)
 
 with the working directory as the device's flash. RUN.json, written by the
