@@ -4,6 +4,10 @@ The control step runs from machine.Timer (heater_ctl); the main loop below
 serves everything that may take its time: buttons and indications, the
 console, charging and fuel gauges (charger.py), telemetry output, what goes
 to flash (counters, the fault log) and the watchdog.
+
+BLE (ble_gatt.py) runs where the port has a `bluetooth` module and the
+setting "ble" is on; without it the firmware runs as it always did. Its
+work is done at the charger's ticks, never on a main-loop pass of its own.
 """
 
 import gc
@@ -26,6 +30,7 @@ from machine import WDT, Pin
 from micropython import const
 from profiles import Profile
 from telemetry import Telemetry
+from usage import Usage
 from version import FIRMWARE_VERSION
 
 MAIN_PERIOD_MS = const(50)
@@ -65,12 +70,39 @@ class App:
         self.power.profile = self.settings["profile"]
         charger_button = Pin(board.PIN_CHARGER_BUTTON, Pin.IN, Pin.PULL_UP)
         self.device = Device(self.heater, Indicator(), self.power, charger_button, self.reset)
+        self.usage = Usage(self.settings)
+        d = self.device
+        d.gate = self.usage.refusal
+        d.event = self.console.event
+        d.ind.haptics = self.settings["haptics"]
+        d.ind.intensity = self.settings["intensity"]
+        self.session_ms = 0
+        self.ble = None
+        self._ble_error = ""
+        if self.settings["ble"]:
+            self._start_ble()
         self._state = states.SLEEP
         self._fault = faults.NONE
         self._refusals = 0
         self._kit = -1
         self._done = [0, 0]  # charges completed: USB, holder
-        self._session_ms = 0
+
+    def _start_ble(self):
+        try:
+            import bluetooth  # noqa: F401  the port has it, or there is no BLE
+        except ImportError:
+            return
+        gc.collect()
+        try:
+            from ble_gatt import Ble
+
+            self.ble = Ble(self)
+        except Exception as e:  # the radio failing must not stop the kit
+            self._ble_error = "ble error %s" % e
+            return
+        d = self.device
+        d.on_double_click = self.ble.open_pairing
+        d.on_click = self.ble.confirm
 
     def select_profile(self, name):
         self.heater.profile = Profile(name)
@@ -107,6 +139,8 @@ class App:
             % (FIRMWARE_VERSION, self.heater.profile.name, self.cal.stored, self.cal.r0_uohm, self.cal.tcr_ppm,
                c["boots"], c["sessions"], c["puffs"])
         )  # fmt: skip
+        if self._ble_error:
+            self.console.event(self._ble_error)
         for p in store.problems:  # a damaged record: reported, never fatal
             self.console.event("store " + p)
         del store.problems[:]
@@ -131,8 +165,11 @@ class App:
             self.device.kit_update(now_ms)
             if tick == 2:  # once a second
                 self.heater.idle()
+                self.usage.tick(now_ms)
                 if self.settings["power_telemetry"]:
                     self.power.frame(now_ms, self.device.kit, self.counters["sessions"], self.device.ind.bat_bits)
+            if self.ble is not None:
+                self.ble.tick(now_ms, tick == 2)
         self._report_changes(now_ms)
         self.tele.drain()
 
@@ -154,11 +191,13 @@ class App:
                 msg += " end=" + states.END_NAMES[h.end_reason]
             self.console.event(msg)
             if h.state == states.PREHEAT:
-                self._session_ms = now_ms
+                self.session_ms = now_ms
+                self.usage.started(now_ms)
             elif states.PREHEAT <= prev <= states.END_WARNING and not states.PREHEAT <= h.state <= states.END_WARNING:
+                self.usage.ended(h.puff_count)
                 c["sessions"] += 1
                 c["puffs"] += h.puff_count
-                c["heater_on_s"] += time.ticks_diff(now_ms, self._session_ms) // 1000
+                c["heater_on_s"] += time.ticks_diff(now_ms, self.session_ms) // 1000
                 store.save(COUNTERS, c)
         if h.fault != self._fault:
             self._fault = h.fault

@@ -7,8 +7,15 @@ turns user actions into requests, and the holder's and the charger's states
 into the kit's state (KIT_NAMES, docs/power.md), vibrations and LEDs.
 
 Gestures: holder button held 1 s starts (or stops) a session, a click
-clears a fault; charger button click shows the charge level, held 4 s
-switches the charger off or on (on release), held 10 s resets the device.
+clears a fault (and confirms a pending clear of the BLE registration);
+charger button click shows the charge level, a double click (two clicks,
+the second released within 600 ms of the first) opens the BLE pairing
+window, held 4 s switches the charger off or on (on release), held 10 s
+resets the device.
+
+A start from the holder button passes the user's gate first (usage.py: the
+lock, the daily limit); a refusal vibrates BUZZ_LONG and is reported as the
+console event "refused locked" / "refused limit".
 """
 
 import time
@@ -25,6 +32,7 @@ _DEBOUNCE_MS = const(30)
 _SHOW_MS = const(5000)  # charger level shown after a click, docking or undocking
 _READY_MS = const(30000)  # holder out and charged: ready this long, then asleep
 _REFUSED_MS = const(3000)
+_DOUBLE_CLICK_MS = const(600)
 
 # the kit as a whole, holder and charger (docs/power.md)
 _KIT_SLEEP = const(0)  # holder out of the charger, idle
@@ -86,6 +94,13 @@ class Device:
         self._ready_until = now
         self._docked = False
         self._bat = -1
+        self._click_ms = time.ticks_add(now, -10 * _DOUBLE_CLICK_MS)  # the charger button's last click
+        # hooks (app.py): the start gate (-> reason or None), console events,
+        # the holder button's click and the charger button's double click
+        self.gate = None
+        self.event = None
+        self.on_click = None
+        self.on_double_click = None
 
     def service(self, now_ms):
         # the usual pass (no button, nothing new) is kept to small frames:
@@ -112,13 +127,28 @@ class Device:
         if b.pressed and not b.fired and b.held_ms(now_ms) >= HOLD_START_MS:
             b.fired = True
             if state == SLEEP or state == COOLING:
-                h.request_start()
+                why = self.gate() if self.gate is not None else None
+                if why is None:
+                    h.request_start()
+                else:
+                    self._refuse(why, now_ms)
             elif state == PREHEAT or state == HEATING or state == END_WARNING:
                 h.request_stop()
         elif ev == 2 and not b.fired:  # a click
             if state == FAULT:
                 h.request_clear_fault()
             self._ready_until = time.ticks_add(now_ms, _READY_MS)
+            if self.on_click is not None:
+                self.on_click(now_ms)
+
+    def _refuse(self, why, now_ms):
+        """The user's gate refused a start."""
+        ind = self.ind
+        ind.buzz(indicator.HAPTIC_REFUSAL, indicator.BUZZ_LONG, now_ms)
+        ind.fault_mode = indicator.LED_BLINK_FAST  # for _REFUSED_MS (kit_update)
+        self._refused_until = time.ticks_add(now_ms, _REFUSED_MS)
+        if self.event is not None:
+            self.event("refused " + why)
 
     def _charger_button(self, ev, now_ms):
         c = self.cbutton
@@ -133,6 +163,11 @@ class Device:
         elif ev == 2:
             if c.fired:
                 self.power.on = not self.power.on
+            elif time.ticks_diff(now_ms, self._click_ms) <= _DOUBLE_CLICK_MS and self.on_double_click is not None:
+                self._click_ms = time.ticks_add(now_ms, -10 * _DOUBLE_CLICK_MS)  # a third click starts afresh
+                self.on_double_click(now_ms)
+            else:
+                self._click_ms = now_ms
             self._show_until = time.ticks_add(now_ms, _SHOW_MS)
 
     # --- holder indications ----------------------------------------------------
@@ -142,7 +177,7 @@ class Device:
         ind = self.ind
         if h.refusals != self._refusals_seen:
             self._refusals_seen = h.refusals
-            ind.vibrate(indicator.BUZZ_LONG, now_ms)
+            ind.buzz(indicator.HAPTIC_REFUSAL, indicator.BUZZ_LONG, now_ms)
             ind.fault_mode = indicator.LED_BLINK_FAST  # for _REFUSED_MS (kit_update)
             self._refused_until = time.ticks_add(now_ms, _REFUSED_MS)
         if state == self._state and h.ready == self._ready:
@@ -150,12 +185,12 @@ class Device:
         prev = self._state
         self._state = state
         if h.ready and not self._ready:
-            ind.vibrate(indicator.BUZZ_TWICE, now_ms)
+            ind.buzz(indicator.HAPTIC_READY, indicator.BUZZ_TWICE, now_ms)
         self._ready = h.ready
         if state == PREHEAT and prev != PREHEAT:
-            ind.vibrate(indicator.BUZZ_ONCE, now_ms)
+            ind.buzz(indicator.HAPTIC_START, indicator.BUZZ_ONCE, now_ms)
         elif state == END_WARNING:
-            ind.vibrate(indicator.BUZZ_TWICE, now_ms)
+            ind.buzz(indicator.HAPTIC_END_WARNING, indicator.BUZZ_TWICE, now_ms)
         ind.led_mode = _LED_FOR_STATE[state]
         ind.fault_mode = indicator.LED_BLINK_FAST if state == FAULT else indicator.LED_OFF
 

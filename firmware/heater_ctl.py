@@ -31,6 +31,7 @@ from board import PIN_STICK_DET
 from faults import CALIBRATION, NONE, STICK_MISSING
 from heater_safety import HeaterSafety
 from machine import ADC, PWM, Pin, Timer
+from ntc import dc_from_uv
 from micropython import const
 from puff_detect import PuffDetector
 from states import COOLING, END_FAULT, END_NONE, END_PUFFS, END_TIME, END_USER, END_WARNING
@@ -156,6 +157,11 @@ class HeaterControl:
     @property
     def temp_dc(self):
         return self._temp_cc // 10
+
+    @property
+    def amb_dc(self):
+        """The ambient thermistor at the last step, 0.1 C (main loop only)."""
+        return dc_from_uv(self._amb_uv)
 
     def cut_for_fault(self, fault):
         """Main-loop entry for faults found outside the control step."""

@@ -25,6 +25,7 @@ from hil import flash, toolchain
 # Runs in MicroPython, in a fresh flash directory. Prints one JSON line.
 _CUT_SCRIPT = """
 import sys, json
+from binascii import hexlify
 from sim import flash
 from sim.kernel import SimEnd
 
@@ -53,7 +54,7 @@ def state():
         "calib": [c.r0_uohm, c.tcr_ppm, c.stored],
         "counters": cnt,
         "faults": [list(e) for e in fl.entries()],
-        "bonds": bonds.load(),
+        "bonds": [[e[0], hexlify(e[1]).decode(), hexlify(e[2]).decode()] for e in bonds.load()],
     }
 
 
@@ -73,7 +74,7 @@ def write(kind, k):
         fl.record(1 + k % 11, 1000 * k, k)
         fl.save()
     else:
-        bonds.add("c0ffee%06x" % k, "%032x" % (k * 7919))
+        bonds.Bonds().set(1 + k % 2, bytes([0, 0xC0, 0xFF, 0xEE, 0, 0, k]), bytes(range(k, k + 16)))
 
 
 def size_of(kind, k):

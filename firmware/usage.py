@@ -1,0 +1,96 @@
+"""The user's limits on the holder button, and the usage history they and
+the phone app read.
+
+- lock (settings "locked"): the holder button does not start a session;
+- daily limit (settings "limit", 0 none): sessions started in the rolling
+  24 h; at the limit the holder button does not start one;
+- data sharing (settings "sharing"): with it off no usage history is kept
+  (the start times a daily limit needs excepted, never reported).
+
+The history is in RAM: the start (seconds of uptime) and the puffs of the
+last _N sessions; a reboot starts it afresh. The console's `start` is an
+engineering command and bypasses both limits.
+"""
+
+import time
+from array import array
+
+from micropython import const
+
+_N = const(64)
+_DAY_S = const(86400)
+
+
+class Usage:
+    def __init__(self, settings):
+        self.settings = settings
+        self._t = array("i", [0] * _N)  # session start, seconds of uptime
+        self._p = bytearray(_N)  # its puffs
+        self._n = 0  # sessions recorded; the ring keeps the last _N
+        self._last_ms = time.ticks_ms()
+        self.now_s = _DAY_S  # uptime, from a day on: an empty slot reads as older than a day
+
+    def tick(self, now_ms):
+        """The uptime clock (at least every few days: the ticks wrap)."""
+        d = time.ticks_diff(now_ms, self._last_ms)
+        if d >= 1000:
+            self.now_s += d // 1000
+            self._last_ms = time.ticks_add(self._last_ms, d // 1000 * 1000)
+
+    def refusal(self):
+        """Why the holder button may not start a session now ("locked",
+        "limit"), or None."""
+        s = self.settings
+        if s["locked"]:
+            return "locked"
+        if self.limit_reached():
+            return "limit"
+        return None
+
+    def limit_reached(self):
+        limit = self.settings["limit"]
+        return limit > 0 and self.sessions_24h() >= limit
+
+    def sessions_24h(self):
+        n = 0
+        since = self.now_s - _DAY_S
+        for k in range(min(self._n, _N)):
+            if self._t[k] > since:
+                n += 1
+        return n
+
+    def puffs_24h(self):
+        p = 0
+        since = self.now_s - _DAY_S
+        for k in range(min(self._n, _N)):
+            if self._t[k] > since:
+                p += self._p[k]
+        return p
+
+    def _keeping(self):
+        s = self.settings
+        return s["sharing"] or s["limit"] > 0
+
+    def started(self, now_ms):
+        """A session started."""
+        if self._keeping():
+            self.tick(now_ms)
+            i = self._n % _N
+            self._t[i] = self.now_s
+            self._p[i] = 0
+            self._n += 1
+
+    def ended(self, puffs):
+        """The session that started last ended with `puffs`."""
+        if self._n and self.settings["sharing"]:
+            self._p[(self._n - 1) % _N] = min(puffs, 255)
+
+    def forget(self):
+        """Sharing off or the limit changed: keep nothing the settings do not
+        ask for."""
+        s = self.settings
+        if not s["sharing"]:
+            for k in range(_N):
+                self._p[k] = 0
+            if not s["limit"]:
+                self._n = 0
