@@ -155,6 +155,7 @@ class Ble:
         self._pairing = False
         self._pair_until = time.ticks_ms()
         self._refused = False  # a new bond was refused since the last encryption update
+        self._bonded_now = 0  # >0: a new bond was stored within the last 1-2 s
         self._clear_until = time.ticks_ms()
         self._clearing = False
         self._find_req = 0
@@ -247,13 +248,19 @@ class Ble:
                 self._conns.remove(data[0])
             if not self._conns:
                 self._refused = False  # a pairing refused died with its link
+                self._bonded_now = 0
             self._say("ble disconnect")
             self._advertise()
         elif event == _IRQ_ENCRYPTION_UPDATE:
-            # (conn, encrypted, authenticated, bonded, key_size)
-            if self._refused or (data[1] and not data[3] and not self._pairing):
+            # (conn, encrypted, authenticated, bonded, key_size). NimBLE stores
+            # the keys first, then reports; a stack that reports first is
+            # covered by the window still being open then.
+            if self._refused or (data[1] and not data[3] and not self._pairing and not self._bonded_now):
+                if not self._refused:
+                    self._say("ble pairing refused")  # encrypted, no bond, the window closed
                 self._refused = False
                 self._ble.gap_disconnect(data[0])
+            self._bonded_now = 0
         return None
 
     def _set_secret(self, sec_type, key, value):
@@ -267,6 +274,7 @@ class Ble:
             return False
         if not b.set(sec_type, key, value):
             return False
+        self._bonded_now = 2  # for this link's encryption update (_expire counts it down)
         self._say("ble bonded")
         self._close_pairing()
         return True
@@ -413,6 +421,8 @@ class Ble:
             self.app.reset()
 
     def _expire(self, now_ms):
+        if self._bonded_now:
+            self._bonded_now -= 1
         if self._pairing and time.ticks_diff(self._pair_until, now_ms) <= 0:
             self._close_pairing()
         if self._clearing and time.ticks_diff(self._clear_until, now_ms) <= 0:

@@ -17,6 +17,7 @@ import faults
 import framing
 import micropython
 import profiles
+import settings
 import states
 from micropython import const
 from version import FIRMWARE_VERSION, PROTOCOL_VERSION
@@ -237,7 +238,7 @@ class Console:
 
     def _cmd_set(self, args):
         if len(args) != 2:
-            self.error(E_ARGS, "usage: set profile NAME | set telemetry 0|1")
+            self.error(E_ARGS, "usage: set profile NAME | set telemetry 0|1 | set ble 0|1")
             return
         key, value = args
         if key == "profile":
@@ -248,6 +249,13 @@ class Console:
                 return
             self.app.set_telemetry_at_boot(value == "1")
             self.reply("OK telemetry " + value)
+        elif key == "ble":
+            if value not in ("0", "1"):
+                self.error(E_RANGE, "ble: 0 or 1")
+                return
+            self.app.settings["ble"] = value == "1"
+            settings.save(self.app.settings)
+            self.reply("OK ble %s from the next boot" % value)
         else:
             self.error(E_ARGS, "unknown setting " + key)
 
