@@ -11,7 +11,7 @@ firmware's main loop, as MicroPython schedules them. The wire is described in
 docs/ble_sim.md.
 
     T_BLE frames (device -> host), text, the first word the kind:
-      reg N | svc UUID | chr VH UUID FLAGS | dsc H UUID FLAGS   (a GATT table: N services)
+      reg N | svc UUID | chr VH UUID FLAGS | dsc H UUID FLAGS | reg end   (a GATT table)
       adv INTERVAL_US CONNECTABLE ADVHEX RESPHEX | adv off
       cfg KEY VALUE            act 0|1            disc CONN
       ntf T_US CONN VH HEX     ind T_US CONN VH HEX     upd T_US VH HEX
@@ -230,6 +230,7 @@ class Radio:
                     self._bufs[h] = [_DEFAULT_BUF, False]
                     table.append("dsc %d %s %x" % (h, UUID(d[0]), d[1]))
             out.append(tuple(handles))
+        table.append("reg end")
         self._table = table
         for line in table:
             self._emit(line)
