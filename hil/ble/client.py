@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from hil.ble.sim import BleBridge
 
 UuidLike = str | int
+PHONE_MTU = 247  # what the simulated phone asks for (Android asks 517, iOS 185..527)
 
 
 class Advert(NamedTuple):
@@ -268,6 +269,7 @@ class BumbleBackend(Backend):
         async def go() -> Any:
             conn = await self.device.connect(target, timeout=timeout_s)
             peer = Peer(conn)
+            await peer.request_mtu(PHONE_MTU)  # as phones do
             await peer.discover_services()
             for s in peer.services:
                 await s.discover_characteristics()
