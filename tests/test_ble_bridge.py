@@ -267,3 +267,15 @@ def test_bonds_survive_a_reset_the_link_does_not(dut: Dut, ble: BleBridge) -> No
         phone.read(HAPTICS)
     phone.pair()
     assert phone.read(HAPTICS) == b"\x01\x0f\x50"
+
+
+def test_a_device_gone_quiet_fails_the_call_at_once(dut: Dut, ble: BleBridge) -> None:
+    if dut.target.name != "sim":
+        pytest.skip("ends the run under the bridge: the simulator's process")
+    phone = connected(ble)
+    assert dut.live is not None
+    dut.live.link.send_line("@plant end")  # the run ends: nobody answers the bridge any more
+    t0 = time.monotonic()
+    with pytest.raises(BleError):
+        phone.read(FIND)
+    assert time.monotonic() - t0 < 10.0  # the bridge's reply timeout, not a GATT timeout

@@ -207,14 +207,24 @@ class BumbleBackend(Backend):
             delegate=PairingDelegate(io_capability=PairingDelegate.NO_OUTPUT_NO_INPUT),
         )
 
-    def pump(self) -> None:
-        self.bridge.pump()
-
     def _run(self, coro: Any) -> Any:
+        from hil.ble.sim import BridgeError
+
         try:
-            return self.bridge.run(coro)
-        finally:
+            try:
+                return self.bridge.run(coro)
+            finally:
+                self.bridge.pump()
+        except BridgeError as e:
+            raise BleError(f"the device's side failed: {e}") from None
+
+    def pump(self) -> None:
+        from hil.ble.sim import BridgeError
+
+        try:
             self.bridge.pump()
+        except BridgeError as e:
+            raise BleError(f"the device's side failed: {e}") from None
 
     def scan(self, timeout_s: float) -> list[Advert]:
         from bumble.core import AdvertisingData

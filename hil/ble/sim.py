@@ -235,19 +235,31 @@ class BleBridge:
         self._pending: deque[str] = deque()  # frames that came while waiting for a reply
         self._pairing: set[int] = set()  # connections pairing now
         self._in_loop = False
+        self.failure: BridgeError | None = None  # what went wrong inside a Bumble callback
         self.stats = {"requests": 0, "notifications": 0}
         self.run(self._first_device())
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine to its end on the bridge's loop (the phones' calls)."""
+        """Run a coroutine to its end on the bridge's loop (the phones' calls);
+        a failure of the device's side inside it is raised here."""
         if self._in_loop:
             raise BridgeError("the BLE bridge was called from inside its own loop")
         self._in_loop = True
         try:
-            return self.loop.run_until_complete(coro)
+            out = self.loop.run_until_complete(coro)
+        except Exception:
+            self._raise_failure()
+            raise
         finally:
             self._in_loop = False
+        self._raise_failure()
+        return out
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
 
     async def settle(self) -> None:
         """Let the virtual link deliver everything in flight (no air time)."""
@@ -317,7 +329,10 @@ class BleBridge:
         line = f"@ble {cmd} {seq} {' '.join(words)}".rstrip()
         if len(line) > MAX_LINE:
             raise BridgeError(f"line too long for the console: {line!r}")
-        link.send_line(line)
+        try:
+            link.send_line(line)
+        except (LinkClosed, OSError) as e:
+            raise BridgeError(f"the device's link is gone, {line!r} not sent: {e}") from None
         end = time.monotonic() + REPLY_TIMEOUT_S
         while True:
             text = self._next(link)
@@ -433,15 +448,32 @@ class BleBridge:
             out.append(gatt.Service(bumble_uuid(suuid), items))
         return out
 
+    def _tell(self, cmd: str, *args: object) -> None:
+        """A request from one of Bumble's event handlers (which must not raise)."""
+        try:
+            self.request(cmd, *args)
+        except BridgeError as e:
+            self.failure = self.failure or e
+
+    def _guarded(self, cmd: str, *args: object, value: bytes | None = None) -> list[str]:
+        """A request from inside Bumble: a device that does not answer becomes
+        an ATT "unlikely error" at once (not a GATT timeout 30 s later), and
+        the failure is kept for the client to raise."""
+        try:
+            return self.request(cmd, *args, value=value)
+        except BridgeError as e:
+            self.failure = self.failure or e
+            raise ATT_Error(0x0E) from None
+
     def _value(self, handle: int) -> gatt.CharacteristicValue[bytes]:
         def read(conn: Connection) -> bytes:
-            got = self.request("rd", conn.handle, handle)
+            got = self._guarded("rd", conn.handle, handle)
             if got[0] != "0":
                 raise ATT_Error(int(got[0]))
             return _unhex(got[1]) if len(got) > 1 else b""
 
         def write(conn: Connection, value: bytes) -> None:
-            got = self.request("wr", conn.handle, handle, value=bytes(value))
+            got = self._guarded("wr", conn.handle, handle, value=bytes(value))
             if got[0] != "0":
                 raise ATT_Error(int(got[0]))
 
@@ -518,7 +550,7 @@ class BleBridge:
         else:
             await dev.indicate_subscriber(conn, attr, value, force=True)
             await self.settle()
-            self.request("idone", conn_h, handle, 0)
+            self._tell("idone", conn_h, handle, 0)
 
     async def _update(self, t_us: int, handle: int, value: bytes) -> None:
         dev = self.device
@@ -537,7 +569,7 @@ class BleBridge:
         h = conn.handle
         peer = conn.peer_address
         self.adv = None  # advertising stops when a central connects
-        self.request("conn", h, 0 if peer.is_public else 1, bytes(peer).hex())
+        self._tell("conn", h, 0 if peer.is_public else 1, bytes(peer).hex())
         conn.on(conn.EVENT_DISCONNECTION, lambda _reason: self._on_disconnection(h))
         conn.on(conn.EVENT_CONNECTION_ATT_MTU_UPDATE, lambda: self._on_mtu(conn))
         conn.on(conn.EVENT_CONNECTION_ENCRYPTION_CHANGE, lambda: self._on_encryption(conn))
@@ -547,10 +579,10 @@ class BleBridge:
 
     def _on_disconnection(self, handle: int) -> None:
         self._pairing.discard(handle)
-        self.request("disc", handle)
+        self._tell("disc", handle)
 
     def _on_mtu(self, conn: Connection) -> None:
-        self.request("mtu", conn.handle, conn.att_mtu)
+        self._tell("mtu", conn.handle, conn.att_mtu)
 
     def _on_encryption(self, conn: Connection) -> None:
         if conn.handle in self._pairing:
@@ -560,7 +592,7 @@ class BleBridge:
     def _enc(self, conn: Connection, bonded: bool) -> None:
         enc = 1 if conn.encryption else 0
         auth = 1 if enc and conn.authenticated else 0
-        self.request("enc", conn.handle, enc, auth, int(bonded), 16 if enc else 0)
+        self._tell("enc", conn.handle, enc, auth, int(bonded), 16 if enc else 0)
 
     def _on_paired(self, conn: Connection, keys: PairingKeys) -> None:
         self._pairing.discard(conn.handle)
