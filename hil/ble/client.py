@@ -184,6 +184,7 @@ class BumbleBackend(Backend):
         self.peer: Any = None
         self._chars: dict[str, Any] = {}
         self._seen: dict[str, Any] = {}  # address text -> bumble Address, from scans
+        self.reencrypted = False  # the last connect encrypted the link with a stored bond
         addr = hci.Address(f"C0:00:00:00:{0x10 + index:02X}:01")  # random static
 
         async def make() -> Any:
@@ -289,11 +290,30 @@ class BumbleBackend(Backend):
             self.conn, self.peer = self._run(go())
         except Exception as e:  # bumble: a timeout, a refused connection
             raise BleError(f"could not connect to {target}: {e!r}") from None
+        self._reencrypt()
         self._chars = {}
         for s in self.peer.services:
             for c in s.characteristics:
                 self._chars.setdefault(uuid128(c.uuid), c)
         self.conn.on(self.conn.EVENT_DISCONNECTION, lambda _r: self._gone())
+
+    def _reencrypt(self) -> None:
+        """A bonded phone encrypts the link with its stored key on connecting
+        (as phones do); if the device has lost the bond, the phone forgets it."""
+        conn = self.conn
+        name = str(conn.peer_address)
+
+        async def go() -> bool:
+            if await self.device.keystore.get(name) is None:
+                return False
+            try:
+                await conn.encrypt()
+                return True
+            except Exception:  # the device has no key for us any more
+                await self.device.keystore.delete(name)
+                return False
+
+        self.reencrypted = bool(self._run(go())) if conn is not None else False
 
     def _gone(self) -> None:
         self.conn = None

@@ -166,6 +166,9 @@ class FirmwareKeyStore(KeyStore):
             self.refused.add(name)
 
     async def get(self, name: str) -> PairingKeys | None:
+        return self.load(name)
+
+    def load(self, name: str) -> PairingKeys | None:
         got = self.bridge.request("sget", SEC_PEER, 0, _key(hci.Address(name)).hex())
         if not got or got[0] == "-":
             return None
@@ -587,12 +590,19 @@ class BleBridge:
     def _on_encryption(self, conn: Connection) -> None:
         if conn.handle in self._pairing:
             return  # told once the keys are stored, as NimBLE does
-        self._enc(conn, bonded=bool(conn.encryption))
+        try:  # a bonded central encrypting with its stored key
+            keys = self.keystore.load(str(conn.peer_address)) if conn.encryption else None
+        except BridgeError as e:
+            self.failure = self.failure or e
+            return
+        auth = keys is not None and keys.ltk is not None and keys.ltk.authenticated
+        self._enc(conn, bonded=keys is not None, auth=auth)
 
-    def _enc(self, conn: Connection, bonded: bool) -> None:
+    def _enc(self, conn: Connection, bonded: bool, auth: bool | None = None) -> None:
         enc = 1 if conn.encryption else 0
-        auth = 1 if enc and conn.authenticated else 0
-        self._tell("enc", conn.handle, enc, auth, int(bonded), 16 if enc else 0)
+        authenticated = bool(conn.authenticated) if auth is None else auth
+        auth_flag = 1 if enc and authenticated else 0
+        self._tell("enc", conn.handle, enc, auth_flag, int(bonded), 16 if enc else 0)
 
     def _on_paired(self, conn: Connection, keys: PairingKeys) -> None:
         self._pairing.discard(conn.handle)
