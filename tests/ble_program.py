@@ -53,7 +53,7 @@ class Program:
     def __init__(self):
         self.ble = bluetooth.BLE()
         self.ble.active(True)
-        self.ble.config(gap_name="heatrig", bond=True, le_secure=True, mitm=False, io=3)
+        self.ble.config(gap_name="heatrig", mtu=185, bond=True, le_secure=True, mitm=False, io=3)
         self.ble.irq(self.irq)
         (
             (self.h_level,),

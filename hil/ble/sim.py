@@ -385,6 +385,8 @@ class BleBridge:
                 await self._advertise(None)
         elif kind == "cfg":
             self.cfg[w[1]] = w[2]
+            if w[1] == "mtu" and self.device is not None:
+                self.device.gatt_server.max_mtu = int(w[2])
         elif kind == "adv":
             if w[1] == "off":
                 await self._advertise(None)
@@ -423,6 +425,8 @@ class BleBridge:
         dev.keystore = self.keystore
         dev.pairing_config_factory = self._pairing_config
         dev.add_services(self._services())
+        if "mtu" in self.cfg:  # the firmware's preferred MTU caps the exchange
+            dev.gatt_server.max_mtu = int(self.cfg["mtu"])
         dev.on(dev.EVENT_CONNECTION, self._on_connection)
         self.device = dev
         await dev.power_on()
