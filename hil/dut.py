@@ -23,13 +23,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil import frames, record, simrun, timing
 from hil.link import Link, LinkLog
 from hil.scenario import Event, Scenario
 from hil.targets import Live, Target
 from hil.transport import LinkClosed
+
+if TYPE_CHECKING:
+    from hil.ble.sim import BleBridge
 
 STATE_NAMES = record.STATE_NAMES
 SLICE_S = 0.25  # device time per clock grant while waiting on a virtual clock
@@ -63,6 +66,7 @@ class Dut:
     _tel_cursor: int = 0  # waits look at telemetry from here on
     _ev_cursor: int = 0  # and at events from here on
     _scenario: Scenario | None = None  # the live session's
+    _ble: BleBridge | None = None  # the BLE stack of a device with an emulated radio
 
     # --- whole scenarios -------------------------------------------------------------
     def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> simrun.SimResult:
@@ -124,6 +128,8 @@ class Dut:
         if self.live.virtual_clock:
             self._until(lambda: self._link.paused_us is not None, "the first pause", 30.0)
         self.expect_event(r"^boot heatrig", timeout_s=5.0)
+        if self._ble is not None:  # a new boot: the radio starts from nothing
+            self._ble.rebooted()
         if not live.virtual_clock:
             self.command("tm on")  # waits read telemetry
         for text in self._link.plant_info:
@@ -131,8 +137,23 @@ class Dut:
                 words = dict(w.split("=", 1) for w in text.split() if "=" in w)
                 self._offset_us = int(words["ticks_offset_us"])
 
+    def ble(self) -> BleBridge:
+        """The device's BLE stack and the air around it (hil/ble/sim.py), on a
+        target whose firmware runs the emulated radio (the simulator, the
+        virtual board): `.phone()` gives a client on it. Frames the device
+        sends are pumped into it by every client call and after every advance."""
+        self._live()
+        if self._ble is None:
+            from hil.ble.sim import BleBridge
+
+            self._ble = BleBridge(lambda: self._link, lambda m: self.log.write("ble", m))
+        return self._ble
+
     def stop(self) -> None:
         """End the live session (its record stays in last_live_record)."""
+        if self._ble is not None:
+            self._ble.close()
+            self._ble = None
         if self.live is not None:
             try:
                 self.last_live_record = self.record()
@@ -307,6 +328,8 @@ class Dut:
                 f"the clock to reach t={target / 1e6:.3f} s",
                 30.0 + seconds / 20,
             )
+            if self._ble is not None:
+                self._ble.pump()
         else:
             end = time.monotonic() + seconds
             while time.monotonic() < end:

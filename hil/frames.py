@@ -24,8 +24,9 @@ T_PLANT = 0x10
 T_PLANT_INFO = 0x11
 T_PLANT_REPLY = 0x12
 T_PLANT_POWER = 0x13
+T_BLE = 0x14  # the emulated BLE controller's text (sim/vbluetooth.py, docs/ble_sim.md)
 
-TEXT_TYPES = {T_REPLY, T_EVENT, T_PLANT_INFO, T_PLANT_REPLY}
+TEXT_TYPES = {T_REPLY, T_EVENT, T_PLANT_INFO, T_PLANT_REPLY, T_BLE}
 
 TELEMETRY_FMT = struct.Struct("<HIBBBBBhhHHHHH")
 PLANT_FMT = struct.Struct("<QqqqqiiiiiB")

@@ -60,6 +60,7 @@ class Link:
         self.plant_replies: deque[str] = deque()
         self.events: list[str] = []
         self.plant_info: list[str] = []
+        self.ble: deque[str] = deque()  # T_BLE frames, for the BLE bridge (hil/ble/sim.py)
         self.stray = bytearray()  # the last STRAY_KEEP unframed bytes
         self.last: frames.Telemetry | None = None
         self.paused_us: int | None = None  # host-stepped: where the clock stands
@@ -119,6 +120,10 @@ class Link:
             text = frames.text(f.payload)
             self.log.write("event", text)
             self.events.append(text)
+        elif t == frames.T_BLE:
+            text = frames.text(f.payload)
+            self.log.write("ble", text)
+            self.ble.append(text)
         elif t == frames.T_PLANT_INFO:
             text = frames.text(f.payload)
             self.plant_info.append(text)

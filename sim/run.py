@@ -18,6 +18,12 @@ flash.
 
 Host-stepped runs ("host_stepped": true) stop the clock until the host grants
 time over the "@plant" channel (sim/plant_cmd.py): interactive tests.
+
+Without a radio (the unix port) MicroPython's `bluetooth` module is emulated
+(sim/vbluetooth.py, the "@ble" channel; the host plays the BLE stack). A run
+configuration's "ble_program" (MicroPython source) runs before the firmware,
+on the emulated radio, and the firmware then gets a radio nobody hears: tests
+of the host's BLE bridge drive a GATT program of their own.
 """
 
 import gc
@@ -201,7 +207,30 @@ def plant_channel(rec, host_stepped, eager):
     return handler
 
 
-def install(rec, host_stepped, eager=False):
+def install_ble(eager, program=None):
+    """The emulated `bluetooth` module and its "@ble" channel, on a platform
+    without a radio of its own (a board's radio is kept); as from power-on."""
+    emulated = sys.modules.get("bluetooth")
+    if emulated is None or emulated.__name__ != "sim.vbluetooth":
+        try:
+            import bluetooth  # noqa: F401  a board's own radio
+            return
+        except ImportError:
+            pass
+    import console
+    from sim import vbluetooth
+
+    vbluetooth.reset()
+    sys.modules["bluetooth"] = vbluetooth
+    console.register_channel("ble", vbluetooth.channel)
+    if eager:
+        vbluetooth.channel(None)
+    if program:
+        exec(program, {"__name__": "ble_program"})
+        vbluetooth.mute()
+
+
+def install(rec, host_stepped, eager=False, ble_program=None):
     """The simulated modules in place of the hardware ones, and the plant's
     console channel; from here on, imports see the simulated hardware."""
     import console
@@ -210,6 +239,7 @@ def install(rec, host_stepped, eager=False):
     sys.modules["time"] = vtime
     sys.modules["machine"] = vmachine
     console.register_channel("plant", plant_channel(rec, host_stepped, eager))
+    install_ble(eager, ble_program)
     if host_stepped:
 
         def paused(now_us):
@@ -232,6 +262,7 @@ def run(cfg):
     snapshot = cfg.get("snapshot")  # where to leave the plant's state when the device reboots
     resume = cfg.get("resume")  # the snapshot this run continues from
     budget = cfg.get("heap_budget")  # the firmware's free heap at boot; None: all there is
+    ble_program = cfg.get("ble_program")
     cfg = None
     run = {"boots": 0, "cycle": None}
     if resume:
@@ -245,7 +276,8 @@ def run(cfg):
         _boot_heap = run["heap_boot"]
         if _cycle is not None and run["cycle"]:
             _cycle.resume(*run["cycle"])
-    install(rec, host_stepped, budget is not None)
+    install(rec, host_stepped, budget is not None, ble_program)
+    ble_program = None
     gc.collect()
     sim_bytes = gc.mem_alloc()
     ballast = _hold_to_budget(budget) if budget else None  # held until the run ends
