@@ -160,8 +160,9 @@ class HeaterControl:
 
     @property
     def amb_dc(self):
-        """The ambient thermistor at the last step, 0.1 C (main loop only)."""
-        return dc_from_uv(self._amb_uv)
+        """The ambient thermistor at the last step (read now before the
+        first), 0.1 C (main loop only)."""
+        return dc_from_uv(self._amb_uv or self.adc_amb_ntc.read_uv())
 
     def cut_for_fault(self, fault):
         """Main-loop entry for faults found outside the control step."""
