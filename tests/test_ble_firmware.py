@@ -4,11 +4,14 @@ so every device time below is exact. The profile: docs/ble_profile.md."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Generator
 
+import numpy as np
 import pytest
 
+from hil import record
 from hil.ble.client import AttError, BleClient, PairingFailed
 from hil.ble.sim import BleBridge, uuid128
 from hil.dut import Dut
@@ -23,9 +26,7 @@ def char(nn: int) -> str:
 
 
 STATUS, HEATING, COUNTERS, FAULTS, HAPTICS, FIND, LOCK = (char(n) for n in range(1, 8))
-USAGE, LIMIT, SHARING, ALERTS, REGISTRATION, IDS, CONTROL, RESULT = (
-    char(n) for n in range(8, 16)
-)
+USAGE, LIMIT, SHARING, ALERTS, REGISTRATION, IDS, CONTROL, RESULT = (char(n) for n in range(8, 16))
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_advertises_and_serves_the_profile(dut: Dut, ble: BleBridge) -> None:
     assert phone.read(0x2A28) == b"ble 1.0"
     assert phone.read(0x2A25).startswith(b"H")
     assert 0 < phone.read(0x2A19)[0] <= 100
-    v, flags, holder, charger, kit = phone.read(STATUS)
+    v, _flags, holder, charger, kit = phone.read(STATUS)
     assert v == 1 and holder > 0 and charger > 0 and kit == 0  # asleep
     assert phone.read(HEATING) == bytes([1, 0, 0, 14, 0, 0, 0, 0, 0, 0])[:9]
     assert phone.read(ALERTS)[:2] == b"\x01\x00"  # 20 C: no alert
@@ -155,7 +156,7 @@ def test_daily_limit_refuses_the_next_session(dut: Dut, ble: BleBridge) -> None:
     dut.press(1.5)  # stops it
     dut.wait_state("cooling", timeout_s=2.0)
     dut.advance(0.5)  # the button released
-    v, sessions, puffs, limit, sharing = struct.unpack("<BBHBB", phone.read(USAGE))
+    _v, sessions, _puffs, limit, sharing = struct.unpack("<BBHBB", phone.read(USAGE))
     assert (sessions, limit, sharing) == (1, 1, 1)
     dut.press(1.5)
     dut.expect_event(r"^refused limit$", timeout_s=0.5)
@@ -163,13 +164,52 @@ def test_daily_limit_refuses_the_next_session(dut: Dut, ble: BleBridge) -> None:
     assert phone.read(USAGE)[1:4] == b"\x00\x00\x00"
 
 
-def test_find_pulses_then_stops(dut: Dut, ble: BleBridge) -> None:
+def motor_runs(dut: Dut, since_s: float) -> list[tuple[float, float]]:
+    """(start, length) of each run of the vibration motor since since_s, in s."""
+    assert dut.live is not None
+    tr = record.truth_array(dut.live.link.truth)
+    t = tr["t_us"].astype(np.int64) / 1e6
+    on = (tr["io"].astype(np.int64) & record.IO_VIBRATION) > 0
+    on = np.where(t >= since_s, on, False)
+    edges = np.flatnonzero(np.diff(on.astype(np.int8)))
+    starts = [t[i + 1] for i in edges if on[i + 1]]
+    ends = [t[i + 1] for i in edges if not on[i + 1]]
+    return [(a, round(b - a, 2)) for a, b in zip(starts, ends, strict=False)]
+
+
+def test_find_pulses_500_500_then_stops(dut: Dut, ble: BleBridge) -> None:
     phone = paired(dut, ble)
+    t0 = dut.now_s
     phone.write(FIND, b"\x03")
     dut.advance(1.6)
     assert phone.read(FIND)[0] in (1, 2)
-    dut.advance(2.0)
+    dut.advance(2.5)
     assert phone.read(FIND) == b"\x00"
+    runs = motor_runs(dut, t0)
+    assert [r[1] for r in runs] == [0.5, 0.5, 0.5]
+    assert [round(b[0] - a[0], 2) for a, b in itertools.pairwise(runs)] == [1.0, 1.0]
+    assert runs[0][0] - t0 <= 0.26  # at the next charger tick
+
+
+def test_haptics_mask_silences_the_session_vibrations(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    phone.write(HAPTICS, b"\x01\x00\x64")
+    dut.advance(0.5)
+    t0 = dut.now_s
+    dut.press(1.5)
+    dut.wait_state("heating", timeout_s=40.0)
+    assert motor_runs(dut, t0) == []
+    phone.write(HAPTICS, b"\x01\x0f\x64")
+    phone.write(LOCK, b"\x01")
+    dut.advance(0.5)
+    t1 = dut.now_s
+    dut.press(1.5)  # stops the session: the lock gates starts only
+    dut.wait_state("cooling", timeout_s=2.0)
+    dut.advance(0.5)
+    dut.press(1.5)
+    dut.expect_event(r"^refused locked$", timeout_s=0.5)
+    dut.advance(1.0)
+    assert [r[1] for r in motor_runs(dut, t1)] == [0.8]  # BUZZ_LONG: refusals on again
 
 
 def test_registration_survives_unpair_and_clears_with_a_click(dut: Dut, ble: BleBridge) -> None:
