@@ -181,7 +181,7 @@ class Ble:
         handles = ble.gatts_register_services(tuple(svcs))
         self._h = [h for hs in handles for h in hs]  # in CHARS order
         # value buffers: the value as written to the stack, and a second to pack the next into
-        self._fmt = [None] * _N  # type: list
+        # (the pack_into formats below are the table's: tests/test_ble_table.py)
         self._val = [None] * _N  # type: list
         self._alt = [None] * _N  # type: list
         self._forms = {}
@@ -191,12 +191,11 @@ class Ble:
             c = t.CHARS[k]
             self._ntf[k] = 1 if c[2] & t.NOTIFY else 0
             if c[4]:
-                fmt, n = t.field_fmt(c[4])
+                n = t.field_fmt(c[4])[1]
                 rep = c[5]
                 if rep:  # the repeated group (faults): room for the most entries
                     self._entry_fmt, size = t.field_fmt(rep[1])
                     n += rep[0] * size
-                self._fmt[k] = fmt
                 self._val[k] = bytearray(n)
                 self._alt[k] = bytearray(n)
                 if n > 20:  # the default; writes longer than the longest valid one (6 bytes) fit it

@@ -75,6 +75,19 @@ def test_ble_gatt_indices_are_the_tables() -> None:
         assert k == consts["NN0"] + ch[0]  # custom characteristic NN at _NN0 + NN
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["status", "heating", "counters", "haptics", "usage", "alerts", "registration", "ids"],
+)
+def test_ble_gatt_packs_the_tables_formats(name: str) -> None:
+    ch = next(c for c in T.CHARS if c[1] == name)
+    fmt = T.field_fmt(ch[4])[0]
+    src = (FIRMWARE_DIR / "ble_gatt.py").read_text()
+    assert f'pack_into("{fmt}", self._alt[_{name.upper()}]' in src or (
+        f'pack_into("{fmt}", self._val[_{name.upper()}]' in src
+    ), f"{name}: ble_gatt.py packs it otherwise than {fmt}"
+
+
 def test_the_services_cover_the_characteristics_in_order() -> None:
     ends = [(s[2], s[3]) for s in T.SERVICES]
     assert ends[0][0] == 0 and ends[-1][1] == len(T.CHARS)
