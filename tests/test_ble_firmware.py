@@ -230,3 +230,23 @@ def test_registration_survives_unpair_and_clears_with_a_click(dut: Dut, ble: Ble
     dut.press(0.2)  # the holder button's click confirms
     dut.advance(0.3)
     assert phone.read(REGISTRATION) == struct.pack("<BBIB", 1, 0, 0, 0)
+
+
+def test_heating_notified_at_state_changes_puffs_and_every_10_s(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    phone.subscribe(HEATING)
+    dut.press(1.5)
+    dut.wait_state("heating", timeout_s=40.0)
+    dut.advance(2.0)
+    dut.puff(55, 2)
+    dut.advance(4.0)
+    notes = [(n.t_s, struct.unpack("<BBBBHHB", n.value)) for n in phone.notifications(HEATING)]
+    states = [v[1] for _, v in notes]
+    assert states[0] == 1 and 2 in states  # preheat, then heating
+    assert all(a <= b for a, b in itertools.pairwise(states))
+    ticks = [v[4] for _, v in notes if v[4] % 10 == 0 and v[4]]
+    assert ticks[:2] == [10, 20]  # every 10 s of the session
+    assert all(v[3] == 14 and v[4] + v[5] == 360 for _, v in notes)
+    puffs = [(t, v[2]) for t, v in notes if v[2]]
+    assert puffs and puffs[0][1] == 1  # the puff, notified as it was counted
+    assert len(notes) == len({v for _, v in notes})  # nothing sent twice
