@@ -10,8 +10,10 @@
 #                  ...0e control write (enc)        2: unpair (every bond removed, link dropped)
 #                  ...f0 window  read write         u8 1: bonds may be stored (the pairing window)
 #                  ...f1 blob    read               150 bytes 0, 1, 2, ...
+#                  ...f2 echo    read indicate      each accepted find write, indicated
+# A write to window also updates status (100 + connects) with send_update=True.
 # Events (T_EVENT): "ble connect", "ble disconnect", "ble enc E A B", "ble bonded",
-# "ble bond refused", "ble unpaired", "ble mtu N".
+# "ble bond refused", "ble unpaired", "ble mtu N", "ble indicated STATUS".
 import json
 import sys
 
@@ -33,6 +35,7 @@ _CUSTOM = (
         (bluetooth.UUID("7e1a000e" + _BASE), _W | _WE),
         (bluetooth.UUID("7e1a00f0" + _BASE), _R | _W),
         (bluetooth.UUID("7e1a00f1" + _BASE), _R),
+        (bluetooth.UUID("7e1a00f2" + _BASE), _R | 0x0020),
     ),
 )
 
@@ -57,7 +60,7 @@ class Program:
         self.ble.irq(self.irq)
         (
             (self.h_level,),
-            (self.h_status, self.h_hapt, self.h_find, self.h_ctl, self.h_win, h_blob),
+            (self.h_status, self.h_hapt, self.h_find, self.h_ctl, self.h_win, h_blob, self.h_echo),
         ) = self.ble.gatts_register_services((_BAT, _CUSTOM))
         self.ble.gatts_write(self.h_level, b"\x32")
         self.ble.gatts_write(self.h_status, b"\x00")
@@ -104,6 +107,8 @@ class Program:
             return self.write(data[0], data[1])
         elif event == 4:
             return 0
+        elif event == 20:
+            _event(f"ble indicated {data[2]}")
         elif event == 21:
             _event(f"ble mtu {data[1]}")
         elif event == 28:
@@ -146,6 +151,9 @@ class Program:
                 return 0x0D
             if v[0] > 120:
                 return 0x13
+            self.ble.gatts_indicate(conn, self.h_echo, v)
+        elif handle == self.h_win:
+            self.ble.gatts_write(self.h_status, bytes([100 + self.connects]), True)
         elif handle == self.h_ctl:
             if len(v) != 1:
                 return 0x0D

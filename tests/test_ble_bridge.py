@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from hil import frames, toolchain
-from hil.ble.client import AttError, BleClient, BleError, NoAdapter, PairingFailed
+from hil.ble.client import (
+    AttError,
+    BleClient,
+    BleError,
+    NoAdapter,
+    Notification,
+    PairingFailed,
+)
 from hil.ble.sim import BleBridge, decode_keys, encode_keys, uuid128
 from hil.dut import Dut
 from hil.targets import SerialTarget
@@ -29,8 +36,8 @@ def char(nn: str) -> str:
     return f"7e1a00{nn}-5c1d-4b8e-9f2a-6b3c4d5e6f70"
 
 
-STATUS, HAPTICS, FIND, CONTROL, WINDOW, BLOB = (
-    char(n) for n in ("01", "05", "06", "0e", "f0", "f1")
+STATUS, HAPTICS, FIND, CONTROL, WINDOW, BLOB, ECHO = (
+    char(n) for n in ("01", "05", "06", "0e", "f0", "f1", "f2")
 )
 LEVEL = 0x2A19
 
@@ -147,7 +154,7 @@ def test_scan_finds_the_advertised_name_and_service(ble: BleBridge, phone: BleCl
     assert phone.connected
     svcs = phone.services()
     assert svcs[uuid128(0x180F)] == [uuid128(LEVEL)]
-    assert svcs[CUSTOM] == [STATUS, HAPTICS, FIND, CONTROL, WINDOW, BLOB]
+    assert svcs[CUSTOM] == [STATUS, HAPTICS, FIND, CONTROL, WINDOW, BLOB, ECHO]
     assert phone.mtu == 185  # the phone asks 247, the program's config allows 185
     assert ble.device is not None
 
@@ -193,6 +200,21 @@ def test_notifications_arrive_in_order_with_virtual_times(dut: Dut, ble: BleBrid
     assert t0 == 0.0
     assert [n.value[0] for n in notes] == [51, 52, 53, 54, 55]
     assert phone.read(LEVEL) == b"\x37"
+
+
+def test_indications_and_updates_reach_the_subscribed(dut: Dut, ble: BleBridge) -> None:
+    phone = connected(ble)
+    dut.advance(0.5)
+    phone.write(WINDOW, b"\x01")  # status updated with send_update: nobody subscribed yet
+    phone.subscribe(STATUS)
+    phone.subscribe(ECHO)
+    phone.write(FIND, b"\x07")  # indicated from the write's IRQ
+    dut.expect_event(r"^ble indicated 0$", timeout_s=0.1)  # _IRQ_GATTS_INDICATE_DONE, status 0
+    with pytest.raises(AttError):
+        phone.write(FIND, b"\x79")  # refused: nothing indicated
+    phone.write(WINDOW, b"\x01")
+    assert phone.notifications(ECHO) == [Notification(0.5, b"\x07")]
+    assert phone.notifications(STATUS) == [Notification(0.5, b"\x65")]  # 100 + 1 connect
 
 
 def test_two_phones_each_get_their_own(dut: Dut, ble: BleBridge) -> None:
