@@ -404,6 +404,15 @@ class Dut:
         rec.events = [(0.0, e) for e in link.events]
         return rec
 
+    def events(self) -> list[str]:
+        """The live session's console events so far (state changes, faults, BLE)."""
+        return list(self._link.events)
+
+    def plant_samples(self) -> list[frames.PlantSample]:
+        """The plant's truth samples so far (targets with a plant): the outputs
+        the firmware drives, such as the vibration motor, at every sample."""
+        return [frames.plant_sample(p) for p in self._link.truth]
+
     def timing(self) -> timing.Timing:
         return timing.from_record(self.record(), {})
 

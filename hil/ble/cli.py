@@ -1,0 +1,147 @@
+"""`heatrig ble ...`: the phone app's view of a kit, from the command line.
+
+    heatrig ble scan                      kits advertising nearby
+    heatrig ble info [--address A]        device information, battery, status
+    heatrig ble watch [--seconds N]       status, heating and battery notifications
+    heatrig ble lock | unlock             the device lock (pairs first)
+    heatrig ble find [SECONDS] | find 0   vibrate the holder, or stop it
+    heatrig ble doc                       the profile (docs/ble_profile.md)
+
+With --sim, the kit is the simulator's, and the phone a Bumble central on a
+virtual link: `watch --sim` runs a heating session and prints what the phone
+is told, stamped with device time. Without it, bleak talks to a real kit
+through this computer's Bluetooth adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hil.ble import profile as P
+from hil.ble.client import BleClient, BleError
+
+WATCHED = (P.STATUS, P.HEATING, P.BATTERY_LEVEL, P.ALERTS)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    b = sub.add_parser("ble", help="talk to a kit over BLE, as the phone app does")
+    b.add_argument("action", choices=("scan", "info", "watch", "lock", "unlock", "find", "doc"))
+    b.add_argument("seconds", nargs="?", type=int, help="find: how long to vibrate (0 stops)")
+    b.add_argument("--address", help="the kit's BLE address (default: the first kit found)")
+    b.add_argument("--sim", action="store_true", help="a simulated kit instead of a real one")
+    b.add_argument("--timeout", type=float, default=5.0, help="scan time in seconds")
+    b.add_argument("--watch-s", type=float, default=400.0, help="watch: how long (device time)")
+    b.set_defaults(fn=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "doc":
+        from hil.ble import doc
+
+        print(doc.markdown(), end="")
+        return 0
+    with _kit(args.sim) as (phone, sim):
+        if args.action == "scan":
+            for a in phone.scan(args.timeout):
+                print(f"  {a.address}  {a.name or '?':<12} {' '.join(a.service_uuids)}")
+            return 0
+        phone.connect(args.address)
+        if args.action == "info":
+            _info(phone)
+        elif args.action == "watch":
+            _watch(phone, sim, args.watch_s)
+        else:
+            _pair(phone, sim)
+            if args.action in ("lock", "unlock"):
+                phone.write(P.LOCK, bytes([args.action == "lock"]))
+                print("locked" if P.status(phone.read(P.STATUS)).locked else "unlocked")
+            else:
+                seconds = 30 if args.seconds is None else args.seconds
+                phone.write(P.FIND, bytes([seconds]))
+                print(f"finding: vibrating for {seconds} s" if seconds else "find stopped")
+    return 0
+
+
+def _info(phone: BleClient) -> None:
+    for name, u in P.DEVICE_INFO_CHARS.items():
+        print(f"  {name:<14} {P.text(phone.read(u))}")
+    print(f"  {'battery':<14} {P.level(phone.read(P.BATTERY_LEVEL))} %")
+    for u in (P.STATUS, P.HEATING, P.ALERTS):
+        print(f"  {P.NAMES[u]:<14} {P.describe(u, phone.read(u))}")
+
+
+def _watch(phone: BleClient, sim: object | None, seconds: float) -> None:
+    for u in WATCHED:
+        phone.subscribe(u)
+    if sim is None:
+        import time
+
+        end = time.monotonic() + seconds
+        seen = 0
+        while time.monotonic() < end:
+            time.sleep(0.5)
+            seen = _print_new(phone, seen)
+        return
+    from hil.dut import Dut
+
+    assert isinstance(sim, Dut)
+    sim.press(1.2)  # a session, as a user starts it
+    for _ in range(int(seconds)):
+        sim.advance(1.0)
+    _print_new(phone, 0)
+
+
+def _print_new(phone: BleClient, seen: int) -> int:
+    notes = sorted(
+        ((n.t_s, u, n.value) for u in WATCHED for n in phone.notifications(u)),
+        key=lambda x: x[0],
+    )
+    for t, u, value in notes[seen:]:
+        print(f"  {t:9.3f} s  {P.NAMES[u]:<14} {P.describe(u, value)}")
+    return len(notes)
+
+
+def _pair(phone: BleClient, sim: object | None) -> None:
+    if sim is not None:  # the user double-clicks the charger button: the window opens
+        from hil.dut import Dut
+
+        assert isinstance(sim, Dut)
+        for _ in range(2):
+            sim.charger_button(True)
+            sim.advance(0.1)
+            sim.charger_button(False)
+            sim.advance(0.15)
+    else:
+        print("double-click the charger button to open the pairing window", flush=True)
+    phone.pair()
+
+
+@contextmanager
+def _kit(sim: bool) -> Iterator[tuple[BleClient, object | None]]:
+    if not sim:
+        client = BleClient.bleak()
+        try:
+            yield client, None
+        finally:
+            client.close()
+        return
+    import tempfile
+    from pathlib import Path
+
+    from hil.dut import Dut
+    from hil.targets import SimTarget
+
+    with tempfile.TemporaryDirectory(prefix="heatrig-ble-") as tmp:
+        dut = Dut(SimTarget(), log_path=Path(tmp) / "link.log")
+        try:
+            dut.start()
+            client = dut.ble().phone()
+            yield client, dut
+            client.close()
+        finally:
+            dut.close()
+
+
+__all__ = ["BleError", "add_parser", "run"]
