@@ -126,6 +126,8 @@ class App:
         next boot stays in the REPL."""
         self.console.event("reset")
         self.heater.cut_for_reset()
+        if self.ble is not None:
+            self.ble.serve_now()  # what a phone wrote before the reset reaches flash
         if hold:
             boot_hold.request()
         time.sleep_ms(20)  # lets the UART send the reply before the reset

@@ -27,6 +27,7 @@ the link is dropped at its _IRQ_ENCRYPTION_UPDATE, as is a link encrypted
 without a bond while the window is closed.
 """
 
+import gc
 import sys
 import time
 from binascii import unhexlify
@@ -139,10 +140,42 @@ def adv_payload(name, uuid128):
     return bytes((2, 0x01, 0x06, len(nb) + 1, 0x09)) + nb + bytes((len(u) + 1, 0x07)) + u
 
 
+def _plan():
+    """What the server takes from the table (ble_table.py, set-up only): the
+    services to register, each value's size, which notify, the write forms,
+    the faults entry's format, the Device Information texts (None: the
+    serial, the unit's), the name and the custom service's UUID."""
+    import ble_table as t
+
+    svcs = []
+    for uuid, _name, first, end in t.SERVICES:
+        chars = []
+        for k in range(first, end):
+            c = t.CHARS[k]
+            chars.append((_uuid(t, c[0], uuid == 0), _flags(t, c[2], c[3])))
+        svcs.append((_uuid(t, uuid, uuid == 0), tuple(chars)))
+    sizes = [0] * _N
+    ntf = bytearray(_N)  # 1: the characteristic notifies
+    forms = {}
+    entry_fmt = ""
+    for k in range(_BATTERY, _N):
+        c = t.CHARS[k]
+        ntf[k] = 1 if c[2] & t.NOTIFY else 0
+        if c[4]:
+            n = t.field_fmt(c[4])[1]
+            rep = c[5]
+            if rep:  # the repeated group (faults): room for the most entries
+                entry_fmt, size = t.field_fmt(rep[1])
+                n += rep[0] * size
+            sizes[k] = n
+        if c[6]:
+            forms[k] = t.compile_forms(c[6])
+    texts = (t.MANUFACTURER, t.MODEL, None, t.HARDWARE_REV, FIRMWARE_VERSION, t.SOFTWARE_REV)
+    return tuple(svcs), sizes, ntf, forms, entry_fmt, texts, t.NAME, t.custom_uuid(0)
+
+
 class Ble:
     def __init__(self, app):
-        import ble_table as t  # set-up only: let go of below
-
         self.app = app
         self.heater = app.heater
         self.power = app.power
@@ -163,52 +196,38 @@ class Ble:
         self._puffs = -1
         self._bucket = -1
         self._amb_c = 0
+        # the table first, alone: its ~20 KB go before anything lasting is allocated,
+        # so they leave no holes among the server's buffers
+        svcs, sizes, self._ntf, self._forms, self._entry_fmt, texts, name, uuid = _plan()
+        del sys.modules["ble_table"]
+        gc.collect()
         self._bonds = bonds.Bonds()
         self._reg, _ = store.load(REG_FILE, REG_DEFAULTS)
+        ids_rec = store.load(IDS_FILE, IDS_DEFAULTS)[0]
+        gc.collect()  # the records' parsing garbage, too
 
         ble = bluetooth.BLE()
         self._ble = ble
         ble.active(True)
-        ble.config(gap_name=t.NAME, mtu=_MTU, bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT)
+        ble.config(gap_name=name, mtu=_MTU, bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT)
         ble.irq(self._irq)
-        svcs = []
-        for uuid, _name, first, end in t.SERVICES:
-            chars = []
-            for k in range(first, end):
-                c = t.CHARS[k]
-                chars.append((_uuid(t, c[0], uuid == 0), _flags(t, c[2], c[3])))
-            svcs.append((_uuid(t, uuid, uuid == 0), tuple(chars)))
-        handles = ble.gatts_register_services(tuple(svcs))
+        handles = ble.gatts_register_services(svcs)
         self._h = [h for hs in handles for h in hs]  # in CHARS order
         # value buffers: the value as written to the stack, and a second to pack the next into
         # (the pack_into formats below are the table's: tests/test_ble_table.py)
         self._val = [None] * _N  # type: list
         self._alt = [None] * _N  # type: list
-        self._forms = {}
-        self._entry_fmt = ""
-        self._ntf = bytearray(_N)  # 1: the characteristic notifies
         for k in range(_BATTERY, _N):
-            c = t.CHARS[k]
-            self._ntf[k] = 1 if c[2] & t.NOTIFY else 0
-            if c[4]:
-                n = t.field_fmt(c[4])[1]
-                rep = c[5]
-                if rep:  # the repeated group (faults): room for the most entries
-                    self._entry_fmt, size = t.field_fmt(rep[1])
-                    n += rep[0] * size
+            n = sizes[k]
+            if n:
                 self._val[k] = bytearray(n)
                 self._alt[k] = bytearray(n)
                 if n > 20:  # the default; writes longer than the longest valid one (6 bytes) fit it
                     ble.gatts_set_buffer(self._h[k], n)
-            if c[6]:
-                self._forms[k] = t.compile_forms(c[6])
-        ids = ids_for(store.load(IDS_FILE, IDS_DEFAULTS)[0], ble.config("mac")[1])
-        for k, text in enumerate((t.MANUFACTURER, t.MODEL, "H%s-C%s" % (ids[0], ids[1]), t.HARDWARE_REV,
-                                  FIRMWARE_VERSION, t.SOFTWARE_REV)):
-            ble.gatts_write(self._h[k], text.encode())
-        self._adv = adv_payload(t.NAME, t.custom_uuid(0))
-        del t
-        del sys.modules["ble_table"]
+        ids = ids_for(ids_rec, ble.config("mac")[1])
+        for k, text in enumerate(texts):
+            ble.gatts_write(self._h[k], (text or "H%s-C%s" % (ids[0], ids[1])).encode())
+        self._adv = adv_payload(name, uuid)
 
         pack_into("<B8s8s12s", self._val[_IDS], 0, 1, ids[0].encode(), ids[1].encode(), ids[2].encode())
         self._settings_values()
@@ -396,6 +415,10 @@ class Ble:
             if slow:
                 self._refresh(now_ms)
 
+    def serve_now(self):
+        """Do what the interrupts asked for now, not at the next tick (before a reset)."""
+        self._serve(time.ticks_ms())
+
     def _serve(self, now_ms):
         do = self._do
         self._do = 0
@@ -414,6 +437,7 @@ class Ble:
             self._faults()
         if do & _DO_UNPAIR:
             self._bonds.clear()
+            self.app.console.event("ble unpaired")
             for c in self._conns:
                 self._ble.gap_disconnect(c)
         if do & _DO_RESET:

@@ -1,7 +1,7 @@
 """The BLE GATT profile as data: services, characteristics, their value
 formats, ranges and security. ble_gatt.py builds the GATT server from it at
 boot (and then lets go of this module: its text is not kept in RAM), and
-the host renders docs/ble_profile.md from it (hil/ble_doc.py).
+the host renders docs/ble_profile.md from it (hil/ble/doc.py; `heatrig ble doc`).
 
 Every multi-byte field is little-endian. A characteristic is a tuple:
 

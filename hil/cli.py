@@ -21,6 +21,8 @@ from hil import (
     testrecord,
     toolchain,
 )
+from hil.ble import cli as ble_cli
+from hil.ble.client import BleError
 from hil.board import Board, BoardError
 from hil.paths import RESULTS_DIR, SCENARIOS_DIR
 
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(fn=cmd_report)
 
     campaign_cli.add_parser(sub)
+    ble_cli.add_parser(sub)
 
     args = p.parse_args(argv)
     try:
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         testrecord.RecordError,
         report.ReportError,
         campaign_spec.CampaignError,
+        BleError,
     ) as e:
         print(f"heatrig: {e}", file=sys.stderr)
         return 2

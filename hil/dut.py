@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 STATE_NAMES = record.STATE_NAMES
 SLICE_S = 0.25  # device time per clock grant while waiting on a virtual clock
+RELEASE_S = 0.1  # a button pressed again at the instant of its release waits this long
 REPLY_TIMEOUT_S = 5.0  # wall time for a reply (no device time passes for one)
 NO_PLANT = "ERR 1 no channel @plant"
 
@@ -66,6 +67,7 @@ class Dut:
     _tel_cursor: int = 0  # waits look at telemetry from here on
     _ev_cursor: int = 0  # and at events from here on
     _scenario: Scenario | None = None  # the live session's
+    _released_at: float | None = None  # device time the button was last let go
     _ble: BleBridge | None = None  # the BLE stack of a device with an emulated radio
 
     # --- whole scenarios -------------------------------------------------------------
@@ -120,6 +122,7 @@ class Dut:
     def _attach(self, live: Live) -> None:
         self.live = live
         self._offset_us = None
+        self._released_at = None
         self._t_us = 0
         self._last_ticks = None
         self._checked = 0
@@ -269,7 +272,11 @@ class Dut:
         self.plant(f"stick {int(present)}")
 
     def button(self, pressed: bool) -> None:
+        if pressed and self._released_at == self.now_s:  # a finger takes longer than that
+            self.advance(RELEASE_S)
         self.plant(f"button {int(pressed)}")
+        if not pressed:
+            self._released_at = self.now_s
 
     def press(self, hold_s: float) -> None:
         """Press the button, hold it for hold_s of device time, release it."""

@@ -54,6 +54,8 @@ _IRQ_GET_SECRET = const(29)
 _IRQ_SET_SECRET = const(30)
 
 _CCCD = const(0x2902)
+_WRITABLE = const(0x000C)  # FLAG_WRITE | FLAG_WRITE_NO_RESPONSE
+_ATT_WRITE_NOT_PERMITTED = const(0x03)
 _DEFAULT_BUF = const(20)  # MicroPython's default value buffer: longer writes are cut
 _HEX_CHUNK = const(200)  # hex characters per frame (a payload is at most 255 bytes)
 MAC = b"\x24\x0a\xc4\x00\xb1\xe5"  # public, an Espressif OUI
@@ -147,6 +149,7 @@ class Radio:
         self._irq = None
         self._values = {}  # value handle -> bytearray
         self._bufs = {}  # value handle -> [max len, append]
+        self._readonly = set()  # value handles without a write property: the stack refuses writes
         self._conns = {}  # conn handle -> (addr_type, addr)
         self._adv = None
         self._staged = bytearray()
@@ -204,6 +207,7 @@ class Radio:
             raise OSError(16)  # EBUSY: NimBLE refuses while connected
         self._values = {}
         self._bufs = {}
+        self._readonly = set()
         table = ["reg %d" % len(services)]
         h = 0  # NimBLE numbers from 1: service, then per characteristic declaration, value, CCCD
         out = []
@@ -219,6 +223,8 @@ class Radio:
                 handles.append(vh)
                 self._values[vh] = bytearray()
                 self._bufs[vh] = [_DEFAULT_BUF, False]
+                if not flags & _WRITABLE:
+                    self._readonly.add(vh)
                 table.append("chr %d %s %x" % (vh, UUID(cuuid), flags))
                 if flags & (FLAG_NOTIFY | FLAG_INDICATE):
                     h += 1  # the CCCD: the stack's own (the host's, here)
@@ -228,6 +234,8 @@ class Radio:
                     handles.append(h)
                     self._values[h] = bytearray()
                     self._bufs[h] = [_DEFAULT_BUF, False]
+                    if not d[1] & _WRITABLE:
+                        self._readonly.add(h)
                     table.append("dsc %d %s %x" % (h, UUID(d[0]), d[1]))
             out.append(tuple(handles))
         table.append("reg end")
@@ -320,6 +328,8 @@ class Radio:
     def _write(self, conn, handle, data):
         """A central's write; the ATT code it is answered with (0: accepted)."""
         v = self._value(handle)
+        if handle in self._readonly:
+            return _ATT_WRITE_NOT_PERMITTED  # as NimBLE: the firmware never hears of it
         max_len, append = self._bufs[handle]
         old = bytes(v)
         if append:

@@ -73,3 +73,13 @@ def kpis(res: simrun.SimResult) -> dict[str, Any]:
 def hci(dut: Dut) -> simrun.SimResult:
     """The main job's scenario; the target runs it once for every test that reads it."""
     return builtin(dut, "hci")
+
+
+def open_pairing(dut: Dut) -> None:
+    """The user double-clicks the charger button: the kit's pairing window opens."""
+    for _ in range(2):
+        dut.charger_button(True)
+        dut.advance(0.1)
+        dut.charger_button(False)
+        dut.advance(0.15)
+    dut.expect_event(r"^ble pairing open$", timeout_s=0.5)

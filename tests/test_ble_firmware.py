@@ -10,6 +10,7 @@ from collections.abc import Generator
 
 import numpy as np
 import pytest
+from conftest import open_pairing
 
 from hil import record
 from hil.ble.client import AttError, BleClient, PairingFailed
@@ -43,16 +44,6 @@ def connected(ble: BleBridge) -> BleClient:
     return p
 
 
-def open_pairing(dut: Dut) -> None:
-    """Double click of the charger button."""
-    for _ in range(2):
-        dut.charger_button(True)
-        dut.advance(0.1)
-        dut.charger_button(False)
-        dut.advance(0.15)
-    dut.expect_event(r"^ble pairing open$", timeout_s=0.5)
-
-
 def paired(dut: Dut, ble: BleBridge) -> BleClient:
     phone = connected(ble)
     open_pairing(dut)
@@ -83,17 +74,6 @@ def test_advertises_and_serves_the_profile(dut: Dut, ble: BleBridge) -> None:
     phone.disconnect()
     dut.expect_event(r"^ble disconnect$", timeout_s=0.5)
     assert [a.name for a in ble.phone().scan()] == ["heatrig"]  # advertising again
-
-
-def test_encrypted_characteristics_need_a_bond(dut: Dut, ble: BleBridge) -> None:
-    phone = connected(ble)
-    for uuid in (COUNTERS, HAPTICS, LOCK, REGISTRATION, IDS, RESULT):
-        with pytest.raises(AttError) as e:
-            phone.read(uuid)
-        assert e.value.code in (0x0F, 0x05)
-    with pytest.raises(AttError) as e:
-        phone.write(LOCK, b"\x01")
-    assert e.value.code in (0x0F, 0x05)
 
 
 def test_a_bond_outside_the_pairing_window_is_refused(dut: Dut, ble: BleBridge) -> None:

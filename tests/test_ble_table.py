@@ -16,7 +16,7 @@ import fw_harness as fw
 import pytest
 from conftest import run_mpy
 
-from hil import ble_doc
+from hil.ble import doc as ble_doc
 from hil.paths import FIRMWARE_DIR, ROOT
 
 DOC = ROOT / "docs" / "ble_profile.md"
@@ -32,7 +32,7 @@ def _gatt() -> types.ModuleType:
 def test_the_committed_doc_is_the_table() -> None:
     assert DOC.read_text() == ble_doc.render(), (
         "docs/ble_profile.md differs from firmware/ble_table.py: "
-        "python -m hil.ble_doc > docs/ble_profile.md"
+        "heatrig ble doc > docs/ble_profile.md"
     )
 
 

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "doc":
         from hil.ble import doc
 
-        print(doc.markdown(), end="")
+        print(doc.render(), end="")
         return 0
     with _kit(args.sim) as (phone, sim):
         if args.action == "scan":

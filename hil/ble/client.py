@@ -278,7 +278,8 @@ class BumbleBackend(Backend):
             target = self._seen.get(address) or hci.Address(address)
 
         async def go() -> Any:
-            conn = await self.device.connect(target, timeout=timeout_s)
+            # bumble does not always honour its own connect timeout
+            conn = await asyncio.wait_for(self.device.connect(target, timeout=timeout_s), timeout_s)
             peer = Peer(conn)
             await peer.request_mtu(PHONE_MTU)  # as phones do
             await peer.discover_services()
@@ -288,7 +289,12 @@ class BumbleBackend(Backend):
 
         try:
             self.conn, self.peer = self._run(go())
-        except Exception as e:  # bumble: a timeout, a refused connection
+        except asyncio.TimeoutError:
+            raise BleError(
+                f"no connection to {target} within {timeout_s:g} s: is the kit advertising? "
+                f"(it stops while a phone is connected)"
+            ) from None
+        except Exception as e:  # bumble: a refused connection
             raise BleError(f"could not connect to {target}: {e!r}") from None
         self._reencrypt()
         self._chars = {}

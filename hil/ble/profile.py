@@ -52,10 +52,11 @@ DEVICE_INFO_CHARS = {
 
 # reachable without bonding; every other custom characteristic needs an encrypted, bonded link
 OPEN = frozenset({STATUS, HEATING, ALERTS, BATTERY_LEVEL, *DEVICE_INFO_CHARS.values()})
-PROTECTED = (COUNTERS, FAULTS, HAPTICS, FIND, LOCK, USAGE, LIMIT, SHARING)
-PROTECTED += (REGISTRATION, IDS, CONTROL, RESULT)
+PROTECTED = (COUNTERS, FAULTS, HAPTICS, FIND, LOCK, USAGE, LIMIT, SHARING,
+             REGISTRATION, IDS, CONTROL, RESULT)  # fmt: skip
 
 # ATT errors the kit answers with
+ATT_WRITE_NOT_PERMITTED = 0x03
 ATT_INSUFFICIENT_AUTHENTICATION = 0x05
 ATT_INSUFFICIENT_ENCRYPTION = 0x0F
 ATT_INVALID_LENGTH = 0x0D
@@ -86,12 +87,13 @@ def uuid(u: int | str) -> str:
     return BASE_16.format(int(s, 16)) if len(s) == 4 else s
 
 
-def _unpack(fmt: str, data: bytes, what: str) -> tuple[int, ...]:
+def _unpack(fmt: str, data: bytes, what: str, versioned: bool = True) -> tuple[int, ...]:
+    """The fields of a fixed-size value; a structured one starts with its format version."""
     size = struct.calcsize(fmt)
     if len(data) != size:
         raise ProfileError(f"{what}: {len(data)} bytes, the profile says {size}")
     fields = struct.unpack(fmt, data)
-    if fmt.startswith("<B") and fmt != "<B" and fields[0] != FORMAT_VERSION:
+    if versioned and fields[0] != FORMAT_VERSION:
         raise ProfileError(f"{what}: format version {fields[0]}, this host knows {FORMAT_VERSION}")
     return fields
 
@@ -117,8 +119,9 @@ class Status:
 
 def status(data: bytes) -> Status:
     _, f, holder, charger, kit = _unpack("<BBBBB", data, "status")
-    bits = [bool(f >> k & 1) for k in range(8)]
-    return Status(*bits, holder_pct=holder, charger_pct=charger, kit=_name(KIT_STATES, kit))
+    b = [bool(f >> k & 1) for k in range(8)]
+    return Status(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], holder, charger,
+                  _name(KIT_STATES, kit))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def faults(data: bytes) -> Faults:
     if len(data) < 5:
         raise ProfileError(f"faults: {len(data)} bytes, at least 5 expected")
     _, active, total, n = _unpack("<BBHB", data[:5], "faults")
-    entries = _unpack("<" + "Bi" * n, data[5:], "faults history") if n else ()
+    entries = _unpack("<" + "Bi" * n, data[5:], "faults history", False) if n else ()
     history = [(entries[2 * k], entries[2 * k + 1]) for k in range(n)]
     return Faults(active, total, history)
 
@@ -244,12 +247,12 @@ def ids(data: bytes) -> Ids:
 
 def result(data: bytes) -> tuple[int, int]:
     """(characteristic number of the last handled write, ATT code; 0 = accepted)."""
-    op, code = _unpack("<BB", data, "result")
+    op, code = _unpack("<BB", data, "result", versioned=False)
     return op, code
 
 
 def level(data: bytes) -> int:
-    return _unpack("<B", data, "battery level")[0]
+    return _unpack("<B", data, "u8", versioned=False)[0]
 
 
 def text(data: bytes) -> str:
@@ -278,7 +281,9 @@ DECODERS = {
 NAMES = {
     v: k.lower()
     for k, v in globals().items()
-    if isinstance(v, str) and k.isupper() and k not in ("BASE_16", "CUSTOM_BASE")
+    if isinstance(v, str)
+    and k.isupper()
+    and k not in ("BASE_16", "CUSTOM_BASE")
     and (v.startswith("7e1a") or v.startswith("00002a"))
 }
 

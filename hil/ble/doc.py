@@ -1,6 +1,6 @@
 """docs/ble_profile.md, rendered from the firmware's GATT table (firmware/ble_table.py).
 
-    python -m hil.ble_doc > docs/ble_profile.md
+    heatrig ble doc > docs/ble_profile.md
 
 tests/test_ble_table.py fails when the committed page and the table differ.
 """
@@ -99,7 +99,7 @@ def render() -> str:
     out = [
         "# BLE profile",
         "",
-        "Generated from `firmware/ble_table.py` by `python -m hil.ble_doc > docs/ble_profile.md`;",
+        "Generated from `firmware/ble_table.py` by `heatrig ble doc > docs/ble_profile.md`;",
         "do not edit by hand (tests/test_ble_table.py compares the two).",
         "",
         "",
