@@ -317,3 +317,32 @@ def test_a_disconnect_mid_session_changes_nothing_in_the_heating(dut: Dut) -> No
     assert dropped[0] == kept[0]
     assert dropped[1] == kept[1], "the heating curve is the same, sample for sample"
     assert "preheat" in " ".join(kept[0])
+
+
+# --- the command line ---------------------------------------------------------------------
+def test_the_cli_talks_to_a_simulated_kit(capsys: pytest.CaptureFixture[str]) -> None:
+    from hil import cli
+
+    assert cli.main(["ble", "info", "--sim"]) == 0
+    out = capsys.readouterr().out
+    assert "manufacturer   heatrig" in out and "kit=sleep" in out
+    assert cli.main(["ble", "lock", "--sim"]) == 0
+    assert capsys.readouterr().out.strip().endswith("locked")
+    assert cli.main(["ble", "watch", "--sim", "--watch-s", "25"]) == 0
+    assert "state=preheat" in capsys.readouterr().out
+
+
+def test_the_cli_says_what_is_missing_without_an_adapter(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hil import cli
+
+    try:
+        import bleak  # noqa: F401
+    except ImportError:
+        pytest.skip("bleak is not installed")
+    code = cli.main(["ble", "scan", "--timeout", "0.5"])
+    err = capsys.readouterr().err
+    if code == 0:
+        pytest.skip("this host has a BLE adapter")
+    assert code == 2 and "--sim" in err and "Traceback" not in err

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             _pair(phone, sim)
             if args.action in ("lock", "unlock"):
                 phone.write(P.LOCK, bytes([args.action == "lock"]))
-                print("locked" if P.status(phone.read(P.STATUS)).locked else "unlocked")
+                print("locked" if P.level(phone.read(P.LOCK)) else "unlocked")
             else:
                 seconds = 30 if args.seconds is None else args.seconds
                 phone.write(P.FIND, bytes([seconds]))

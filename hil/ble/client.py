@@ -450,8 +450,8 @@ class BleakBackend(Backend):
             if _no_adapter(name, text):
                 raise NoAdapter(
                     "no BLE adapter on this host (bleak: "
-                    f"{name}: {text or 'no details'}): real boards need one; the simulator "
-                    "uses dut.ble().phone()"
+                    f"{name}: {text or 'no details'}): real boards need one (`heatrig ble ... --sim`, "
+                    "or dut.ble().phone() in tests, talk to the simulated kit)"
                 ) from None
             raise BleError(f"bleak: {name}: {text}") from None
 

@@ -5,6 +5,7 @@ structured values start with a format version byte."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -294,6 +295,9 @@ def describe(u: str, data: bytes) -> str:
     if dec is None:
         return data.hex()
     try:
-        return str(dec(data))
+        value = dec(data)
     except ProfileError as e:
         return f"{data.hex()} ({e})"
+    if dataclasses.is_dataclass(value):
+        return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
+    return str(value)
