@@ -449,9 +449,9 @@ class BleakBackend(Backend):
             text = str(e)
             if _no_adapter(name, text):
                 raise NoAdapter(
-                    "no BLE adapter on this host (bleak: "
-                    f"{name}: {text or 'no details'}): real boards need one (`heatrig ble ... --sim`, "
-                    "or dut.ble().phone() in tests, talk to the simulated kit)"
+                    f"no BLE adapter on this host (bleak: {name}: {text or 'no details'}): "
+                    "real boards need one (`heatrig ble ... --sim`, or dut.ble().phone() "
+                    "in tests, talk to the simulated kit)"
                 ) from None
             raise BleError(f"bleak: {name}: {text}") from None
 
