@@ -298,6 +298,6 @@ def describe(u: str, data: bytes) -> str:
         value = dec(data)
     except ProfileError as e:
         return f"{data.hex()} ({e})"
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
     return str(value)
