@@ -146,23 +146,37 @@ class Kernel:
 
     @micropython.native
     def run_until(self, t_us):
-        """Advance virtual time to t_us, firing everything due before it."""
+        """Advance virtual time to t_us, firing everything due before it.
+        (The hot loop of a run: bound methods are held in locals, and the
+        plain advance of _advance is done here.)"""
+        plant = self.plant
+        advance = plant.advance if plant is not None else None
+        fire = self._fire
         while True:
             nt = t_us
             kind = 0
-            if self._next_ev_us <= nt:
-                nt = self._next_ev_us
+            x = self._next_ev_us
+            if x <= nt:
+                nt = x
                 kind = 1
-            if self._next_tm_us < nt:
-                nt = self._next_tm_us
+            x = self._next_tm_us
+            if x < nt:
+                nt = x
                 kind = 2
-            if self._next_sample_us < nt:
-                nt = self._next_sample_us
+            x = self._next_sample_us
+            if x < nt:
+                nt = x
                 kind = 3
             if nt > self._limit_us:
                 self._at_limit()
                 return
-            self._advance(nt)
+            now = self.now_us
+            if nt > now:  # self._advance(nt)
+                if advance is not None:
+                    advance(nt - now)
+                self.now_us = nt
+                if self.pace:
+                    self._pace(nt)
             if kind == 0:
                 return
             if kind == 1:
@@ -172,7 +186,7 @@ class Kernel:
                 fn(arg)
                 continue
             if kind == 2:
-                self._fire(self._next_tm)
+                fire(self._next_tm)
                 if self._next_sample_us > nt or self._next_tm_us <= nt:
                     continue  # no sample due, or another timer first
             # the sample of this instant, after every timer due at it
@@ -214,9 +228,12 @@ class Kernel:
             self.plant.advance(nt - self.now_us)
         self.now_us = nt
         if self.pace:
-            ahead = int(nt / self.pace) - utime.ticks_diff(utime.ticks_us(), self._wall0_us)
-            if ahead > 0:
-                utime.sleep_us(ahead)
+            self._pace(nt)
+
+    def _pace(self, nt):
+        ahead = int(nt / self.pace) - utime.ticks_diff(utime.ticks_us(), self._wall0_us)
+        if ahead > 0:
+            utime.sleep_us(ahead)
 
     @micropython.native
     def _fire(self, tm):
