@@ -217,32 +217,59 @@ class Plant:
         if self.vibration:
             self.vibration_on_us += dt_us
         self.t_us += dt_us
-        self._solve()
-        self._update_outputs()
+        self._solve(True)
 
     @micropython.native
-    def _solve(self):
-        """On-phase current and voltages for the present state (power_stage)."""
+    def _solve(self, outputs=False):
+        """On-phase current and voltages for the present state (power_stage),
+        spread over the duty cycle as PowerStage.apply() does; with
+        `outputs`, also the ADC readings that follow (_update_outputs).
+        One function on the hot path: every call and attribute lookup
+        saved counts here."""
         st = self.stage
         cell = self.cell
         r_cell = cell.r0_uohm
-        if cell.q_pc != self._ocv_q_pc:  # OCV only moves with the charge
-            self._ocv_q_pc = cell.q_pc
+        q = cell.q_pc
+        if q != self._ocv_q_pc:  # OCV only moves with the charge
+            self._ocv_q_pc = q
             cell.ocv()
         emf = cell.ocv_uv - cell.v_rc_uv
-        e = emf - (st.i_q_ua - st.i_in_ua) * r_cell // _PPM
+        i_q = st.i_q_ua
+        i_in = st.i_in_ua
+        e = emf - (i_q - i_in) * r_cell // _PPM
         ht = self.heater
         if ht.open:
-            st.i_on_ua = 0
-            st.v_on_uv = e
+            i_on = 0
+            v_on = e
         else:
             r_h = ht.resistance_uohm()
             i_on = e * _PPM // (r_h + st.r_fixed_uohm + r_cell)
-            st.i_on_ua = i_on
-            st.v_on_uv = i_on * r_h // _PPM
+            v_on = i_on * r_h // _PPM
+        st.i_on_ua = i_on
+        st.v_on_uv = v_on
         st.emf_uv = emf
         st.r_cell_uohm = r_cell
-        st.apply()
+        # st.apply(), on the values at hand
+        en = st.en
+        if not en:
+            on = 0
+        elif st.gate_stuck_on:
+            on = 65535
+        else:
+            on = st.duty_u16
+        st.on_u16 = on
+        st.p_uw = i_on * v_on // 1000000 * on // 65535
+        i_cell = i_on * on // 65535 + (i_q if en else 0) - i_in
+        st.i_cell_ua = i_cell
+        v_cell = emf - i_cell * r_cell // 1000000
+        st.v_cell_uv = v_cell
+        if outputs:  # self._update_outputs(), on the values at hand
+            bank = self.bank
+            if on:  # sample-and-hold of the last on-phase
+                bank.set3_uv(v_on // self.heater_v_div, i_on * self.shunt_uv_per_a // _PPM, v_cell // self.cell_v_div)
+            else:
+                bank.set3_uv(0, 0, v_cell // self.cell_v_div)
+            bank.convert()
 
     @micropython.native
     def _update_outputs(self):
@@ -324,8 +351,7 @@ class Plant:
         """An input changed: re-evaluate currents and readings at once."""
         self._update_ntcs()
         self._slow(0)
-        self._solve()
-        self._update_outputs()
+        self._solve(True)
 
     def power_off(self):
         """The controller lost power: its outputs fall to their reset state."""
