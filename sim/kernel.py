@@ -110,10 +110,12 @@ class Kernel:
         self._next_tm = best
         self._next_tm_us = best.due_us if best is not None else _NEVER
 
+    @micropython.native
     def feed_wdt(self):
-        if self.wdt_timeout_us:
-            self._wdt_deadline_us = self.now_us + self.wdt_timeout_us
-            self._update_limit()
+        t = self.wdt_timeout_us
+        if t:
+            self._wdt_deadline_us = self.now_us + t
+            Kernel._update_limit(self)
 
     def set_end(self, end_us):
         self.end_us = end_us
@@ -147,11 +149,11 @@ class Kernel:
     @micropython.native
     def run_until(self, t_us):
         """Advance virtual time to t_us, firing everything due before it.
-        (The hot loop of a run: bound methods are held in locals, and the
-        plain advance of _advance is done here.)"""
+        (The hot loop of a run: the methods it calls are held in locals,
+        and the plain advance of _advance is done here.)"""
         plant = self.plant
-        advance = plant.advance if plant is not None else None
-        fire = self._fire
+        advance = type(plant).advance if plant is not None else None  # functions: no bound
+        fire = Kernel._fire  # method is allocated, and the heap is measured (run.py)
         while True:
             nt = t_us
             kind = 0
@@ -173,7 +175,7 @@ class Kernel:
             now = self.now_us
             if nt > now:  # self._advance(nt)
                 if advance is not None:
-                    advance(nt - now)
+                    advance(plant, nt - now)
                 self.now_us = nt
                 if self.pace:
                     self._pace(nt)
@@ -186,7 +188,7 @@ class Kernel:
                 fn(arg)
                 continue
             if kind == 2:
-                fire(self._next_tm)
+                fire(self, self._next_tm)
                 if self._next_sample_us > nt or self._next_tm_us <= nt:
                     continue  # no sample due, or another timer first
             # the sample of this instant, after every timer due at it
@@ -237,9 +239,10 @@ class Kernel:
 
     @micropython.native
     def _fire(self, tm):
-        if tm.period_us:
-            tm.due_us += tm.period_us
-            self._pick_timer()
+        p = tm.period_us
+        if p:
+            tm.due_us += p
+            Kernel._pick_timer(self)
         else:
             self.remove_timer(tm)
         if self.timer_latency is not None:

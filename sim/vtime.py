@@ -6,11 +6,14 @@ Installed as sys.modules["time"] before the firmware is imported.
 import micropython
 import utime
 from micropython import const
-from sim.kernel import K
+from sim.kernel import K, Kernel
 
 _MAX = const(0x3FFFFFFF)  # the ESP32's ticks period is 2**30
 _HALF = const(0x20000000)
 _EPOCH_S = 1767225600  # virtual t=0 is 2026-01-01 00:00:00 UTC
+# K's methods, called through the class: looked up on the instance, a method
+# first misses the kernel's (nearly full) attribute map, probing it to the end
+_run_until = Kernel.run_until
 
 
 @micropython.native
@@ -36,13 +39,13 @@ def ticks_diff(a, b):
 
 def sleep_us(us):
     if us > 0:
-        K.run_until(K.now_us + us)
+        _run_until(K, K.now_us + us)
 
 
 @micropython.native
 def sleep_ms(ms):
     if ms > 0:
-        K.run_until(K.now_us + ms * 1000)
+        _run_until(K, K.now_us + ms * 1000)
 
 
 def sleep(s):
