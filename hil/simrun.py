@@ -130,21 +130,27 @@ def run(
         outputs = []
         while True:  # one process per boot: a power cut or a reset wipes the device's RAM
             (fdir / "run.json").write_text(json.dumps(cfg))
-            try:
-                proc = subprocess.run(
-                    [exe, "-X", f"heapsize={PROCESS_HEAP}", "-m", "sim.run", "run.json"],
-                    cwd=fdir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=120 + sc.duration_s / min(20.0, float(cfg.get("pace") or 20.0)),
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as e:
-                raise SimError(
-                    f"{sc.name}: the simulation did not finish within {e.timeout:.0f} s"
-                ) from None
-            outputs.append(proc.stdout)
+            # The device's output goes to a file, read once the process ends:
+            # nothing reads it earlier, and every write to a pipe would wake
+            # this process (the firmware writes 20 times per simulated second).
+            with open(Path(tmp) / "stdout", "w+b") as stdout:
+                try:
+                    proc = subprocess.run(
+                        [exe, "-X", f"heapsize={PROCESS_HEAP}", "-m", "sim.run", "run.json"],
+                        cwd=fdir,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=stdout,
+                        stderr=subprocess.PIPE,
+                        timeout=120 + sc.duration_s / min(20.0, float(cfg.get("pace") or 20.0)),
+                        check=False,
+                    )
+                except subprocess.TimeoutExpired as e:
+                    raise SimError(
+                        f"{sc.name}: the simulation did not finish within {e.timeout:.0f} s"
+                    ) from None
+                stdout.seek(0)
+                outputs.append(stdout.read())
             if proc.returncode != REBOOT_EXIT:
                 break
             cfg["resume"] = cfg["snapshot"]
