@@ -36,10 +36,33 @@ class SimEnd(BaseException):
 
 _NEVER = 1 << 62
 
+# MicroPython's sizes for an instance's attribute map (py/map.c). The map
+# grows only once it is full, and a lookup that misses -- every method call,
+# which looks in the instance first -- probes it to an empty slot: objects
+# the simulation loop reads all the time get a map one size up (make_room).
+_MAP_SIZES = (2, 4, 6, 8, 10, 12, 17, 23, 29, 37, 47, 59, 73, 97, 127)
+
+
+def make_room(obj):
+    """Grow obj's attribute map one size: placeholders fill it, then go."""
+    try:
+        n = len(obj.__dict__)
+    except AttributeError:  # a port without __dict__: leave it
+        return
+    for size in _MAP_SIZES:
+        if size >= n:
+            break
+    names = ["_room%d" % k for k in range(size + 1 - n)]
+    for name in names:
+        setattr(obj, name, None)
+    for name in names:
+        delattr(obj, name)
+
 
 class Kernel:
     def __init__(self):
         self.reset()
+        make_room(self)
 
     def reset(self):
         self.now_us = 0

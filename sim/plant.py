@@ -17,6 +17,7 @@ from sim.adc_model import AdcBank, MuxChannel, NtcTable
 from sim.cell_model import Cell
 from sim.charger_model import ChargerModel
 from sim.heater_model import Heater
+from sim.kernel import make_room
 from sim.power_stage import PowerStage
 from sim.puff_model import PuffTrain
 
@@ -102,6 +103,8 @@ class Plant:
         self._solve()
         self._slow(0)
         self._update_outputs()
+        for obj in (self, self.heater, self.cell, self.stage, self.puffs, self.bank):
+            make_room(obj)  # read at every interval (sim/kernel.py)
 
     # --- pins (called by vmachine drivers) ------------------------------------
     def button_level(self, _v=None):

@@ -20,6 +20,7 @@ import micropython
 from struct import pack_into
 
 from framing import OVERHEAD, T_PLANT, T_PLANT_POWER, seal
+from sim.kernel import make_room
 
 FMT = "<QqqqqiiiiiB"
 PAYLOAD_LEN = 61
@@ -40,6 +41,7 @@ class Recorder:
         self._pbuf = bytearray(_POWER_FRAME_LEN)
         self.power_every = power_every
         self._pn = 0
+        make_room(self)  # sampled 100 times a second (sim/kernel.py)
 
     @micropython.native
     def sample(self, now_us):
