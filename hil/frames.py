@@ -132,7 +132,10 @@ class Decoder:
         stats.frames += len(spans)
         stats.text_bytes += len(text)
         self._consumed = bytes(buf[:i])
-        del buf[:i]
+        # a new buffer for the rest, not `del buf[:i]`: resizing fails while any view
+        # of it lives on, and a sampling profiler (Dask's workers run one) may hold the
+        # frame of a call that had a slice of it a moment longer than the call
+        self._buf = buf[i:]
         return spans, bytes(text)
 
     def _skip(self, text: bytearray, buf: bytearray, i: int) -> None:
@@ -147,7 +150,7 @@ class Decoder:
         self.stats.resyncs += 1
         self.stats.skipped_bytes += 1
         first = bytes(self._buf[:1])
-        del self._buf[:1]
+        self._buf = self._buf[1:]
         got, text = self.feed(b"")
         return got, first + text
 
