@@ -300,6 +300,15 @@ class Dut:
     def charger_button(self, pressed: bool) -> None:
         self.plant(f"charger_button {int(pressed)}")
 
+    def charger_double_click(self) -> None:
+        """Two clicks of the charger button, as a user makes them (it opens
+        the BLE pairing window)."""
+        for _ in range(2):
+            self.charger_button(True)
+            self.advance(0.1)
+            self.charger_button(False)
+            self.advance(0.15)
+
     # --- time ---------------------------------------------------------------------------
     @property
     def now_s(self) -> float:
@@ -414,11 +423,6 @@ class Dut:
     def events(self) -> list[str]:
         """The live session's console events so far (state changes, faults, BLE)."""
         return list(self._link.events)
-
-    def plant_samples(self) -> list[frames.PlantSample]:
-        """The plant's truth samples so far (targets with a plant): the outputs
-        the firmware drives, such as the vibration motor, at every sample."""
-        return [frames.plant_sample(p) for p in self._link.truth]
 
     def timing(self) -> timing.Timing:
         return timing.from_record(self.record(), {})

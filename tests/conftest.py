@@ -77,9 +77,5 @@ def hci(dut: Dut) -> simrun.SimResult:
 
 def open_pairing(dut: Dut) -> None:
     """The user double-clicks the charger button: the kit's pairing window opens."""
-    for _ in range(2):
-        dut.charger_button(True)
-        dut.advance(0.1)
-        dut.charger_button(False)
-        dut.advance(0.15)
+    dut.charger_double_click()
     dut.expect_event(r"^ble pairing open$", timeout_s=0.5)

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 from conftest import open_pairing
 
+from hil import record
 from hil.ble import profile as P
 from hil.ble.client import AttError, BleClient
 from hil.dut import Dut
-from hil.record import IO_VIBRATION
 
 pytestmark = pytest.mark.plant  # host-stepped time needs the simulated plant
 
@@ -191,7 +191,10 @@ def test_the_lock_survives_a_reset(dut: Dut, phone: BleClient) -> None:
 
 def motor(dut: Dut, after_s: float) -> list[int]:
     """The vibration motor at each truth sample after device time after_s."""
-    return [s.io & IO_VIBRATION > 0 for s in dut.plant_samples() if s.t_us > after_s * 1e6]
+    assert dut.live is not None
+    tr = record.truth_array(dut.live.link.truth)
+    on = (tr["io"] & record.IO_VIBRATION) > 0
+    return [int(x) for x in on[tr["t_us"] > after_s * 1e6]]
 
 
 def test_find_my_device_runs_the_motor_until_stopped(dut: Dut, phone: BleClient) -> None:

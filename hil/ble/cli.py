@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from hil.ble import profile as P
 from hil.ble.client import BleClient, BleError
+from hil.dut import Dut
 
 WATCHED = (P.STATUS, P.HEATING, P.BATTERY_LEVEL, P.ALERTS)
 
@@ -72,7 +73,7 @@ def _info(phone: BleClient) -> None:
         print(f"  {P.NAMES[u]:<14} {P.describe(u, phone.read(u))}")
 
 
-def _watch(phone: BleClient, sim: object | None, seconds: float) -> None:
+def _watch(phone: BleClient, sim: Dut | None, seconds: float) -> None:
     for u in WATCHED:
         phone.subscribe(u)
     if sim is None:
@@ -84,12 +85,8 @@ def _watch(phone: BleClient, sim: object | None, seconds: float) -> None:
             time.sleep(0.5)
             seen = _print_new(phone, seen)
         return
-    from hil.dut import Dut
-
-    assert isinstance(sim, Dut)
     sim.press(1.2)  # a session, as a user starts it
-    for _ in range(int(seconds)):
-        sim.advance(1.0)
+    sim.advance(seconds)
     _print_new(phone, 0)
 
 
@@ -103,23 +100,16 @@ def _print_new(phone: BleClient, seen: int) -> int:
     return len(notes)
 
 
-def _pair(phone: BleClient, sim: object | None) -> None:
-    if sim is not None:  # the user double-clicks the charger button: the window opens
-        from hil.dut import Dut
-
-        assert isinstance(sim, Dut)
-        for _ in range(2):
-            sim.charger_button(True)
-            sim.advance(0.1)
-            sim.charger_button(False)
-            sim.advance(0.15)
+def _pair(phone: BleClient, sim: Dut | None) -> None:
+    if sim is not None:
+        sim.charger_double_click()  # the user opens the pairing window
     else:
         print("double-click the charger button to open the pairing window", flush=True)
     phone.pair()
 
 
 @contextmanager
-def _kit(sim: bool) -> Iterator[tuple[BleClient, object | None]]:
+def _kit(sim: bool) -> Iterator[tuple[BleClient, Dut | None]]:
     if not sim:
         client = BleClient.bleak()
         try:
@@ -130,18 +120,21 @@ def _kit(sim: bool) -> Iterator[tuple[BleClient, object | None]]:
     import tempfile
     from pathlib import Path
 
-    from hil.dut import Dut
     from hil.targets import SimTarget
 
+    target = SimTarget()
     with tempfile.TemporaryDirectory(prefix="heatrig-ble-") as tmp:
-        dut = Dut(SimTarget(), log_path=Path(tmp) / "link.log")
+        dut = Dut(target, log_path=Path(tmp) / "link.log")
         try:
             dut.start()
             client = dut.ble().phone()
-            yield client, dut
-            client.close()
+            try:
+                yield client, dut
+            finally:
+                client.close()
         finally:
             dut.close()
+            target.close()  # its flash
 
 
 __all__ = ["BleError", "add_parser", "run"]

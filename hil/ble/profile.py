@@ -80,14 +80,6 @@ class ProfileError(ValueError):
     """Bytes that do not decode as the profile says."""
 
 
-def uuid(u: int | str) -> str:
-    """A UUID as a lowercase 128-bit string; 16-bit ones (int or 4 hex digits) expanded."""
-    if isinstance(u, int):
-        return BASE_16.format(u)
-    s = u.lower().removeprefix("0x")
-    return BASE_16.format(int(s, 16)) if len(s) == 4 else s
-
-
 def _unpack(fmt: str, data: bytes, what: str, versioned: bool = True) -> tuple[int, ...]:
     """The fields of a fixed-size value; a structured one starts with its format version."""
     size = struct.calcsize(fmt)
