@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -rf $(ESP32_STUBS)
 	$(BIN)/python -m pip install --quiet --target $(ESP32_STUBS) \
-		"$$($(BIN)/python -m hil.toolchain esp32-stubs)"
+		"$$($(BIN)/python -m hil.simulator.toolchain esp32-stubs)"
 	touch $(STAMP)
 
 clean:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hil import baseline
+from benchmarks import baseline
 from hil.paths import firmware_version
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from hil import stepbench
-from hil.stepbench import EMITTERS
+from benchmarks import stepbench
+from benchmarks.stepbench import EMITTERS
 
 HEATING = 2  # firmware/states.py
 CONTROL_PERIOD_NS = 10_000_000

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from hil import kpi, scenario, simrun
 from hil.paths import SCENARIOS_DIR
+from hil.qa import kpi
+from hil.scenarios import scenario
+from hil.simulator import runner
 
 STANDARD = ("hci", "iso3308", "hci_20s")
 
@@ -17,7 +19,7 @@ STANDARD = ("hci", "iso3308", "hci_20s")
 @pytest.mark.parametrize("name", STANDARD)
 def test_heating_kpis_against_baseline(benchmark: Any, judge: Any, name: str) -> None:
     sc = scenario.load(SCENARIOS_DIR / f"{name}.toml")
-    res = benchmark.pedantic(simrun.run, args=(sc,), rounds=1, iterations=1)
+    res = benchmark.pedantic(runner.run, args=(sc,), rounds=1, iterations=1)
     k = kpi.compute(res.record, kpi.true_puffs(res.truth))
     del k["realtime_factor"]  # a speed, judged with the speeds
     benchmark.extra_info.update(k)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hil import frames
-from hil.dut import Dut
-from hil.targets import SimTarget
+from hil.rig.dut import Dut
+from hil.rig.targets import SimTarget
+from hil.wire import frames
 
 BAUD = 115200
 BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit

@@ -2,7 +2,7 @@
 start and cool-down), in wall-clock seconds and as a multiple of real time.
 
 Two figures: the simulation loop inside the MicroPython process (what "the
-unix port simulates at N x real time" means), and the whole `simrun.run`
+unix port simulates at N x real time" means), and the whole `runner.run`
 call as a user waits for it (process start, decoding, joining).
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hil import scenario, simrun
 from hil.paths import SCENARIOS_DIR
+from hil.scenarios import scenario
+from hil.simulator import runner
 
 # A six-minute session must simulate at >= 500x real time (wall clock, the
 # simulation loop; best of the rounds). On a loaded two-core machine the
@@ -21,10 +22,10 @@ REALTIME_FLOOR = 500.0
 
 def test_full_session_realtime_factor(benchmark: Any, judge: Any) -> None:
     sc = scenario.load(SCENARIOS_DIR / "hci.toml")
-    runs: list[simrun.SimResult] = []
+    runs: list[runner.RunResult] = []
 
     def once() -> None:
-        runs.append(simrun.run(sc))
+        runs.append(runner.run(sc))
 
     benchmark.pedantic(once, rounds=5, iterations=1, warmup_rounds=1)
     sim_s = runs[-1].sim_s

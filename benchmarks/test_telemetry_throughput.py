@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from hil import scenario, simrun
 from hil.paths import SCENARIOS_DIR
+from hil.scenarios import scenario
+from hil.simulator import runner
 
 DEVICE_FRAMES_PER_S = 200  # 100 telemetry + 100 truth frames per simulated second
 LINK_BYTES_PER_S = 115200 // 10  # 8N1 serial at 115200 baud
@@ -21,14 +22,14 @@ def test_host_decodes_a_session(
 ) -> None:
     sc = scenario.load(SCENARIOS_DIR / "hci.toml")
     raw: list[bytes] = []
-    decode = simrun.decode
+    decode = runner.decode
 
-    def keep(sc_: scenario.Scenario, out: bytes, *rest: Any) -> simrun.SimResult:
+    def keep(sc_: scenario.Scenario, out: bytes, *rest: Any) -> runner.RunResult:
         raw.append(out)
         return decode(sc_, out, *rest)
 
-    monkeypatch.setattr(simrun, "decode", keep)
-    simrun.run(sc)
+    monkeypatch.setattr(runner, "decode", keep)
+    runner.run(sc)
     monkeypatch.undo()
     stream = raw[0]
     res = benchmark.pedantic(decode, args=(sc, stream, 0, "", 0.0), rounds=5, iterations=1)

@@ -64,7 +64,7 @@ _SESSION_S = const(360)  # heater_ctl.SESSION_MS
 _ATT_VALUE = const(0x13)
 _ATT_STATE = const(0x80)
 
-# value indices: ble_table.CHARS in order (tests/test_ble_table.py checks them)
+# value indices: ble_table.CHARS in order (tests/ble/test_ble_table.py checks them)
 _SERIAL = const(2)
 _FIRMWARE_REV = const(4)
 _BATTERY = const(6)
@@ -214,7 +214,7 @@ class Ble:
         handles = ble.gatts_register_services(svcs)
         self._h = [h for hs in handles for h in hs]  # in CHARS order
         # value buffers: the value as written to the stack, and a second to pack the next into
-        # (the pack_into formats below are the table's: tests/test_ble_table.py)
+        # (the pack_into formats below are the table's: tests/ble/test_ble_table.py)
         self._val = [None] * _N  # type: list
         self._alt = [None] * _N  # type: list
         for k in range(_BATTERY, _N):

@@ -23,7 +23,7 @@ T_PLANT = const(0x10)  # plant truth sample
 T_PLANT_INFO = const(0x11)  # plant/simulator text: run metadata, end of run
 T_PLANT_REPLY = const(0x12)  # plant/simulator text: the reply to an "@plant" line
 T_PLANT_POWER = const(0x13)  # plant truth sample of the cells and chargers
-T_BLE = const(0x14)  # emulated BLE controller -> host (sim/vbluetooth.py, docs/ble_sim.md)
+T_BLE = const(0x14)  # emulated BLE controller -> host (sim/mpapi/vbluetooth.py, docs/ble_sim.md)
 
 
 def _crc_table():

@@ -7,24 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from hil import (
-    campaign_cli,
-    campaign_spec,
-    kpi,
-    limits,
-    measure,
-    plot,
-    power,
-    report,
-    scenario,
-    simrun,
-    testrecord,
-    toolchain,
-)
 from hil.ble import cli as ble_cli
 from hil.ble.client import BleError
-from hil.board import Board, BoardError
+from hil.campaign import cli as campaign_cli
+from hil.campaign import spec as campaign_spec
 from hil.paths import RESULTS_DIR, SCENARIOS_DIR
+from hil.qa import kpi, limits, measure, power, testrecord
+from hil.report import html as report
+from hil.report import plot
+from hil.rig.board import Board, BoardError
+from hil.scenarios import scenario
+from hil.simulator import runner, toolchain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.fn(args))
     except (
         scenario.ScenarioError,
-        simrun.SimError,
+        runner.SimError,
         toolchain.ToolError,
         BoardError,
         limits.LimitsError,
@@ -116,7 +109,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     overrides = {"scenario.seed": args.seed} if args.seed is not None else None
     sc = scenario.load(resolve_scenario(args.scenario), overrides)
     lim = limits.load(args.limits) if args.limits else None
-    res = simrun.run(sc, extra_config={"pace": args.pace} if args.pace else None)
+    res = runner.run(sc, extra_config={"pace": args.pace} if args.pace else None)
     puffs = kpi.true_puffs(res.truth)
     k = kpi.compute(res.record, puffs, res.realtime_factor)
     pw = power.summary(res.power) if res.power is not None and len(res.power) else None
@@ -183,7 +176,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     import serial
 
-    from hil import deploy
+    from hil.rig import deploy
 
     board = Board(args.port, args.baud)
     try:
@@ -204,7 +197,7 @@ def cmd_vboard(args: argparse.Namespace) -> int:
     import tempfile
     import time
 
-    from hil.vboard import VirtualBoard
+    from hil.rig.vboard import VirtualBoard
 
     def stop(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt

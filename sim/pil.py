@@ -3,7 +3,7 @@ unchanged, against the plant models, in real time. /boot.py (sim/boot_pil.py)
 calls boot() before main.py starts the firmware.
 
 On an ESP32 the firmware keeps the board's own timers and watchdog
-(sim/rtmachine.py). The unix port has no hardware timers: there (the virtual
+(sim/mpapi/rtmachine.py). The unix port has no hardware timers: there (the virtual
 board) the simulator's virtual clock is paced to the wall clock instead.
 An optional /pil.json sets the plant: {"seed", "plant", "events", "sample_us"}
 as in a run configuration (sim/run.py); by default a stick is inserted at boot
@@ -42,7 +42,9 @@ def boot():
 
 def _boot_real_time(cfg):
     import console
-    from sim import params, rng, rtmachine, truth
+    from sim.models import params, rng
+    from sim.mpapi import rtmachine
+    from sim import truth
     from sim.plant import Plant
     from sim.plant_cmd import PlantChannel
     from sim.run import event_handlers

@@ -1,6 +1,6 @@
 """The simulated holder: heater, plug, puffs, power stage, cell, thermistors,
 button, stick detector, vibration motor and LEDs, integrated between kernel
-events. Inputs come from the firmware's pins (through sim.wiring) and from
+events. Inputs come from the firmware's pins (through sim.mpapi.wiring) and from
 scenario events; outputs are ADC readings and pin levels, plus the true
 values that only a simulator knows (for the telemetry record).
 
@@ -13,13 +13,13 @@ lookup, and this runs 100 times per simulated second).
 import board
 import micropython
 from micropython import const
-from sim.adc_model import AdcBank, MuxChannel, NtcTable
-from sim.cell_model import Cell
-from sim.charger_model import ChargerModel
-from sim.heater_model import Heater
+from sim.models.adc import AdcBank, MuxChannel, NtcTable
+from sim.models.cell import Cell
+from sim.models.charger import ChargerModel
+from sim.models.heater import Heater
 from sim.kernel import make_room
-from sim.power_stage import PowerStage
-from sim.puff_model import PuffTrain
+from sim.models.power_stage import PowerStage
+from sim.models.puffs import PuffTrain
 
 # pin levels and injected faults, as recorded in each truth sample
 IO_BUTTON = 0x01
@@ -76,7 +76,7 @@ class Plant:
         self.stage = PowerStage(p)
         self.puffs = PuffTrain(p)
         self.bank = AdcBank(p, rng, ADC_PINS, _N_MUX)
-        self.adc = self.bank.channels  # pin -> channel, for sim.wiring
+        self.adc = self.bank.channels  # pin -> channel, for sim.mpapi.wiring
         self.adc[board.PIN_ADC_MUX] = MuxChannel(self.bank, self, _K_MUX, _N_MUX)
         self.ntc = NtcTable(p)
         self.mux_sel = 0
@@ -114,7 +114,7 @@ class Plant:
         return 1 if self.heater.stick else 0
 
     def set_out(self, k, level):
-        """The controller set output sim.wiring.OUTPUTS[k] to level."""
+        """The controller set output sim.mpapi.wiring.OUTPUTS[k] to level."""
         if k < 4:  # load switch, motor, holder LEDs: IO bits of the truth record
             self._set_io(_OUT_IO[k], level)
             if k == 0:

@@ -26,7 +26,7 @@ import sys
 import framing
 from sim import inject
 from sim.kernel import K, SimEnd
-from sim.latency import TimerLatency
+from sim.mpapi.latency import TimerLatency
 
 E_UNKNOWN = 1
 E_ARGS = 2
@@ -65,7 +65,7 @@ class PlantChannel:
     def __init__(self, plant, recorder, clock, host_stepped):
         self.plant = plant
         self.rec = recorder
-        self.clock = clock  # the kernel K, or a real-time clock (sim/rtmachine.py)
+        self.clock = clock  # the kernel K, or a real-time clock (sim/mpapi/rtmachine.py)
         self.host_stepped = host_stepped
         self.sync = getattr(clock, "sync", None)  # real time: integrate up to now first
         self.cmds = {

@@ -2,7 +2,7 @@
 
 Two entries, one run:
 
-    micropython -X heapsize=400K -m sim.run RUN.json      (the simulator: hil/simrun.py)
+    micropython -X heapsize=400K -m sim.run RUN.json      (the simulator: hil/simulator/runner.py)
     from sim import run; run.board("run.json")            (a board, over the raw REPL)
 
 with the working directory as the device's flash. RUN.json, written by the
@@ -20,7 +20,7 @@ Host-stepped runs ("host_stepped": true) stop the clock until the host grants
 time over the "@plant" channel (sim/plant_cmd.py): interactive tests.
 
 Without a radio (the unix port) MicroPython's `bluetooth` module is emulated
-(sim/vbluetooth.py, the "@ble" channel; the host plays the BLE stack). A run
+(sim/mpapi/vbluetooth.py, the "@ble" channel; the host plays the BLE stack). A run
 configuration's "ble_program" (MicroPython source) runs before the firmware,
 on the emulated radio, and the firmware then gets a radio nobody hears: tests
 of the host's BLE bridge drive a GATT program of their own.
@@ -39,7 +39,7 @@ from sim.kernel import K, SimEnd
 from sim.plant import Plant
 
 _REBOOTS = ("power_cut", "machine_reset")
-_flash = None  # sim.flash.Flash when the scenario cuts power mid-write
+_flash = None  # sim.mpapi.vflash.Flash when the scenario cuts power mid-write
 _cycle = None  # sim.script.Cycle when it repeats one
 _boot_heap = 0
 _main = None  # the firmware's main module, once booted
@@ -56,9 +56,9 @@ def _power_cut(after_bytes):
     if after_bytes < 0:
         raise SimEnd("power_cut")
     if _flash is None:  # the flash behind a shim from now on (loaded only when a test needs it)
-        from sim import flash
+        from sim.mpapi import vflash
 
-        _flash = flash.mount(os.getcwd())
+        _flash = vflash.mount(os.getcwd())
     _flash.arm(after_bytes)
 
 
@@ -110,7 +110,7 @@ def _bind(fn, plant):
 
 
 def event_handlers(plant, kinds=()):
-    """Scenario event names (hil/scenario.py) -> the plant's inputs; the
+    """Scenario event names (hil/scenarios/scenario.py) -> the plant's inputs; the
     conditions imposed on the plant (sim/inject.py) only if `kinds` has any."""
     handlers = {
         "button": plant.ev_button,
@@ -144,14 +144,14 @@ def _wait_input():
 def setup(cfg):
     global _cycle
     K.reset()
-    from sim import params, rng  # set-up only: dropped again below, the heap is the firmware's
+    from sim.models import params, rng  # set-up only: dropped again below, the heap is the firmware's
 
     plant = Plant(params.make(cfg.get("plant")), rng.Rng(cfg.get("seed", 1)))
-    import sim
+    import sim.models
 
     for name in ("params", "rng"):
-        del sys.modules["sim." + name]
-        delattr(sim, name)
+        del sys.modules["sim.models." + name]
+        delattr(sim.models, name)
     K.plant = plant
     if cfg.get("end_s") is not None:
         K.set_end(int(cfg["end_s"] * 1000000))
@@ -172,7 +172,7 @@ def setup(cfg):
     if cfg.get("pace"):
         K.start_pacing(cfg["pace"])
     if cfg.get("timer_latency"):
-        from sim.latency import TimerLatency
+        from sim.mpapi.latency import TimerLatency
 
         K.timer_latency = TimerLatency(*cfg["timer_latency"])
     if cfg.get("profile_steps"):
@@ -180,7 +180,7 @@ def setup(cfg):
 
         K.step_profile = StepProfile()
     if cfg.get("probe_allocating_timer"):  # proves the heap-lock check can fail
-        from sim import vmachine
+        from sim.mpapi import vmachine
 
         vmachine.Timer(3).init(mode=vmachine.Timer.PERIODIC, period=100, callback=lambda t: [t])
     return rec
@@ -211,14 +211,14 @@ def install_ble(eager, program=None):
     """The emulated `bluetooth` module and its "@ble" channel, on a platform
     without a radio of its own (a board's radio is kept); as from power-on."""
     emulated = sys.modules.get("bluetooth")
-    if emulated is None or emulated.__name__ != "sim.vbluetooth":
+    if emulated is None or emulated.__name__ != "sim.mpapi.vbluetooth":
         try:
             import bluetooth  # noqa: F401  a board's own radio
             return
         except ImportError:
             pass
     import console
-    from sim import vbluetooth
+    from sim.mpapi import vbluetooth
 
     vbluetooth.reset()
     sys.modules["bluetooth"] = vbluetooth
@@ -234,7 +234,7 @@ def install(rec, host_stepped, eager=False, ble_program=None):
     """The simulated modules in place of the hardware ones, and the plant's
     console channel; from here on, imports see the simulated hardware."""
     import console
-    from sim import vmachine, vtime
+    from sim.mpapi import vmachine, vtime
 
     sys.modules["time"] = vtime
     sys.modules["machine"] = vmachine

@@ -1,6 +1,6 @@
 """Shared helpers: scenarios for the device under test, KPIs, firmware imports.
 
-Tests that take the `dut` fixture (hil/pytest_plugin.py) run on whichever
+Tests that take the `dut` fixture (hil/rig/pytest_plugin.py) run on whichever
 target pytest was given: the simulator by default, or a board
 (--target serial --port PORT|virtual).
 """
@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from hil import kpi, scenario, simrun, toolchain
-from hil.dut import Dut
 from hil.paths import SCENARIOS_DIR
+from hil.qa import kpi
+from hil.rig.dut import Dut
+from hil.scenarios import scenario
+from hil.simulator import runner, toolchain
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -29,24 +31,24 @@ def parse(toml: str) -> scenario.Scenario:
     return scenario.parse(textwrap.dedent(toml), Path("<test scenario>"))
 
 
-def simulate(dut: Dut, toml: str, **config: Any) -> simrun.SimResult:
+def simulate(dut: Dut, toml: str, **config: Any) -> runner.RunResult:
     """Run a test's own scenario (TOML text) on the device under test."""
     return dut.run(parse(toml), **config)
 
 
-def builtin(dut: Dut, name: str, overrides: dict[str, Any] | None = None) -> simrun.SimResult:
+def builtin(dut: Dut, name: str, overrides: dict[str, Any] | None = None) -> runner.RunResult:
     return dut.run(scenario.load(SCENARIOS_DIR / f"{name}.toml", overrides))
 
 
-def sim_scenario(toml: str, **kw: Any) -> simrun.SimResult:
+def sim_scenario(toml: str, **kw: Any) -> runner.RunResult:
     """Simulate a test's own scenario (TOML text): for tests that need the
     simulator itself (reboots from a plant snapshot, a cut at a flash byte)."""
-    return simrun.run(parse(toml), **kw)
+    return runner.run(parse(toml), **kw)
 
 
-def sim_builtin(name: str, overrides: dict[str, Any] | None = None) -> simrun.SimResult:
+def sim_builtin(name: str, overrides: dict[str, Any] | None = None) -> runner.RunResult:
     """Simulate a scenario of scenarios/ (the simulator itself, as above)."""
-    return simrun.run(scenario.load(SCENARIOS_DIR / f"{name}.toml", overrides))
+    return runner.run(scenario.load(SCENARIOS_DIR / f"{name}.toml", overrides))
 
 
 def run_mpy(script: str) -> dict[str, Any]:
@@ -65,12 +67,22 @@ def run_mpy(script: str) -> dict[str, Any]:
     return out
 
 
-def kpis(res: simrun.SimResult) -> dict[str, Any]:
+def kpis(res: runner.RunResult) -> dict[str, Any]:
     return kpi.compute(res.record, kpi.true_puffs(res.truth), res.realtime_factor)
 
 
+def heatrig(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hil.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
 @pytest.fixture
-def hci(dut: Dut) -> simrun.SimResult:
+def hci(dut: Dut) -> runner.RunResult:
     """The main job's scenario; the target runs it once for every test that reads it."""
     return builtin(dut, "hci")
 

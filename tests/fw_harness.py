@@ -3,7 +3,7 @@ property tests.
 
 MicroPython's `micropython` module, the viper pointer types and the hardware
 modules are replaced by minimal stand-ins here; behaviour on the real
-interpreter is tested through the simulator (tests/test_session.py and
+interpreter is tested through the simulator (tests/firmware/test_session.py and
 friends). Int30 checks the one thing CPython would otherwise hide: on the
 ESP32 a small int has 31 bits, and anything larger is a heap allocation.
 """

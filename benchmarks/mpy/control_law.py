@@ -5,7 +5,7 @@ anti-windup, cell-voltage feed-forward to the duty. Profile lookup and session
 timing stay out (the set-point comes in).
 
 st: [integ_q8, temp_cc, duty, power_mw, demand_mw], updated in place.
-tests/test_step_bench.py checks it against the firmware step for step; the
+tests/bench/test_step_bench.py checks it against the firmware step for step; the
 benchmark compiles this file as bytecode and, with a decorator added, native.
 """
 

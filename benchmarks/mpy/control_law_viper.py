@@ -2,7 +2,7 @@
 words, the state in an array('i') read through a ptr32. Viper's `//` floors
 and its `>>` is arithmetic, as in Python; a ptr32 reads unsigned, so the one
 state value that can be negative (the temperature below 0 C) is sign-extended.
-tests/test_step_bench.py checks it against the firmware step for step.
+tests/bench/test_step_bench.py checks it against the firmware step for step.
 """
 
 import micropython

@@ -1,2 +1,1 @@
-"""BLE on the rig: the simulated device's stack played by Bumble (sim.py) and
-one client API for tests over Bumble or bleak (client.py)."""
+"""BLE on the rig: the phone's view of the profile, clients, the Bumble bridge and phones."""

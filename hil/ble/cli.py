@@ -19,9 +19,9 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hil.ble import profile as P
+from hil.ble import values as P
 from hil.ble.client import BleClient, BleError
-from hil.dut import Dut
+from hil.rig.dut import Dut
 
 WATCHED = (P.STATUS, P.HEATING, P.BATTERY_LEVEL, P.ALERTS)
 
@@ -120,7 +120,7 @@ def _kit(sim: bool) -> Iterator[tuple[BleClient, Dut | None]]:
     import tempfile
     from pathlib import Path
 
-    from hil.targets import SimTarget
+    from hil.rig.targets import SimTarget
 
     target = SimTarget()
     with tempfile.TemporaryDirectory(prefix="heatrig-ble-") as tmp:

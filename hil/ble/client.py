@@ -1,7 +1,7 @@
 """One synchronous BLE client for tests, over two backends:
 
 - Bumble: a phone on the simulator's virtual link (`dut.ble().phone()`,
-  hil/ble/sim.py); notification times are the device's virtual time;
+  hil/ble/bridge.py); notification times are the device's virtual time;
 - bleak: a real board over the host's adapter (`BleClient.bleak()`);
   notification times are host time.
 
@@ -26,10 +26,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from hil.ble.sim import uuid128
+from hil.ble.bridge import uuid128
 
 if TYPE_CHECKING:
-    from hil.ble.sim import BleBridge
+    from hil.ble.bridge import BleBridge
 
 UuidLike = str | int
 PHONE_MTU = 247  # what the simulated phone asks for (Android asks 517, iOS 185..527)
@@ -209,7 +209,7 @@ class BumbleBackend(Backend):
         )
 
     def _run(self, coro: Any) -> Any:
-        from hil.ble.sim import BridgeError
+        from hil.ble.bridge import BridgeError
 
         try:
             try:
@@ -220,7 +220,7 @@ class BumbleBackend(Backend):
             raise BleError(f"the device's side failed: {e}") from None
 
     def pump(self) -> None:
-        from hil.ble.sim import BridgeError
+        from hil.ble.bridge import BridgeError
 
         try:
             self.bridge.pump()
@@ -414,7 +414,7 @@ class BumbleBackend(Backend):
 
 
 def bridge_interval_s() -> float:
-    from hil.ble.sim import ADV_INTERVAL_MS
+    from hil.ble.bridge import ADV_INTERVAL_MS
 
     return ADV_INTERVAL_MS / 1000
 

@@ -2,7 +2,7 @@
 
     heatrig ble doc > docs/ble_profile.md
 
-tests/test_ble_table.py fails when the committed page and the table differ.
+tests/ble/test_ble_table.py fails when the committed page and the table differ.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def render() -> str:
         "# BLE profile",
         "",
         "Generated from `firmware/ble_table.py` by `heatrig ble doc > docs/ble_profile.md`;",
-        "do not edit by hand (tests/test_ble_table.py compares the two).",
+        "do not edit by hand (tests/ble/test_ble_table.py compares the two).",
         "",
         "",
         f"The device advertises as `{t.NAME}` with the heatrig service's 128-bit UUID, "

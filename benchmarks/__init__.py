@@ -1,0 +1,1 @@
+"""Benchmarks (pytest-benchmark) and their tools: the baseline and the control-step bench."""

@@ -1,0 +1,1 @@
+"""Campaigns: specs, execution on local cores or Dask, statistics (Cpk), the summary."""

@@ -1,0 +1,1 @@
+"""QA: KPIs, measurements with limits, test records, control timing, the power summary."""

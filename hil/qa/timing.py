@@ -1,0 +1,102 @@
+"""Control-step timing from a run's telemetry.
+
+Every control step stamps its telemetry frame with time.ticks_us(). On a
+board that shows the real period, its jitter and the steps that started too
+late; in the simulator the clock is virtual (jitter is zero unless latency is
+injected) and what counts is how much host CPU a step takes, which the
+simulator measures when asked (run configuration "profile_steps").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hil.wire.series import TelemetrySeries
+
+PERIOD_US = 10000  # firmware/heater_ctl.py CONTROL_PERIOD_MS
+
+
+@dataclass
+class Timing:
+    steps: int  # telemetry frames seen at the control rate (asleep, the step runs at 1 Hz)
+    dropped_frames: int  # sequence gaps: frames lost in the ring or on the link
+    jitter_p50_us: float  # |interval - period| between consecutive steps
+    jitter_p99_us: float
+    jitter_max_us: float
+    deadline_misses: int  # steps that started later than their next step was due
+    worst_lateness_us: float  # against the period grid, the earliest step taken as on time
+    host_cpu_us: dict[str, float] | None = None  # sim: CPU time per control step
+
+    def summary(self) -> str:
+        s = (
+            f"{self.steps} control steps: period jitter p50 {self.jitter_p50_us:.0f} us, "
+            f"p99 {self.jitter_p99_us:.0f} us, max {self.jitter_max_us:.0f} us; "
+            f"{self.deadline_misses} deadline misses (worst lateness "
+            f"{self.worst_lateness_us:.0f} us); {self.dropped_frames} frames dropped"
+        )
+        if self.host_cpu_us:
+            c = self.host_cpu_us
+            s += (
+                f"; host CPU per step mean {c['mean']:.1f} us, p50 {c['p50']:.0f} us, "
+                f"p99 {c['p99']:.0f} us, max {c['max']:.0f} us"
+            )
+        return s
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def from_record(rec: TelemetrySeries, info: dict[str, str], period_us: int = PERIOD_US) -> Timing:
+    """Timing of the steps at the control rate. Each stretch of them (between
+    the idle rate's steps) has its own period grid: the timer restarts when
+    the rate changes."""
+    t_all = np.round(rec.cols["t_s"] * 1e6).astype(np.int64)
+    seq_all = rec.cols["seq"].astype(np.int64)
+    idle = rec.cols.get("idle_rate")
+    fast = np.ones(len(t_all), bool) if idle is None else idle == 0
+    host = host_cpu(info)
+    devs: list[np.ndarray] = []
+    lates: list[np.ndarray] = []
+    dropped = 0
+    for lo, hi in _stretches(fast):
+        t_us, seq = t_all[lo:hi], seq_all[lo:hi]
+        dseq = np.diff(seq) % 65536
+        dropped += int((dseq - 1).sum())
+        k = np.concatenate(([0], np.cumsum(dseq)))  # step index of each frame
+        devs.append(np.abs(np.diff(t_us)[dseq == 1] - period_us))
+        late = t_us - t_us[0] - k * period_us
+        lates.append(late - late.min())
+    dev = np.concatenate(devs) if devs else np.zeros(0)
+    late = np.concatenate(lates) if lates else np.zeros(0)
+    if not len(dev):
+        dev = np.zeros(1)
+    return Timing(
+        steps=int(fast.sum()),
+        dropped_frames=dropped,
+        jitter_p50_us=float(np.percentile(dev, 50)),
+        jitter_p99_us=float(np.percentile(dev, 99)),
+        jitter_max_us=float(dev.max()),
+        deadline_misses=int((late > period_us).sum()),
+        worst_lateness_us=float(late.max()) if len(late) else 0.0,
+        host_cpu_us=host,
+    )
+
+
+def _stretches(fast: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) index ranges of consecutive control-rate frames."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], fast.astype(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def host_cpu(info: dict[str, str]) -> dict[str, float] | None:
+    if "cpu_p50_us" not in info:
+        return None
+    return {
+        "mean": int(info["cpu_mean_ns"]) / 1000,
+        "p50": float(info["cpu_p50_us"]),
+        "p99": float(info["cpu_p99_us"]),
+        "max": float(info["cpu_max_us"]),
+        "steps": float(info["steps"]),
+    }

@@ -1,0 +1,1 @@
+"""Reports and plots: heating curves, overlays, distributions, the HTML report."""

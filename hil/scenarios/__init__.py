@@ -1,0 +1,1 @@
+"""Scenarios and their inputs: scenario files, puffing regimes, plant parameters."""

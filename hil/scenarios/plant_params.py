@@ -1,0 +1,26 @@
+"""Names of the simulator's plant parameters (sim/models/params.py), read from its
+source so that scenario files are checked against the real list."""
+
+from __future__ import annotations
+
+import ast
+
+from hil.paths import SIM_DIR
+
+
+def _scalar_names() -> tuple[str, ...]:
+    tree = ast.parse((SIM_DIR / "models" / "params.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "DEFAULTS" for t in node.targets
+        ):
+            assert isinstance(node.value, ast.Dict)
+            return tuple(
+                str(k.value)
+                for k, v in zip(node.value.keys, node.value.values, strict=True)
+                if isinstance(k, ast.Constant) and not isinstance(v, ast.Tuple)
+            )
+    raise RuntimeError("sim/models/params.py has no DEFAULTS")
+
+
+PLANT_PARAMS = _scalar_names()

@@ -1,0 +1,1 @@
+"""Running the simulator: the MicroPython toolchain, the runner, a run's result."""

@@ -1,0 +1,1 @@
+"""The wire: frames, the firmware's contract, telemetry series, the store's file format."""

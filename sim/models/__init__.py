@@ -1,0 +1,1 @@
+"""Plant models: heater, cells, chargers, ADC, power stage and puffs, with their parameters."""

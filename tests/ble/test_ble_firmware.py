@@ -1,0 +1,232 @@
+"""The firmware's GATT profile end to end: a phone (Bumble) on the simulated
+device's radio (sim/mpapi/vbluetooth.py and the bridge, hil/ble/bridge.py), host-stepped,
+so every device time below is exact. The profile: docs/ble_profile.md."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Generator
+
+import numpy as np
+import pytest
+from conftest import open_pairing
+
+from hil.ble.bridge import BleBridge, uuid128
+from hil.ble.client import AttError, BleClient, PairingFailed
+from hil.rig.dut import Dut
+from hil.wire import series
+
+pytestmark = pytest.mark.plant  # host-stepped time needs the simulated plant's clock
+
+CUSTOM = "7e1a0000-5c1d-4b8e-9f2a-6b3c4d5e6f70"
+
+
+def char(nn: int) -> str:
+    return f"7e1a{nn:04x}-5c1d-4b8e-9f2a-6b3c4d5e6f70"
+
+
+STATUS, HEATING, COUNTERS, FAULTS, HAPTICS, FIND, LOCK = (char(n) for n in range(1, 8))
+USAGE, LIMIT, SHARING, ALERTS, REGISTRATION, IDS, CONTROL, RESULT = (char(n) for n in range(8, 16))
+
+
+@pytest.fixture
+def ble(dut: Dut) -> Generator[BleBridge, None, None]:
+    if dut.target.radio:
+        pytest.skip("a real radio: the bridge serves emulated ones")
+    dut.start()
+    yield dut.ble()
+
+
+def connected(ble: BleBridge) -> BleClient:
+    p: BleClient = ble.phone()
+    p.connect()
+    return p
+
+
+def paired(dut: Dut, ble: BleBridge) -> BleClient:
+    phone = connected(ble)
+    open_pairing(dut)
+    phone.pair()
+    dut.expect_event(r"^ble bonded$", timeout_s=0.5)
+    dut.expect_event(r"^ble pairing closed$", timeout_s=0.5)
+    return phone
+
+
+def test_advertises_and_serves_the_profile(dut: Dut, ble: BleBridge) -> None:
+    phone = ble.phone()
+    ads = phone.scan()
+    assert [(a.name, a.service_uuids) for a in ads] == [("heatrig", [CUSTOM])]
+    phone.connect(ads[0].address)
+    dut.expect_event(r"^ble connect$", timeout_s=0.5)
+    svcs = phone.services()
+    assert svcs[CUSTOM] == [char(n) for n in range(1, 16)]
+    assert svcs[uuid128(0x180F)] == [uuid128(0x2A19)]
+    assert phone.read(0x2A29) == b"heatrig"
+    assert phone.read(0x2A24) == b"HR-1"
+    assert phone.read(0x2A28) == b"ble 1.0"
+    assert phone.read(0x2A25).startswith(b"H")
+    assert 0 < phone.read(0x2A19)[0] <= 100
+    v, _flags, holder, charger, kit = phone.read(STATUS)
+    assert v == 1 and holder > 0 and charger > 0 and kit == 0  # asleep
+    assert phone.read(HEATING) == bytes([1, 0, 0, 14, 0, 0, 0, 0, 0, 0])[:9]
+    assert phone.read(ALERTS)[:2] == b"\x01\x00"  # 20 C: no alert
+    phone.disconnect()
+    dut.expect_event(r"^ble disconnect$", timeout_s=0.5)
+    assert [a.name for a in ble.phone().scan()] == ["heatrig"]  # advertising again
+
+
+def test_a_bond_outside_the_pairing_window_is_refused(dut: Dut, ble: BleBridge) -> None:
+    phone = connected(ble)
+    with pytest.raises(PairingFailed):
+        phone.pair()
+    dut.expect_event(r"^ble pairing refused$", timeout_s=0.5)
+    assert not phone.connected
+    assert ble.run(ble.keystore.get_all()) == []
+
+
+def test_pairing_in_the_window_then_the_profile(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    counters = struct.unpack("<B6I", phone.read(COUNTERS))
+    assert counters[0] == 1 and counters[6] >= 1  # boots
+    ids = phone.read(IDS)
+    assert len(ids) == 29 and ids[0] == 1 and ids[17:].isdigit()
+    assert phone.read(HAPTICS) == b"\x01\x0f\x64"
+    # writes: checked, answered with ATT codes, refused ones change nothing
+    for uuid, data, code in (
+        (HAPTICS, b"\x01\x10\x64", 0x13),
+        (HAPTICS, b"\x01\x0f", 0x0D),
+        (FIND, b"\x79", 0x13),
+        (LIMIT, b"\x1f", 0x13),
+        (SHARING, b"\x02", 0x13),
+        (CONTROL, b"\x04", 0x13),
+        (LOCK, b"\x02", 0x13),
+    ):
+        with pytest.raises(AttError) as e:
+            phone.write(uuid, data)
+        assert e.value.code == code, uuid
+    assert phone.read(RESULT) == b"\x07\x13"
+    assert phone.read(HAPTICS) == b"\x01\x0f\x64"
+    phone.write(HAPTICS, b"\x01\x03\x32")
+    assert phone.read(HAPTICS) == b"\x01\x03\x32"
+    assert phone.read(RESULT) == b"\x05\x00"
+
+
+def test_lock_refuses_the_holder_button_not_the_console(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    phone.subscribe(LOCK)
+    phone.write(LOCK, b"\x01")
+    dut.advance(0.3)
+    assert [n.value for n in phone.notifications(LOCK)] == [b"\x01"]
+    assert phone.read(STATUS)[1] & 0x20
+    dut.press(1.5)
+    dut.expect_event(r"^refused locked$", timeout_s=0.5)
+    dut.command("start")  # engineering: bypasses the lock
+    dut.wait_state("preheat", timeout_s=1.0)
+
+
+def test_daily_limit_refuses_the_next_session(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    phone.write(LIMIT, b"\x01")
+    phone.subscribe(HEATING)
+    dut.press(1.5)
+    dut.wait_state("preheat", timeout_s=1.0)
+    dut.advance(1.0)
+    assert [n.value[1] for n in phone.notifications(HEATING)][-1:] == [1]  # preheat
+    dut.press(1.5)  # stops it
+    dut.wait_state("cooling", timeout_s=2.0)
+    dut.advance(0.5)  # the button released
+    _v, sessions, _puffs, limit, sharing = struct.unpack("<BBHBB", phone.read(USAGE))
+    assert (sessions, limit, sharing) == (1, 1, 1)
+    dut.press(1.5)
+    dut.expect_event(r"^refused limit$", timeout_s=0.5)
+    phone.write(SHARING, b"\x00")  # opting out: the history is not reported
+    assert phone.read(USAGE)[1:4] == b"\x00\x00\x00"
+
+
+def motor_runs(dut: Dut, since_s: float) -> list[tuple[float, float]]:
+    """(start, length) of each run of the vibration motor since since_s, in s."""
+    assert dut.live is not None
+    tr = series.truth_array(dut.live.link.truth)
+    t = tr["t_us"].astype(np.int64) / 1e6
+    on = (tr["io"].astype(np.int64) & series.IO_VIBRATION) > 0
+    on = np.where(t >= since_s, on, False)
+    edges = np.flatnonzero(np.diff(on.astype(np.int8)))
+    starts = [t[i + 1] for i in edges if on[i + 1]]
+    ends = [t[i + 1] for i in edges if not on[i + 1]]
+    return [(a, round(b - a, 2)) for a, b in zip(starts, ends, strict=False)]
+
+
+def test_find_pulses_500_500_then_stops(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    t0 = dut.now_s
+    phone.write(FIND, b"\x03")
+    dut.advance(1.6)
+    assert phone.read(FIND)[0] in (1, 2)
+    dut.advance(2.5)
+    assert phone.read(FIND) == b"\x00"
+    runs = motor_runs(dut, t0)
+    assert [r[1] for r in runs] == [0.5, 0.5, 0.5]
+    assert [round(b[0] - a[0], 2) for a, b in itertools.pairwise(runs)] == [1.0, 1.0]
+    assert runs[0][0] - t0 <= 0.26  # at the next charger tick
+
+
+def test_haptics_mask_silences_the_session_vibrations(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    phone.write(HAPTICS, b"\x01\x00\x64")
+    dut.advance(0.5)
+    t0 = dut.now_s
+    dut.press(1.5)
+    dut.wait_state("heating", timeout_s=40.0)
+    assert motor_runs(dut, t0) == []
+    phone.write(HAPTICS, b"\x01\x0f\x64")
+    phone.write(LOCK, b"\x01")
+    dut.advance(0.5)
+    t1 = dut.now_s
+    dut.press(1.5)  # stops the session: the lock gates starts only
+    dut.wait_state("cooling", timeout_s=2.0)
+    dut.advance(0.5)
+    dut.press(1.5)
+    dut.expect_event(r"^refused locked$", timeout_s=0.5)
+    dut.advance(1.0)
+    assert [r[1] for r in motor_runs(dut, t1)] == [0.8]  # BUZZ_LONG: refusals on again
+
+
+def test_registration_survives_unpair_and_clears_with_a_click(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    date = 1_767_225_600
+    phone.write(REGISTRATION, struct.pack("<BBI", 1, 1, date))
+    with pytest.raises(AttError) as e:
+        phone.write(REGISTRATION, struct.pack("<BBI", 1, 1, date))
+    assert e.value.code == 0x80
+    phone.write(CONTROL, b"\x02")  # unpair
+    dut.advance(0.5)
+    assert not phone.connected
+    assert ble.run(ble.keystore.get_all()) == []
+    phone = paired(dut, ble)
+    assert phone.read(REGISTRATION) == struct.pack("<BBIB", 1, 1, date, 0)
+    phone.write(REGISTRATION, b"\x01\x00")
+    assert phone.read(REGISTRATION)[-1] == 1  # pending
+    dut.press(0.2)  # the holder button's click confirms
+    dut.advance(0.3)
+    assert phone.read(REGISTRATION) == struct.pack("<BBIB", 1, 0, 0, 0)
+
+
+def test_heating_notified_at_state_changes_puffs_and_every_10_s(dut: Dut, ble: BleBridge) -> None:
+    phone = paired(dut, ble)
+    phone.subscribe(HEATING)
+    dut.press(1.5)
+    dut.wait_state("heating", timeout_s=40.0)
+    dut.advance(2.0)
+    dut.puff(55, 2)
+    dut.advance(4.0)
+    notes = [(n.t_s, struct.unpack("<BBBBHHB", n.value)) for n in phone.notifications(HEATING)]
+    states = [v[1] for _, v in notes]
+    assert states[0] == 1 and 2 in states  # preheat, then heating
+    assert all(a <= b for a, b in itertools.pairwise(states))
+    ticks = [v[4] for _, v in notes if v[4] % 10 == 0 and v[4]]
+    assert ticks[:2] == [10, 20]  # every 10 s of the session
+    assert all(v[3] == 14 and v[4] + v[5] == 360 for _, v in notes)
+    puffs = [(t, v[2]) for t, v in notes if v[2]]
+    assert puffs and puffs[0][1] == 1  # the puff, notified as it was counted
+    assert len(notes) == len({v for _, v in notes})  # nothing sent twice

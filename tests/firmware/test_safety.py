@@ -1,0 +1,161 @@
+"""Safety faults injected into the simulated plant: each one must end with the
+heater off within two control periods (20 ms) and the right fault code.
+Runs on the simulator and, unchanged, on a board with the plant on board."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import simulate
+
+from hil.rig.dut import Dut
+from hil.simulator import runner
+from hil.wire import series
+
+PERIOD_S = 0.010
+INJECT_S = 100.0013  # mid-session, just after a control step: the worst case for latency
+
+
+pytestmark = pytest.mark.plant
+
+
+def _session_with(dut: Dut, event: str) -> runner.RunResult:
+    return simulate(
+        dut,
+        f"""
+        [scenario]
+        name = "fault"
+        duration_s = 112.0
+        [puffing]
+        regime = "hci"
+        [[events]]
+        t_s = {INJECT_S}
+        {event}
+        """,
+    )
+
+
+def _truth_times(res: runner.RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    tr = res.truth
+    t = tr["t_us"] / 1e6
+    en = (tr["io"] & series.IO_HEATER_EN) > 0
+    return t, en, tr["power_uw"] / 1e6, tr["blade_uc"] / 1e6
+
+
+def _assert_cut(res: runner.RunResult, t_cond: float, fault: str) -> None:
+    """Load switch off within two periods of the condition; no power after."""
+    t, en, power, _ = _truth_times(res)
+    off = np.flatnonzero((t >= t_cond) & ~en)
+    assert len(off), "the heater was never switched off"
+    t_off = t[off[0]]
+    assert t_off - t_cond <= 2 * PERIOD_S + 1e-9, (
+        f"cut {1000 * (t_off - t_cond):.0f} ms after the fault"
+    )
+    assert np.all(power[t > t_off + 1e-9] == 0.0), "heater power after the cut"
+    c = res.record.cols
+    state, code = int(c["state"][-1]), int(c["fault"][-1])
+    assert (state, code) == (series.FAULT, series.FAULT_NAMES.index(fault)), (
+        f"ended in state {series.STATE_NAMES[state]}, fault {series.FAULT_NAMES[code]}"
+    )
+    assert f"fault {fault}" in res.console
+
+
+CASES = {
+    "heater_open": ('action = "fault"\nkind = "heater_open"', "heater_open"),
+    "heater_short": ('action = "fault"\nkind = "heater_short"', "heater_short"),
+    "adc_pinned": (
+        'action = "fault"\nkind = "adc_stuck"\nchannel = "heater_v"\nuv = 3100000',
+        "adc_implausible",
+    ),
+    "cell_ntc_open": (
+        'action = "fault"\nkind = "adc_stuck"\nchannel = "cell_ntc"\nuv = 3100000',
+        "adc_implausible",
+    ),
+    "cell_empty": ('action = "cell_soc"\nsoc_pct = 0.0', "cell_undervolt"),
+    "cell_hot": ('action = "cell_temp"\ntemp_c = 65.0', "cell_overtemp"),
+    "ambient_cold": ('action = "ambient"\ntemp_c = -5.0', "ambient_cold"),
+    "ambient_hot": ('action = "ambient"\ntemp_c = 55.0', "ambient_hot"),
+    "stick_pulled": ('action = "stick"\npresent = false', "stick_missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fault_cuts_heater_within_two_periods(dut: Dut, case: str) -> None:
+    event, fault = CASES[case]
+    res = _session_with(dut, event)
+    _assert_cut(res, INJECT_S, fault)
+
+
+def test_over_temperature_cuts_a_runaway_heater(dut: Dut) -> None:
+    """A MOSFET shorted on: the PWM no longer controls the heater, the
+    over-temperature trip must cut it through the load switch."""
+    res = _session_with(dut, 'action = "fault"\nkind = "gate_stuck_on"')
+    t, _, _, blade = _truth_times(res)
+    over = np.flatnonzero((t >= INJECT_S) & (blade >= 345.0))
+    assert len(over), "the blade never overheated: the fault was not injected"
+    _assert_cut(res, t[over[0]], "over_temp")
+    assert blade.max() < 350.0
+
+
+def test_faults_are_logged_and_the_device_keeps_running(dut: Dut) -> None:
+    res = _session_with(dut, 'action = "fault"\nkind = "heater_open"')
+    c = res.record.cols
+    after = c["t_s"] > INJECT_S + 1
+    assert after.any()  # telemetry kept coming: the firmware is alive
+    assert (c["state"][after] == series.FAULT).all()
+
+
+def _unit(dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "") -> runner.RunResult:
+    return simulate(
+        dut,
+        f"""
+        [scenario]
+        name = "unit"
+        duration_s = 30.0
+        [unit]
+        r0_ohm = {r0_ohm}
+        calibrated = {str(calibrated).lower()}
+        [puffing]
+        regime = "hci"
+        {extra}
+        """,
+    )
+
+
+def test_a_calibration_that_overstates_r0_stops_the_session_cold(dut: Dut) -> None:
+    """A unit 10 % under the nominal R0 with no calibration record of its own
+    would run its blade far past the cap (the firmware reads it colder than
+    it is); its first measurement reads colder than the air, and the session
+    ends there with the blade still cold."""
+    res = _unit(dut, 0.72, calibrated=False)
+    assert "fault calibration" in res.console
+    assert res.truth["blade_uc"].max() / 1e6 < 25.0
+
+
+def test_a_calibrated_unit_at_either_end_of_the_tolerance_heats(dut: Dut) -> None:
+    for r0 in (0.72, 0.88):
+        res = _unit(dut, r0, calibrated=True)
+        assert not [line for line in res.console if line.startswith("fault")], res.console
+        assert res.truth["blade_uc"].max() / 1e6 > 300.0
+
+
+def test_a_warm_blade_does_not_trip_the_calibration_check(dut: Dut) -> None:
+    """A session started again right after one was stopped: the blade is
+    still hot, which reads warmer than the air, never colder."""
+    res = _unit(
+        dut,
+        0.80,
+        calibrated=True,
+        extra="""
+        [[events]]
+        t_s = 15.0
+        action = "button"
+        hold_s = 1.5
+        [[events]]
+        t_s = 18.0
+        action = "button"
+        hold_s = 1.5
+        """,
+    )
+    assert not [line for line in res.console if line.startswith("fault")], res.console
+    assert res.console.count("state preheat") == 2, res.console
