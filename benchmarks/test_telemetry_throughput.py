@@ -33,7 +33,7 @@ def test_host_decodes_a_session(
     monkeypatch.undo()
     stream = raw[0]
     res = benchmark.pedantic(decode, args=(sc, stream, 0, "", 0.0), rounds=5, iterations=1)
-    frames = len(res.record) + len(res.truth)
+    frames = len(res.series) + len(res.truth)
     fps = frames / benchmark.stats.stats.min
     mb_s = len(stream) / benchmark.stats.stats.min / 1e6
     sim_fps = frames / res.sim_s

@@ -111,7 +111,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     lim = limits.load(args.limits) if args.limits else None
     res = runner.run(sc, extra_config={"pace": args.pace} if args.pace else None)
     puffs = kpi.true_puffs(res.truth)
-    k = kpi.compute(res.record, puffs, res.realtime_factor)
+    k = kpi.compute(res.series, puffs, res.realtime_factor)
     pw = power.summary(res.power) if res.power is not None and len(res.power) else None
     if args.json:
         print(json.dumps(k if pw is None else {**k, "power": pw}))
@@ -119,11 +119,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
     out = args.out or RESULTS_DIR / sc.name
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "telemetry.csv"
-    res.record.write_csv(csv_path)
+    res.series.write_csv(csv_path)
     (out / "kpi.json").write_text(json.dumps(k, indent=2) + "\n")
     (out / "console.log").write_text("\n".join(res.console) + "\n")
     info = {"realtime_factor": k["realtime_factor"], "wall_s": round(res.wall_s, 3)}
-    test = testrecord.build(res.record, k, lim, info=info)
+    test = testrecord.build(res.series, k, lim, info=info)
     test_path = test.write(out / "record.json")
     print(f"{sc.name}: {sc.description}" if sc.description else sc.name)
     print(kpi.table(k))
@@ -132,10 +132,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print("\npower\n" + power.table(pw))
     print(f"\n  telemetry  {csv_path}")
     if pw is not None and res.power is not None:
-        res.power.write_csv(out / "power.csv", res.record.meta)
+        res.power.write_csv(out / "power.csv", res.series.meta)
         print(f"  power      {out / 'power.csv'}")
-    if not args.no_plot and len(res.record):
-        png = plot.heating_curve(res.record, out / "heating_curve.png", puffs)
+    if not args.no_plot and len(res.series):
+        png = plot.heating_curve(res.series, out / "heating_curve.png", puffs)
         print(f"  plot       {png}")
     print(f"  KPIs       {out / 'kpi.json'}")
     print(f"  record     {test_path}")

@@ -68,7 +68,7 @@ def run_mpy(script: str) -> dict[str, Any]:
 
 
 def kpis(res: runner.RunResult) -> dict[str, Any]:
-    return kpi.compute(res.record, kpi.true_puffs(res.truth), res.realtime_factor)
+    return kpi.compute(res.series, kpi.true_puffs(res.truth), res.realtime_factor)
 
 
 def heatrig(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -70,18 +70,18 @@ def run_job(job: Job) -> JobResult:
         out.outcome = Outcome.FAIL.value
         out.wall_s = time.perf_counter() - t0
         return out
-    k = kpi.compute(res.record, kpi.true_puffs(res.truth), res.realtime_factor)
+    k = kpi.compute(res.series, kpi.true_puffs(res.truth), res.realtime_factor)
     lim = None
     if job.limits_text:
         lim = limits.parse(job.limits_text, Path(job.limits_label or "campaign limits"))
-    test = testrecord.build(res.record, k, lim)
+    test = testrecord.build(res.series, k, lim)
     out.values = {m.name: m.value for m in test.measurements}
     out.outcomes = {m.name: m.outcome.value for m in test.measurements}
     out.outcome = test.outcome.value
-    out.has_truth = res.record.has_truth
-    out.firmware_version = res.record.meta.get("firmware_version", "")
+    out.has_truth = res.series.has_truth
+    out.firmware_version = res.series.meta.get("firmware_version", "")
     if job.keep_telemetry:
-        out.telemetry_csv = res.record.to_csv()
+        out.telemetry_csv = res.series.to_csv()
         out.record_json = test.to_json()
     out.wall_s = time.perf_counter() - t0
     return out

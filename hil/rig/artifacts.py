@@ -81,9 +81,9 @@ def save(d: Dut, out: Path, *, failed: bool) -> list[tuple[str, str]]:
     runs: list[tuple[str, TelemetrySeries, dict[str, str], list[kpi.PuffWindow] | None]] = []
     for art in d.runs:
         res = art.result
-        runs.append((art.label, res.record, res.info, kpi.true_puffs(res.truth)))
-    if d.last_live_record is not None:
-        runs.append(("live", d.last_live_record, {}, None))
+        runs.append((art.label, res.series, res.info, kpi.true_puffs(res.truth)))
+    if d.last_live_series is not None:
+        runs.append(("live", d.last_live_series, {}, None))
     for label, rec, info, puffs in runs:
         n = names.get(label, 0)
         names[label] = n + 1

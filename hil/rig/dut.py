@@ -6,7 +6,7 @@
     dut.stick(True); dut.puff()        plant inputs (targets with a plant)
     dut.wait_state("heating", 30)      waits bounded in device time
     dut.advance(5.0)                   let device time pass
-    dut.record()                       the telemetry so far, as arrays
+    dut.telemetry()                       the telemetry so far, as arrays
 
 On a virtual clock the host steps time: nothing happens on the device between
 two calls, and a wait advances the clock in slices until its condition holds.
@@ -60,7 +60,7 @@ class Dut:
     log_path: Path | None = None
     runs: list[RunArtifact] = field(default_factory=list)
     live: Live | None = None
-    last_live_record: series.TelemetrySeries | None = None  # kept when a live session stops
+    last_live_series: series.TelemetrySeries | None = None  # kept when a live session stops
     _log: LinkLog | None = None
     _offset_us: int | None = None
     _t_us: int = 0  # device time of the last telemetry frame, from the start of the run
@@ -81,7 +81,7 @@ class Dut:
         res = self.target.run(sc, fresh=fresh, **config)
         self.runs.append(RunArtifact(sc.name, res))
         self.log.write("run", f"{sc.name} on {self.target.describe()}: {res.info}")
-        self.log.write("timing", timing.from_record(res.record, res.info).summary())
+        self.log.write("timing", timing.from_record(res.series, res.info).summary())
         for line in res.console:
             self.log.write("event", line)
         return res
@@ -117,7 +117,7 @@ class Dut:
         self.command("reset")
         if live.virtual_clock:  # the firmware waits 20 ms before the reset: let them pass
             live.link.send_line("@plant run 20000")
-        self.last_live_record = self.record()
+        self.last_live_series = self.telemetry()
         self.log.write("note", "the device resets")
         self._attach(self.target.reboot(live))
 
@@ -155,13 +155,13 @@ class Dut:
         return self._ble
 
     def stop(self) -> None:
-        """End the live session (its record stays in last_live_record)."""
+        """End the live session (its record stays in last_live_series)."""
         if self._ble is not None:
             self._ble.close()
             self._ble = None
         if self.live is not None:
             try:
-                self.last_live_record = self.record()
+                self.last_live_series = self.telemetry()
             finally:
                 self.live.finish()
                 self.live = None
@@ -412,7 +412,7 @@ class Dut:
             self._link.pump(min(0.05, seconds))
 
     # --- records ------------------------------------------------------------------------
-    def record(self) -> series.TelemetrySeries:
+    def telemetry(self) -> series.TelemetrySeries:
         """The live session's telemetry so far, joined with the plant's truth."""
         link = self._link
         sc = self._scenario or idle_scenario()
@@ -426,8 +426,8 @@ class Dut:
         """The live session's console events so far (state changes, faults, BLE)."""
         return list(self._link.events)
 
-    def timing(self) -> timing.Timing:
-        return timing.from_record(self.record(), {})
+    def control_timing(self) -> timing.Timing:
+        return timing.from_record(self.telemetry(), {})
 
     def close(self) -> None:
         try:

@@ -231,7 +231,7 @@ class SerialTarget(Target):
         wall = time.perf_counter() - t0
         body, err = _split_tail(bytes(data))
         res = runner.decode(sc, body, 0 if not err else 3, err.decode(errors="replace"), wall)
-        res.record.meta["target"] = self.describe()
+        res.series.meta["target"] = self.describe()
         return res
 
     def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:

@@ -46,8 +46,8 @@ class SimError(RuntimeError):
 @dataclass
 class RunResult:
     scenario: Scenario
-    record: series.TelemetrySeries
-    truth: np.ndarray  # every truth sample (the record holds those at control steps)
+    series: series.TelemetrySeries
+    truth: np.ndarray  # every truth sample (the series holds those at control steps)
     info: dict[str, str]  # the simulator's end-of-run line
     console: list[str] = field(default_factory=list)  # event frames, then reply frames
     stray: str = ""  # output outside frames (a traceback, say)

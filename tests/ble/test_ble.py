@@ -310,7 +310,7 @@ def test_a_disconnect_mid_session_changes_nothing_in_the_heating(dut: Dut) -> No
             dut.puff()
         dut.advance(30)
         events = [e for e in dut.events() if e.startswith(("state", "puff", "fault"))]
-        temps = [round(x * 10) for x in dut.record().cols["temp_c"]]
+        temps = [round(x * 10) for x in dut.telemetry().cols["temp_c"]]
         client.close()
         dut.stop()
         return events, temps

@@ -40,11 +40,11 @@ def test_control_step_allocates_nothing(dut: Dut) -> None:
     MemoryError and fail the run."""
     sc = scenario.load(SCENARIOS_DIR / "hci.toml")
     res = dut.run(sc, lock_heap=True)
-    k = kpi.compute(res.record, kpi.true_puffs(res.truth))
+    k = kpi.compute(res.series, kpi.true_puffs(res.truth))
     assert k["end_reason"] == "time_limit"
     assert k["puffs_detected"] == 12
     # every control step ran locked; all but the last main-loop period's frames were sent
-    assert 0 <= int(res.info["timer_fires"]) - len(res.record) <= 5
+    assert 0 <= int(res.info["timer_fires"]) - len(res.series) <= 5
 
 
 def test_heap_lock_does_catch_an_allocation() -> None:

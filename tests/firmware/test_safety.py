@@ -52,7 +52,7 @@ def _assert_cut(res: runner.RunResult, t_cond: float, fault: str) -> None:
         f"cut {1000 * (t_off - t_cond):.0f} ms after the fault"
     )
     assert np.all(power[t > t_off + 1e-9] == 0.0), "heater power after the cut"
-    c = res.record.cols
+    c = res.series.cols
     state, code = int(c["state"][-1]), int(c["fault"][-1])
     assert (state, code) == (series.FAULT, series.FAULT_NAMES.index(fault)), (
         f"ended in state {series.STATE_NAMES[state]}, fault {series.FAULT_NAMES[code]}"
@@ -99,7 +99,7 @@ def test_over_temperature_cuts_a_runaway_heater(dut: Dut) -> None:
 
 def test_faults_are_logged_and_the_device_keeps_running(dut: Dut) -> None:
     res = _session_with(dut, 'action = "fault"\nkind = "heater_open"')
-    c = res.record.cols
+    c = res.series.cols
     after = c["t_s"] > INJECT_S + 1
     assert after.any()  # telemetry kept coming: the firmware is alive
     assert (c["state"][after] == series.FAULT).all()

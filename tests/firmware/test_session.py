@@ -49,7 +49,7 @@ def test_session_end_at_14th_puff_when_puffs_come_every_20_s(dut: Dut) -> None:
 
 
 def test_end_warning_comes_30_s_before_the_time_limit(hci: runner.RunResult) -> None:
-    c = hci.record.cols
+    c = hci.series.cols
     t, state = c["t_s"], c["state"]
     start = t[np.flatnonzero(state == 1)[0]]
     warn = t[np.flatnonzero(state == 3)[0]]
@@ -57,7 +57,7 @@ def test_end_warning_comes_30_s_before_the_time_limit(hci: runner.RunResult) -> 
 
 
 def test_end_warning_comes_at_the_last_two_puffs(dut: Dut) -> None:
-    c = builtin(dut, "hci_20s").record.cols
+    c = builtin(dut, "hci_20s").series.cols
     first_warning = np.flatnonzero(c["state"] == 3)[0]
     assert c["puffs"][first_warning] == 12
 
@@ -71,7 +71,7 @@ def test_iso3308_puffs_all_detected(dut: Dut) -> None:
 
 def test_no_heating_without_a_stick(dut: Dut) -> None:
     res = builtin(dut, "no_stick")
-    c = res.record.cols
+    c = res.series.cols
     assert not np.isin(c["state"], series.HEATING_STATES).any()
     assert np.nanmax(c["power_true_w"]) == 0.0
     assert "refused stick_missing" in res.console
@@ -92,22 +92,22 @@ def test_no_heating_without_a_deliberate_hold(dut: Dut) -> None:
         regime = "none"
         """,
     )
-    assert not np.isin(res.record.cols["state"], series.HEATING_STATES).any()
+    assert not np.isin(res.series.cols["state"], series.HEATING_STATES).any()
 
 
 def test_same_scenario_and_seed_give_identical_telemetry(dut: Dut, hci: runner.RunResult) -> None:
     again = dut.run(hci.scenario, fresh=True)
-    assert again.record.to_csv() == hci.record.to_csv()
+    assert again.series.to_csv() == hci.series.to_csv()
 
 
 def test_another_seed_changes_the_noise_not_the_outcome(dut: Dut, hci: runner.RunResult) -> None:
     other = builtin(dut, "hci", {"scenario.seed": 7})
-    assert other.record.to_csv() != hci.record.to_csv()
+    assert other.series.to_csv() != hci.series.to_csv()
     assert kpis(other)["puffs_detected"] == 12
 
 
 def test_record_carries_the_run_metadata(hci: runner.RunResult) -> None:
-    text = hci.record.to_csv()
+    text = hci.series.to_csv()
     header = [line for line in text.splitlines()[:20] if line.startswith("#")]
     for key in ("firmware_version", "target: ", "scenario: hci", "seed: 1"):
         assert any(key in line for line in header), key

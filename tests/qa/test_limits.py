@@ -26,14 +26,14 @@ def test_every_profile_and_regime_has_a_valid_limits_file(profile: str, regime: 
 
 
 def test_the_nominal_hci_session_passes(hci: runner.RunResult) -> None:
-    test = testrecord.build(hci.record, kpis(hci))
+    test = testrecord.build(hci.series, kpis(hci))
     assert test.limits == "limits/standard-hci.toml"
     assert test.outcome == Outcome.PASS, measure.table(test.measurements)
 
 
 def test_the_nominal_iso_session_passes() -> None:
     res = sim_builtin("iso3308")
-    test = testrecord.build(res.record, kpis(res))
+    test = testrecord.build(res.series, kpis(res))
     assert test.outcome == Outcome.PASS, measure.table(test.measurements)
 
 
@@ -66,7 +66,7 @@ maximum = 3
 
 def test_a_strict_limit_fails_the_same_run(hci: runner.RunResult) -> None:
     strict = limits.parse("[overshoot_pct]\nmax = 0.1\n", Path("strict.toml"))
-    test = testrecord.build(hci.record, kpis(hci), strict)
+    test = testrecord.build(hci.series, kpis(hci), strict)
     by_name = {m.name: m for m in test.measurements}
     assert by_name["overshoot_pct"].outcome == Outcome.FAIL
     assert by_name["rms_error_c"].outcome == Outcome.UNSET  # no limit in this file

@@ -51,7 +51,7 @@ def test_frames_lost_on_the_link_are_not_counted_as_misses() -> None:
 
 def test_the_simulator_reports_host_cpu_time_per_control_step(dut: Dut) -> None:
     res = builtin(dut, "hci_20s")
-    tm = timing.from_record(res.record, res.info)
+    tm = timing.from_record(res.series, res.info)
     cpu = tm.host_cpu_us
     assert cpu is not None
     assert cpu["steps"] == int(res.info["timer_fires"])
@@ -67,7 +67,7 @@ JITTERY = [500, 6000, 40, 7]
 @pytest.mark.plant
 def test_control_holds_under_timer_latency(dut: Dut) -> None:
     res = dut.run(builtin(dut, "hci").scenario, timer_latency=JITTERY)
-    tm = timing.from_record(res.record, res.info)
+    tm = timing.from_record(res.series, res.info)
     assert tm.jitter_p99_us > 1000 and tm.jitter_max_us <= 6500  # the latency was there
     assert tm.deadline_misses == 0
     k = kpis(res)
@@ -92,7 +92,7 @@ def test_stalls_longer_than_a_period_are_reported_as_deadline_misses(dut: Dut) -
         """,
         timer_latency=[200, 16000, 100, 3],
     )
-    tm = timing.from_record(res.record, res.info)
+    tm = timing.from_record(res.series, res.info)
     assert tm.deadline_misses > 0
     assert 10000 < tm.worst_lateness_us <= 16200
 
@@ -119,4 +119,4 @@ def test_safety_cuts_the_heater_under_timer_latency(dut: Dut) -> None:
     en = (tr["io"] & 0x20) > 0
     t_off = t[np.flatnonzero((t >= 30.0013) & ~en)[0]]
     assert t_off - 30.0013 <= 2 * 0.010 + 0.0065
-    assert int(res.record.cols["fault"][-1]) == 2  # heater_open
+    assert int(res.series.cols["fault"][-1]) == 2  # heater_open

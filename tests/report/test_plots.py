@@ -35,11 +35,11 @@ def _titles(fig: Figure) -> str:
 
 
 def test_heating_curve(hci: runner.RunResult, tmp_path: Path) -> None:
-    fig = plot.heating_curve_figure(hci.record)
+    fig = plot.heating_curve_figure(hci.series)
     _check_axes(fig)
-    fw = hci.record.meta["firmware_version"]
+    fw = hci.series.meta["firmware_version"]
     assert "hci" in _titles(fig) and f"firmware {fw}" in _titles(fig)
-    png = plot.heating_curve(hci.record, tmp_path / "h.png")
+    png = plot.heating_curve(hci.series, tmp_path / "h.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -50,8 +50,8 @@ def _shifted(rec: TelemetrySeries, dt_s: float, fw: str) -> TelemetrySeries:
 
 
 def test_overlay_of_two_firmware_versions(hci: runner.RunResult, tmp_path: Path) -> None:
-    other = _shifted(hci.record, 3.0, "9.9.9")
-    fig = plot.overlay_figure([("fw a", hci.record), ("fw b", other)])
+    other = _shifted(hci.series, 3.0, "9.9.9")
+    fig = plot.overlay_figure([("fw a", hci.series), ("fw b", other)])
     _check_axes(fig)
     top = fig.axes[0]
     assert {"fw a", "fw b"} <= {t.get_text() for t in top.get_legend().get_texts()}
@@ -60,11 +60,11 @@ def test_overlay_of_two_firmware_versions(hci: runner.RunResult, tmp_path: Path)
     lines = [ln for ln in top.get_lines() if ln.get_label() in ("fw a", "fw b")]
     rise = [ln.get_xdata()[np.argmax(np.nan_to_num(ln.get_ydata()) > 100)] for ln in lines]
     assert rise[0] == pytest.approx(rise[1], abs=0.02)
-    plot.overlay([("a", hci.record)], tmp_path / "o.png")
+    plot.overlay([("a", hci.series)], tmp_path / "o.png")
 
 
 def test_overlay_of_a_sweep_has_a_colour_scale(hci: runner.RunResult) -> None:
-    runs = [(f"r{k}", _shifted(hci.record, k, "0")) for k in range(12)]
+    runs = [(f"r{k}", _shifted(hci.series, k, "0")) for k in range(12)]
     fig = plot.overlay_figure(runs, color_values=list(range(12)), color_label="R0 (ohm)")
     assert any(ax.get_ylabel() == "R0 (ohm)" for ax in fig.axes)  # the colour bar
     with pytest.raises(ValueError, match="colour values"):
@@ -87,7 +87,7 @@ def test_battery_plot_of_two_sessions(tmp_path: Path) -> None:
         regime = "iso3308"
         """
     )
-    fig = plot.battery_figure(res.record)
+    fig = plot.battery_figure(res.series)
     _check_axes(fig)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any(t.startswith(" session 1: time_limit") for t in texts)

@@ -145,23 +145,23 @@ def test_fault_log_read_clear_and_fault_reset(dut: Dut) -> None:
 def test_telemetry_comes_at_the_full_control_rate_and_stops_on_request(dut: Dut) -> None:
     dut.start()
     dut.advance(1.5)
-    n_asleep = len(dut.record())
+    n_asleep = len(dut.telemetry())
     dut.advance(2.0)
-    assert 1 <= len(dut.record()) - n_asleep <= 3  # asleep, the control step runs at 1 Hz
+    assert 1 <= len(dut.telemetry()) - n_asleep <= 3  # asleep, the control step runs at 1 Hz
     dut.stick(True)
     dut.press(1.5)
     dut.wait_state("preheat", 2.0)
-    n0 = len(dut.record())
+    n0 = len(dut.telemetry())
     dut.advance(2.0)
-    rec = dut.record()
+    rec = dut.telemetry()
     assert len(rec) - n0 == 200  # heating: 100 Hz
     seq = rec.cols["seq"][n0:]
     assert (seq[1:] - seq[:-1] == 1).all()  # none dropped
     dut.command("tm off")
     dut.advance(1.0)
-    n1 = len(dut.record())
+    n1 = len(dut.telemetry())
     dut.advance(1.0)
-    assert len(dut.record()) == n1
+    assert len(dut.telemetry()) == n1
 
 
 def test_plant_commands_are_kept_apart_from_the_console(dut: Dut) -> None:
@@ -199,6 +199,6 @@ def test_a_real_time_session(dut: Dut) -> None:
     dut.advance(0.5)
     dut.command("stop")
     dut.wait_state("cooling", timeout_s=1.0)
-    rec = dut.record()
+    rec = dut.telemetry()
     assert 40 <= len(rec) <= 200  # about 100 Hz for well under two seconds
     assert status(dut)["end"] == "user_stop"

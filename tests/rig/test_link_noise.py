@@ -22,9 +22,9 @@ def _state(dut: Dut) -> tuple[str, str, str]:
 def _telemetry_flows(dut: Dut) -> None:
     """Telemetry still comes, every frame in sequence (at the control rate
     for the first second after boot, then asleep at 1 Hz)."""
-    n0 = len(dut.record())
+    n0 = len(dut.telemetry())
     dut.advance(3.0)
-    seq = dut.record().cols["seq"][n0:]
+    seq = dut.telemetry().cols["seq"][n0:]
     assert len(seq) >= 3
     assert ((seq[1:] - seq[:-1]) % 65536 == 1).all()
 

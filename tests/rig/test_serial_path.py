@@ -56,17 +56,17 @@ def _live(t: Target, log: Path) -> str:
         dut.advance(5.0)
         dut.fault("heater_open")
         dut.wait_state("fault", timeout_s=0.1)
-        return _csv(dut.record())
+        return _csv(dut.telemetry())
     finally:
         dut.close()
 
 
 def test_a_scenario_gives_the_same_telemetry_on_both_paths(targets: list[Target]) -> None:
     sim, board = (t.run(parse(SCENARIO)) for t in targets)
-    fast = sim.record.cols["idle_rate"] == 0
+    fast = sim.series.cols["idle_rate"] == 0
     assert fast[-1] and fast.sum() > 5800  # 100 Hz from the button on (asleep before: 1 Hz)
-    assert board.record.meta["target"].endswith("(virtual board)")
-    assert _csv(sim.record) == _csv(board.record)
+    assert board.series.meta["target"].endswith("(virtual board)")
+    assert _csv(sim.series) == _csv(board.series)
     assert _boots_masked(sim.console) == _boots_masked(board.console)
 
 
