@@ -40,7 +40,8 @@ format: $(STAMP)
 	$(BIN)/ruff format hil tests benchmarks
 	$(BIN)/ruff check --fix hil tests benchmarks
 
-$(STAMP): pyproject.toml
+# firmware/version.py: the package's version (pyproject.toml reads it at install)
+$(STAMP): pyproject.toml firmware/version.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -9,9 +9,9 @@ returns the stage's current set-point:
   target through the cell's resistance, so it never overshoots;
 - termination in CV once the (filtered) current stays below I_term; a
   recharge when the cell falls 100 mV under the target;
-- JEITA-style temperature windows (REFERENCE.md): none below 0 C, 20 % of
-  the current from 0 to 10 C, full from 10 to 45 C, 4.0 V from 45 to 60 C,
-  none above 60 C; 2 K of hysteresis at every edge;
+- JEITA-style temperature windows (docs/reference.md#cells-and-charging):
+  none below 0 C, 20 % of the current from 0 to 10 C, full from 10 to 45 C,
+  4.0 V from 45 to 60 C, none above 60 C; 2 K of hysteresis at every edge;
 - safety: a cell above 4.25 V, or a charge running longer than
   its timeout, latches FAULT until the source or the cell goes away. The
   timeout counts full-current-equivalent time, so a charge slowed by the

@@ -19,7 +19,7 @@ All integers, units in the names: mV, mA, mOhm, uAh, 0.01 % (cpct).
 
 from micropython import const
 
-# P: generic LiCoO2 OCV at 20 C, SoC 0..100 % in 10 % steps (REFERENCE.md)
+# P: generic LiCoO2 OCV at 20 C, SoC 0..100 % in 10 % steps (docs/reference.md#cells-and-charging)
 OCV_MV = (3000, 3690, 3730, 3770, 3800, 3840, 3870, 3950, 4020, 4110, 4200)
 # cell resistance against temperature, % of its 20 C value, -20..60 C in 10 K steps (datasheet class)
 _R_PCT = (470, 290, 190, 135, 100, 78, 63, 52, 45)

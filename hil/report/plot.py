@@ -22,7 +22,7 @@ from hil.qa.kpi import BAND_PCT, PuffWindow
 from hil.qa.measure import Limits
 from hil.wire.series import END_NAMES, FAULT_NAMES, HEATING_STATES, STATE_NAMES, TelemetrySeries
 
-CAP_C = 350.0  # the blade's temperature cap (REFERENCE: heater and session)
+CAP_C = 350.0  # the blade's temperature cap (docs/reference.md#heater-and-session)
 DPI = 110
 
 

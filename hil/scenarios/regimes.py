@@ -1,4 +1,7 @@
-"""Machine-smoking regimes (REFERENCE: puffing regimes)."""
+"""Machine-smoking regimes (docs/reference.md#puffing-regimes).
+
+(E) marks an engineering estimate (docs/reference.md#kinds-of-numbers).
+"""
 
 from __future__ import annotations
 

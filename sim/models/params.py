@@ -1,7 +1,7 @@
 """Every plant parameter, in one place, with where its value comes from.
 
 P = published, D = derived from published numbers, E = engineering estimate
-(see docs/REFERENCE in the design notes). A scenario may override any of them
+(docs/reference.md#kinds-of-numbers). A scenario may override any of them
 by name (scenario [plant] table); the unit tolerances (R0, TCR) are the usual
 ones to change.
 """
