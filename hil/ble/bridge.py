@@ -19,9 +19,10 @@ centrals do back as "@ble" console lines (docs/ble_sim.md):
   notifications go to the centrals in order, each stamped with the device's
   virtual time.
 
-Phones are Bumble centrals on the same link (hil/ble/client.py). Everything
-runs on one private event loop, in the caller's thread, driven by the client's
-synchronous calls; every call first pumps the frames the device sent.
+Phones are Bumble centrals on the same link (hil/ble/phone.py: the bridge
+knows nothing of them). Everything runs on one private event loop, in the
+caller's thread, driven by the client's synchronous calls; every call first
+pumps the frames the device sent.
 
 The bridge uses nothing but the device's link, so it works over every target
 whose firmware runs the emulation: the simulator and the virtual board.
@@ -39,7 +40,6 @@ from typing import Any, TypeVar
 from bumble import gatt, hci
 from bumble.att import ATT_Error, Attribute
 from bumble.controller import Controller
-from bumble.core import UUID
 from bumble.device import Connection, Device, DeviceConfiguration
 from bumble.host import Host
 from bumble.keys import KeyStore, PairingKeys
@@ -47,6 +47,7 @@ from bumble.link import LocalLink
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
+from hil.ble.uuids import bumble_uuid
 from hil.rig.link import Link
 from hil.rig.transport import LinkClosed
 
@@ -56,7 +57,6 @@ REPLY_TIMEOUT_S = 5.0  # wall time for the firmware's answer to an "@ble" line
 MAX_LINE = 120  # the firmware console's line limit
 ADV_INTERVAL_MS = 20.0  # the virtual link does not model air time: advertise fast
 SEC_PEER = 2  # MicroPython's sec_type of a peer's keys (NimBLE's BLE_STORE_OBJ_TYPE_PEER_SEC)
-BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
 
 # MicroPython's characteristic flags (the BLE contract)
 F_READ = 0x0002
@@ -81,25 +81,6 @@ _PERMS = (
 
 class BridgeError(AssertionError):
     """The device did not answer the bridge as the wire says it must."""
-
-
-def uuid128(u: str | int | UUID) -> str:
-    """Canonical text: 128-bit, lower case; 16-bit ones on the Bluetooth base."""
-    if isinstance(u, UUID):
-        raw = u.to_bytes(force_128=True)[::-1].hex()
-        return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
-    if isinstance(u, int):
-        return f"{u:08x}{BASE_UUID_TAIL}"
-    s = u.lower().removeprefix("0x")
-    if len(s) in (4, 8):
-        return s.rjust(8, "0") + BASE_UUID_TAIL
-    if len(s) == 36:
-        return s
-    raise ValueError(f"not a UUID: {u!r}")
-
-
-def bumble_uuid(text: str) -> UUID:
-    return UUID(text) if len(text) == 36 else UUID.from_16_bits(int(text, 16))
 
 
 def permissions(flags: int) -> Attribute.Permissions:
@@ -232,7 +213,6 @@ class BleBridge:
         # set: Bumble's virtual link routes LE traffic by random (static) address only
         self.mac = hci.Address("E4:0A:C4:00:B1:E5", hci.Address.RANDOM_DEVICE_ADDRESS)
         self.address = self.mac.to_string()
-        self.phones: list[Any] = []
         self._seq = 0
         self._cont = ""
         self._pending: deque[str] = deque()  # frames that came while waiting for a reply
@@ -634,19 +614,8 @@ class BleBridge:
         self.adv = None
         self.run(self._rebuild())
 
-    def phone(self, name: str = "phone") -> Any:
-        """A new central on the virtual link: a hil.ble.client.BleClient."""
-        from hil.ble.client import BleClient, BumbleBackend
-
-        backend = BumbleBackend(self, name, len(self.phones))
-        client = BleClient(backend)
-        self.phones.append(client)
-        return client
-
     def close(self) -> None:
         if not self.loop.is_closed():
-            for p in self.phones:
-                p.close()
             self.loop.close()
 
 

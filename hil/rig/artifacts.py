@@ -7,10 +7,13 @@ session), and on failure the heating curve of each run as a PNG.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 from pathlib import Path
+
+import numpy as np
 
 from hil.qa import kpi, timing
 from hil.report import plot
@@ -18,20 +21,21 @@ from hil.rig.dut import Dut
 from hil.rig.targets import Target
 from hil.wire.series import TelemetrySeries
 
+# why a test marked with a capability (hil/rig/targets.py Capabilities) is skipped
 REASONS = {
     "power_hw": (
-        "power_hw",
         "needs real power hardware (heater, cells, sense resistors): run with --target serial "
-        "--port PORT on a board deployed with `heatrig deploy --hardware`",
+        "--port PORT on a board deployed with `heatrig deploy --hardware`"
     ),
-    "radio": ("radio", "needs a real BLE radio: run with --target serial --port PORT on an ESP32"),
-    "plant": (
-        "has_plant",
-        "needs the simulated plant (scenarios, puffs, faults); this target has real hardware",
+    "radio": "needs a real BLE radio: run with --target serial --port PORT on an ESP32",
+    "plant": "needs the simulated plant (scenarios, puffs, faults); this target has real hardware",
+    "heap_budget": (
+        "needs a target that holds the firmware to the ESP32's heap budget: the simulator "
+        "or the virtual board"
     ),
 }
 
-_csv_written: dict[int, Path] = {}  # a cached run's CSV, written once and linked after
+_csv_written: dict[str, Path] = {}  # by content: a cached run's CSV, written once and linked after
 
 
 class NotCapable(Exception):
@@ -39,15 +43,13 @@ class NotCapable(Exception):
 
 
 def check_capabilities(target: Target, markers: list[str]) -> None:
-    if "plant" in markers or "power_hw" in markers or "radio" in markers:
-        board = getattr(target, "board", None)
-        if callable(board):
-            board()  # learn what the board has
-    for m in markers:
-        if m in REASONS:
-            attr, reason = REASONS[m]
-            if not getattr(target, attr):
-                raise NotCapable(f"{reason} (target: {target.describe()})")
+    needed = [m for m in markers if m in REASONS]
+    if not needed:
+        return  # a board is not reached for a test that needs nothing of it
+    caps = target.capabilities()
+    for m in needed:
+        if not caps.has(m):
+            raise NotCapable(f"{REASONS[m]} (target: {target.describe()})")
 
 
 def test_dir(root: Path, target: Target, nodeid: str) -> Path:
@@ -61,8 +63,20 @@ def test_dir(root: Path, target: Target, nodeid: str) -> Path:
     return out
 
 
+def _fingerprint(rec: TelemetrySeries) -> str:
+    """What the CSV is made of (its header and columns), hashed: a run served
+    again from a target's cache has the same, a run that differs another."""
+    h = hashlib.sha256(json.dumps(list(rec.meta.items())).encode())
+    for name in sorted(rec.cols):
+        col = np.ascontiguousarray(rec.cols[name])
+        h.update(f"{name} {col.dtype.str} {col.shape}".encode())
+        h.update(col.tobytes())
+    return h.hexdigest()
+
+
 def _write_csv(rec: TelemetrySeries, path: Path) -> None:
-    first = _csv_written.get(id(rec))
+    key = _fingerprint(rec)
+    first = _csv_written.get(key)
     if first is not None and first.exists():
         path.unlink(missing_ok=True)
         try:
@@ -71,7 +85,7 @@ def _write_csv(rec: TelemetrySeries, path: Path) -> None:
         except OSError:
             pass
     rec.write_csv(path)
-    _csv_written[id(rec)] = path
+    _csv_written[key] = path
 
 
 def save(d: Dut, out: Path, *, failed: bool) -> list[tuple[str, str]]:

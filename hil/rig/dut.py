@@ -34,7 +34,7 @@ from hil.simulator import runner
 from hil.wire import frames, series
 
 if TYPE_CHECKING:
-    from hil.ble.bridge import BleBridge
+    from hil.ble.phone import VirtualAir
 
 STATE_NAMES = series.STATE_NAMES
 SLICE_S = 0.25  # device time per clock grant while waiting on a virtual clock
@@ -70,7 +70,7 @@ class Dut:
     _ev_cursor: int = 0  # and at events from here on
     _scenario: Scenario | None = None  # the live session's
     _released_at: float | None = None  # device time the button was last let go
-    _ble: BleBridge | None = None  # the BLE stack of a device with an emulated radio
+    _ble: VirtualAir | None = None  # the BLE stack of a device with an emulated radio
 
     # --- whole scenarios -------------------------------------------------------------
     def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> runner.RunResult:
@@ -142,16 +142,16 @@ class Dut:
                 words = dict(w.split("=", 1) for w in text.split() if "=" in w)
                 self._offset_us = int(words["ticks_offset_us"])
 
-    def ble(self) -> BleBridge:
-        """The device's BLE stack and the air around it (hil/ble/bridge.py), on a
+    def ble(self) -> VirtualAir:
+        """The device's BLE stack and the air around it (hil/ble/phone.py), on a
         target whose firmware runs the emulated radio (the simulator, the
         virtual board): `.phone()` gives a client on it. Frames the device
         sends are pumped into it by every client call and after every advance."""
         self._live()
         if self._ble is None:
-            from hil.ble.bridge import BleBridge
+            from hil.ble.phone import VirtualAir  # Bumble loads only for the tests that use it
 
-            self._ble = BleBridge(lambda: self._link, lambda m: self.log.write("ble", m))
+            self._ble = VirtualAir(lambda: self._link, lambda m: self.log.write("ble", m))
         return self._ble
 
     def stop(self) -> None:

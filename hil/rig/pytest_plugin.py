@@ -8,8 +8,11 @@ simulator and on a board.
 Tests take the `dut` fixture (hil/rig/dut.py). Markers `power_hw` and `radio` skip
 tests that need real power hardware or a real BLE radio where there is none,
 `plant` those that need simulated plant inputs on a board that has real
-hardware instead. Each test's telemetry CSV, timing and log -- and on failure
-its heating curves -- land in RESULTS/tests/<target>/<test>/.
+hardware instead, `heap_budget` those that need the firmware held to the
+ESP32's heap budget; each is judged against the target's declared
+capabilities (hil/rig/targets.py Capabilities). Each test's telemetry CSV,
+timing and log -- and on failure its heating curves -- land in
+RESULTS/tests/<target>/<test>/.
 
 The plugin only wires options to fixtures; the work is in hil.rig.targets,
 hil.rig.dut and hil.rig.artifacts.
@@ -36,6 +39,10 @@ MARKERS = {
     "plant": (
         "needs the simulated plant (scenarios, puffs, faults): run on the simulator, the "
         "virtual board, or a board deployed with the plant"
+    ),
+    "heap_budget": (
+        "needs the firmware held to the ESP32's heap budget: run on the simulator or the "
+        "virtual board"
     ),
 }
 
@@ -83,11 +90,11 @@ def target(request: pytest.FixtureRequest) -> Generator[Target, None, None]:
     opt = request.config.getoption
     root = _results_root(request.config)
     try:
-        t = make(opt("--target"), opt("--port"), opt("--baud"), root)
+        t = make(
+            opt("--target"), opt("--port"), opt("--baud"), root, deploy_first=not opt("--no-deploy")
+        )
     except TargetError as e:
         raise pytest.UsageError(f"heatrig: {e}") from None
-    if opt("--no-deploy") and hasattr(t, "deploy_first"):
-        t.deploy_first = False
     yield t
     t.close()
 

@@ -11,11 +11,16 @@ On a board the scenario reaches the device as files on its flash (run.json
 and the unit's calibration and settings), written over the raw REPL, and the
 run is started there (sim/run.py board()). The virtual board and a board
 running the plant in virtual time play a six-minute session in seconds.
+
+Each target declares what it has (`capabilities()`): the pytest markers of
+the same names are judged against it, and tests ask it rather than the
+target's kind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -43,6 +48,28 @@ class TargetError(RuntimeError):
     """The target could not do what was asked; the message says what to do."""
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a target has. The first four are pytest markers of the same names
+    (hil/rig/pytest_plugin.py): a test so marked is skipped where they are false."""
+
+    plant: bool  # the plant models run with the firmware (the simulator, processor in the loop)
+    power_hw: bool  # real heater, cells and sense resistors
+    radio: bool  # a real BLE radio (else the firmware's is the emulation, sim/mpapi/vbluetooth.py)
+    heap_budget: bool  # runs hold the firmware to the ESP32's heap budget (runner.heap_config)
+    link_ends_with_run: bool  # the link closes when a run ends (the simulator: one process each)
+
+    def has(self, marker: str) -> bool:
+        """The capability a pytest marker names (KeyError: no such capability)."""
+        return bool(dataclasses.asdict(self)[marker])
+
+
+# the simulator: the plant is there, the hardware and the radio are not
+SIM_CAPABILITIES = Capabilities(
+    plant=True, power_hw=False, radio=False, heap_budget=True, link_ends_with_run=True
+)
+
+
 @dataclass
 class Live:
     """A running session: the link, and what kind of clock it has."""
@@ -59,12 +86,18 @@ class Live:
 
 class Target(ABC):
     name: str
-    has_plant: bool = True  # the plant models run with the firmware (sim, PIL)
-    power_hw: bool = False  # real heater, cells and sense resistors
-    radio: bool = False  # a real BLE radio
 
     def __init__(self) -> None:
         self._cache: dict[str, runner.RunResult] = {}
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this target has (a board's: learned from it on first contact)."""
+
+    @abstractmethod
+    def remove_files(self, *names: str) -> None:
+        """Remove files from the device's flash before a session (a board's
+        flash outlives sessions; the simulator's starts empty each time)."""
 
     def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> runner.RunResult:
         """Run the scenario to its end. Runs are deterministic, so a repeat of
@@ -110,6 +143,12 @@ class SimTarget(Target):
         super().__init__()
         self._flashes: list[Path] = []
 
+    def capabilities(self) -> Capabilities:
+        return SIM_CAPABILITIES
+
+    def remove_files(self, *names: str) -> None:
+        pass  # every session has a new flash
+
     def _run(self, sc: Scenario, cfg: dict[str, Any], extra: dict[str, Any]) -> runner.RunResult:
         return runner.run(sc, lock_heap=bool(cfg.get("lock_heap")), extra_config=extra)
 
@@ -154,6 +193,7 @@ class SerialTarget(Target):
 
     def __init__(self, port: str, baud: int, *, deploy_first: bool = True, workdir: Path):
         super().__init__()
+        self._capabilities: Capabilities | None = None  # learned from the board by board()
         self.vboard: VirtualBoard | None = None
         if port == "virtual":
             self.vboard = VirtualBoard(workdir / "vboard-flash")
@@ -179,21 +219,42 @@ class SerialTarget(Target):
                 )
                 self.log.write("deploy", self.deploy_report.summary())
             self._board.to_repl()
-            self.has_plant = deploy.board_has_plant(self._board)
-            self.power_hw = not self.has_plant
-            self.radio = not self._board.info().is_virtual
+            self._capabilities = self._learn(self._board)
             return self._board
         self._board.to_repl()
         return self._board
 
+    def _learn(self, board: Board) -> Capabilities:
+        """What the board has: the plant if its last deploy put it there, the
+        power hardware if not; a radio unless it is the virtual board."""
+        plant = deploy.board_has_plant(board)
+        return Capabilities(
+            plant=plant,
+            power_hw=not plant,
+            radio=not board.info().is_virtual,
+            heap_budget=self.vboard is not None,  # an ESP32's heap is the budget itself
+            link_ends_with_run=False,  # the board's port stays open
+        )
+
+    def capabilities(self) -> Capabilities:
+        """Learned from the board on first contact (which connects, and deploys)."""
+        if self._capabilities is None:
+            self.board()
+        assert self._capabilities is not None  # board() learned them
+        return self._capabilities
+
+    def remove_files(self, *names: str) -> None:
+        self.board().remove(*names)
+
     def _prepare(self, sc: Scenario, cfg: dict[str, Any]) -> Board:
         b = self.board()
-        if not self.has_plant:
+        caps = self.capabilities()
+        if not caps.plant:
             raise TargetError(
                 f"{self.port} has no plant (deployed for real power hardware): scenarios and "
                 f"plant inputs need a simulated plant; deploy with the plant, or skip"
             )
-        if self.vboard is not None:  # held to the ESP32's heap budget, as in the simulator
+        if caps.heap_budget:  # held to the ESP32's heap budget, as in the simulator
             cfg = {**runner.heap_config(), **cfg}
         files = runner.device_files(sc, cfg)
         b.remove(*(name for name, data in files.items() if data is None))
@@ -235,16 +296,12 @@ class SerialTarget(Target):
         return res
 
     def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:
-        if not cfg.get("host_stepped") or not self.board_has_plant():
+        if not cfg.get("host_stepped") or not self.capabilities().plant:
             return self._attach_at_boot(log, cfg)
         b = self._prepare(sc, cfg)
         b.start(BOARD_RUN)
         log.write("note", f"started on {self.describe()}")
         return Live(Link(_BoardTransport(b), log), bool(cfg.get("host_stepped")), self, cfg)
-
-    def board_has_plant(self) -> bool:
-        self.board()
-        return self.has_plant
 
     def _attach_at_boot(self, log: LinkLog, cfg: dict[str, Any]) -> Live:
         """Real time: reset the board and talk to the firmware as it boots
@@ -327,7 +384,9 @@ def _split_tail(data: bytes) -> tuple[bytes, bytes]:
     return data[:first], data[first + 1 : -2]
 
 
-def make(target: str, port: str | None, baud: int, workdir: Path) -> Target:
+def make(
+    target: str, port: str | None, baud: int, workdir: Path, *, deploy_first: bool = True
+) -> Target:
     if target == "sim":
         return SimTarget()
     if target == "serial":
@@ -337,7 +396,7 @@ def make(target: str, port: str | None, baud: int, workdir: Path) -> Target:
                 "or `virtual` for a virtual board"
             )
         try:
-            return SerialTarget(port, baud, workdir=workdir)
+            return SerialTarget(port, baud, deploy_first=deploy_first, workdir=workdir)
         except BoardError as e:
             raise TargetError(str(e)) from None
     raise TargetError(f"unknown target {target!r}: sim or serial")

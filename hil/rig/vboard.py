@@ -70,6 +70,8 @@ class VirtualBoard:
         self._host_slave_fd = -1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._exe = ""  # the unix port, found at start
+        self._boot_script: Path | None = None  # the boot ROM, written next to the flash at start
         self.port = ""
 
     def __enter__(self) -> VirtualBoard:
@@ -167,5 +169,5 @@ class VirtualBoard:
             if fd >= 0:
                 os.close(fd)
         self._dev_fd = self._host_fd = self._host_slave_fd = -1
-        if hasattr(self, "_boot_script"):
+        if self._boot_script is not None:
             self._boot_script.unlink(missing_ok=True)

@@ -1,8 +1,9 @@
-"""The BLE bridge (hil/ble/bridge.py) and client (hil/ble/client.py) against the
-emulated radio (sim/mpapi/vbluetooth.py), driven by a small GATT program of the
-tests' own (tests/ble/ble_program.py) that uses MicroPython's `bluetooth` API as
-firmware does. Host-stepped: the clock stands still while the program
-answers, so every time below is exact. On the simulator and the virtual board."""
+"""The BLE bridge (hil/ble/bridge.py), phones (hil/ble/phone.py) and client
+(hil/ble/client.py) against the emulated radio (sim/mpapi/vbluetooth.py),
+driven by a small GATT program of the tests' own (tests/ble/ble_program.py)
+that uses MicroPython's `bluetooth` API as firmware does. Host-stepped: the
+clock stands still while the program answers, so every time below is exact.
+On the simulator and the virtual board."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.ble.bridge import BleBridge, decode_keys, encode_keys, uuid128
+from hil.ble.bridge import decode_keys, encode_keys
 from hil.ble.client import (
     AttError,
     BleClient,
@@ -24,8 +25,9 @@ from hil.ble.client import (
     Notification,
     PairingFailed,
 )
+from hil.ble.phone import VirtualAir
+from hil.ble.uuids import uuid128
 from hil.rig.dut import Dut
-from hil.rig.targets import SerialTarget
 from hil.simulator import toolchain
 from hil.wire import frames
 
@@ -44,23 +46,21 @@ LEVEL = 0x2A19
 
 
 @pytest.fixture
-def ble(dut: Dut) -> Generator[BleBridge, None, None]:
-    if dut.target.radio:
+def ble(dut: Dut) -> Generator[VirtualAir, None, None]:
+    if dut.target.capabilities().radio:
         pytest.skip("a real radio: the bridge serves emulated ones")
-    if isinstance(dut.target, SerialTarget):  # a board's flash outlives the test: no old bonds
-        dut.target.board().remove("ble_bonds.json")
+    dut.target.remove_files("ble_bonds.json")  # a board's flash outlives the test: no old bonds
     dut.start(ble_program=PROGRAM)
     yield dut.ble()
 
 
 @pytest.fixture
-def phone(ble: BleBridge) -> BleClient:
-    p: BleClient = ble.phone()
-    return p
+def phone(ble: VirtualAir) -> BleClient:
+    return ble.phone()
 
 
-def connected(ble: BleBridge) -> BleClient:
-    p: BleClient = ble.phone()
+def connected(ble: VirtualAir) -> BleClient:
+    p = ble.phone()
     p.connect()
     return p
 
@@ -148,7 +148,7 @@ def test_bleak_without_an_adapter_says_so() -> None:
 
 
 # --- discovery ----------------------------------------------------------------------------------
-def test_scan_finds_the_advertised_name_and_service(ble: BleBridge, phone: BleClient) -> None:
+def test_scan_finds_the_advertised_name_and_service(ble: VirtualAir, phone: BleClient) -> None:
     ads = phone.scan()
     assert [(a.name, a.service_uuids) for a in ads] == [("heatrig", [CUSTOM])]
     phone.connect(ads[0].address)
@@ -160,7 +160,7 @@ def test_scan_finds_the_advertised_name_and_service(ble: BleBridge, phone: BleCl
     assert ble.device is not None
 
 
-def test_connect_and_mtu_reach_the_program(dut: Dut, ble: BleBridge, phone: BleClient) -> None:
+def test_connect_and_mtu_reach_the_program(dut: Dut, ble: VirtualAir, phone: BleClient) -> None:
     phone.connect()
     dut.expect_event(r"^ble connect$", timeout_s=0.1)
     dut.expect_event(r"^ble mtu 185$", timeout_s=0.1)
@@ -168,7 +168,7 @@ def test_connect_and_mtu_reach_the_program(dut: Dut, ble: BleBridge, phone: BleC
 
 
 # --- reads and writes ---------------------------------------------------------------------------
-def test_writes_accepted_and_refused_with_the_programs_att_code(ble: BleBridge) -> None:
+def test_writes_accepted_and_refused_with_the_programs_att_code(ble: VirtualAir) -> None:
     phone = connected(ble)
     phone.write(FIND, b"\x05")
     assert phone.read(FIND) == b"\x05"
@@ -182,7 +182,7 @@ def test_writes_accepted_and_refused_with_the_programs_att_code(ble: BleBridge) 
     assert phone.read(FIND) == b"\x05"  # a refused write changes nothing
 
 
-def test_long_values_cross_in_pieces(ble: BleBridge) -> None:
+def test_long_values_cross_in_pieces(ble: VirtualAir) -> None:
     phone = connected(ble)
     assert phone.read(BLOB) == bytes(range(150))  # "+" frames, and long reads
     with pytest.raises(AttError) as e:  # 60 bytes: staged in "more" lines, cut to 20 by the buffer
@@ -191,7 +191,7 @@ def test_long_values_cross_in_pieces(ble: BleBridge) -> None:
 
 
 # --- notifications ------------------------------------------------------------------------------
-def test_notifications_arrive_in_order_with_virtual_times(dut: Dut, ble: BleBridge) -> None:
+def test_notifications_arrive_in_order_with_virtual_times(dut: Dut, ble: VirtualAir) -> None:
     phone = connected(ble)
     phone.subscribe(LEVEL)
     t0 = dut.now_s
@@ -203,7 +203,7 @@ def test_notifications_arrive_in_order_with_virtual_times(dut: Dut, ble: BleBrid
     assert phone.read(LEVEL) == b"\x37"
 
 
-def test_indications_and_updates_reach_the_subscribed(dut: Dut, ble: BleBridge) -> None:
+def test_indications_and_updates_reach_the_subscribed(dut: Dut, ble: VirtualAir) -> None:
     phone = connected(ble)
     dut.advance(0.5)
     phone.write(WINDOW, b"\x01")  # status updated with send_update: nobody subscribed yet
@@ -218,7 +218,7 @@ def test_indications_and_updates_reach_the_subscribed(dut: Dut, ble: BleBridge) 
     assert phone.notifications(STATUS) == [Notification(0.5, b"\x65")]  # 100 + 1 connect
 
 
-def test_two_phones_each_get_their_own(dut: Dut, ble: BleBridge) -> None:
+def test_two_phones_each_get_their_own(dut: Dut, ble: VirtualAir) -> None:
     first = connected(ble)
     first.subscribe(LEVEL)
     second = ble.phone()
@@ -235,7 +235,7 @@ def test_two_phones_each_get_their_own(dut: Dut, ble: BleBridge) -> None:
 
 
 # --- security -----------------------------------------------------------------------------------
-def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: BleBridge) -> None:
+def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: VirtualAir) -> None:
     phone = connected(ble)
     for op in (lambda: phone.read(HAPTICS), lambda: phone.write(HAPTICS, b"\x01\x00\x00")):
         with pytest.raises(AttError) as e:
@@ -256,7 +256,7 @@ def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: BleBridge
     assert dut.now_s == 0.0  # no device time passed
 
 
-def test_bonds_live_on_the_device_and_go_with_unpair(dut: Dut, ble: BleBridge) -> None:
+def test_bonds_live_on_the_device_and_go_with_unpair(dut: Dut, ble: VirtualAir) -> None:
     phone = connected(ble)
     phone.pair()
     bonds = ble.run(ble.keystore.get_all())
@@ -273,7 +273,7 @@ def test_bonds_live_on_the_device_and_go_with_unpair(dut: Dut, ble: BleBridge) -
     assert phone.read(HAPTICS) == b"\x01\x0f\x50"
 
 
-def test_bond_refused_outside_the_pairing_window(dut: Dut, ble: BleBridge) -> None:
+def test_bond_refused_outside_the_pairing_window(dut: Dut, ble: VirtualAir) -> None:
     phone = connected(ble)
     phone.write(WINDOW, b"\x00")
     with pytest.raises(PairingFailed):
@@ -284,7 +284,7 @@ def test_bond_refused_outside_the_pairing_window(dut: Dut, ble: BleBridge) -> No
     assert ble.run(ble.keystore.get_all()) == []
 
 
-def test_bonds_survive_a_reset_the_link_does_not(dut: Dut, ble: BleBridge) -> None:
+def test_bonds_survive_a_reset_the_link_does_not(dut: Dut, ble: VirtualAir) -> None:
     phone = connected(ble)
     phone.pair()
     dut.reset()
@@ -295,9 +295,9 @@ def test_bonds_survive_a_reset_the_link_does_not(dut: Dut, ble: BleBridge) -> No
     assert phone.read(HAPTICS) == b"\x01\x0f\x50"
 
 
-def test_a_device_gone_quiet_fails_the_call_at_once(dut: Dut, ble: BleBridge) -> None:
-    if dut.target.name != "sim":
-        pytest.skip("ends the run under the bridge: the simulator's process")
+def test_a_device_gone_quiet_fails_the_call_at_once(dut: Dut, ble: VirtualAir) -> None:
+    if not dut.target.capabilities().link_ends_with_run:
+        pytest.skip("ends the run under the bridge: needs a link that ends with it")
     phone = connected(ble)
     assert dut.live is not None
     dut.live.link.send_line("@plant end")  # the run ends: nobody answers the bridge any more

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import open_pairing
 
-from hil.ble.bridge import BleBridge, uuid128
 from hil.ble.client import AttError, BleClient, PairingFailed
+from hil.ble.phone import VirtualAir
+from hil.ble.uuids import uuid128
 from hil.rig.dut import Dut
 from hil.wire import series
 
@@ -31,20 +32,20 @@ USAGE, LIMIT, SHARING, ALERTS, REGISTRATION, IDS, CONTROL, RESULT = (char(n) for
 
 
 @pytest.fixture
-def ble(dut: Dut) -> Generator[BleBridge, None, None]:
-    if dut.target.radio:
+def ble(dut: Dut) -> Generator[VirtualAir, None, None]:
+    if dut.target.capabilities().radio:
         pytest.skip("a real radio: the bridge serves emulated ones")
     dut.start()
     yield dut.ble()
 
 
-def connected(ble: BleBridge) -> BleClient:
-    p: BleClient = ble.phone()
+def connected(ble: VirtualAir) -> BleClient:
+    p = ble.phone()
     p.connect()
     return p
 
 
-def paired(dut: Dut, ble: BleBridge) -> BleClient:
+def paired(dut: Dut, ble: VirtualAir) -> BleClient:
     phone = connected(ble)
     open_pairing(dut)
     phone.pair()
@@ -53,7 +54,7 @@ def paired(dut: Dut, ble: BleBridge) -> BleClient:
     return phone
 
 
-def test_advertises_and_serves_the_profile(dut: Dut, ble: BleBridge) -> None:
+def test_advertises_and_serves_the_profile(dut: Dut, ble: VirtualAir) -> None:
     phone = ble.phone()
     ads = phone.scan()
     assert [(a.name, a.service_uuids) for a in ads] == [("heatrig", [CUSTOM])]
@@ -76,7 +77,7 @@ def test_advertises_and_serves_the_profile(dut: Dut, ble: BleBridge) -> None:
     assert [a.name for a in ble.phone().scan()] == ["heatrig"]  # advertising again
 
 
-def test_a_bond_outside_the_pairing_window_is_refused(dut: Dut, ble: BleBridge) -> None:
+def test_a_bond_outside_the_pairing_window_is_refused(dut: Dut, ble: VirtualAir) -> None:
     phone = connected(ble)
     with pytest.raises(PairingFailed):
         phone.pair()
@@ -85,7 +86,7 @@ def test_a_bond_outside_the_pairing_window_is_refused(dut: Dut, ble: BleBridge) 
     assert ble.run(ble.keystore.get_all()) == []
 
 
-def test_pairing_in_the_window_then_the_profile(dut: Dut, ble: BleBridge) -> None:
+def test_pairing_in_the_window_then_the_profile(dut: Dut, ble: VirtualAir) -> None:
     phone = paired(dut, ble)
     counters = struct.unpack("<B6I", phone.read(COUNTERS))
     assert counters[0] == 1 and counters[6] >= 1  # boots
@@ -112,7 +113,7 @@ def test_pairing_in_the_window_then_the_profile(dut: Dut, ble: BleBridge) -> Non
     assert phone.read(RESULT) == b"\x05\x00"
 
 
-def test_lock_refuses_the_holder_button_not_the_console(dut: Dut, ble: BleBridge) -> None:
+def test_lock_refuses_the_holder_button_not_the_console(dut: Dut, ble: VirtualAir) -> None:
     phone = paired(dut, ble)
     phone.subscribe(LOCK)
     phone.write(LOCK, b"\x01")
@@ -125,7 +126,7 @@ def test_lock_refuses_the_holder_button_not_the_console(dut: Dut, ble: BleBridge
     dut.wait_state("preheat", timeout_s=1.0)
 
 
-def test_daily_limit_refuses_the_next_session(dut: Dut, ble: BleBridge) -> None:
+def test_daily_limit_refuses_the_next_session(dut: Dut, ble: VirtualAir) -> None:
     phone = paired(dut, ble)
     phone.write(LIMIT, b"\x01")
     phone.subscribe(HEATING)
@@ -157,7 +158,7 @@ def motor_runs(dut: Dut, since_s: float) -> list[tuple[float, float]]:
     return [(a, round(b - a, 2)) for a, b in zip(starts, ends, strict=False)]
 
 
-def test_find_pulses_500_500_then_stops(dut: Dut, ble: BleBridge) -> None:
+def test_find_pulses_500_500_then_stops(dut: Dut, ble: VirtualAir) -> None:
     phone = paired(dut, ble)
     t0 = dut.now_s
     phone.write(FIND, b"\x03")
@@ -171,7 +172,7 @@ def test_find_pulses_500_500_then_stops(dut: Dut, ble: BleBridge) -> None:
     assert runs[0][0] - t0 <= 0.26  # at the next charger tick
 
 
-def test_haptics_mask_silences_the_session_vibrations(dut: Dut, ble: BleBridge) -> None:
+def test_haptics_mask_silences_the_session_vibrations(dut: Dut, ble: VirtualAir) -> None:
     phone = paired(dut, ble)
     phone.write(HAPTICS, b"\x01\x00\x64")
     dut.advance(0.5)
@@ -192,7 +193,7 @@ def test_haptics_mask_silences_the_session_vibrations(dut: Dut, ble: BleBridge) 
     assert [r[1] for r in motor_runs(dut, t1)] == [0.8]  # BUZZ_LONG: refusals on again
 
 
-def test_registration_survives_unpair_and_clears_with_a_click(dut: Dut, ble: BleBridge) -> None:
+def test_registration_survives_unpair_and_clears_with_a_click(dut: Dut, ble: VirtualAir) -> None:
     phone = paired(dut, ble)
     date = 1_767_225_600
     phone.write(REGISTRATION, struct.pack("<BBI", 1, 1, date))
@@ -212,7 +213,7 @@ def test_registration_survives_unpair_and_clears_with_a_click(dut: Dut, ble: Ble
     assert phone.read(REGISTRATION) == struct.pack("<BBIB", 1, 0, 0, 0)
 
 
-def test_heating_notified_at_state_changes_puffs_and_every_10_s(dut: Dut, ble: BleBridge) -> None:
+def test_heating_notified_at_state_changes_puffs_and_every_10_s(dut: Dut, ble: VirtualAir) -> None:
     phone = paired(dut, ble)
     phone.subscribe(HEATING)
     dut.press(1.5)
