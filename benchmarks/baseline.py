@@ -14,25 +14,21 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hil import tomlfile
 from hil.paths import ROOT
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 BASELINE_PATH = ROOT / "benchmarks" / "baseline.json"
 TOLERANCES_PATH = ROOT / "benchmarks" / "tolerances.toml"
 DIRECTIONS = ("higher", "lower", "change")  # which way is worse
+_TOLERANCE_KEYS = ("worse", "abs", "rel", "factor", "units")
 Value = float | int | str | None
 
 
-class BaselineError(ValueError):
+class BaselineError(tomlfile.TomlFileError):
     """The baseline or the tolerances are missing or malformed."""
 
 
@@ -96,25 +92,32 @@ class Comparison:
 
 
 def load_tolerances(path: Path = TOLERANCES_PATH) -> dict[str, dict[str, Tolerance]]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise BaselineError(f"{path}: cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BaselineError(f"{path}: TOML syntax: {e}") from None
+    text = tomlfile.read(path, BaselineError)
+    data = tomlfile.loads(text, str(path), BaselineError)
+    ck = tomlfile.Checker(text, str(path))
     out: dict[str, dict[str, Tolerance]] = {}
     for section, metrics in data.items():
+        if not isinstance(metrics, dict):
+            ck.fail(section, None, "must be a table of metrics")
+            continue
         for name, t in metrics.items():
-            where = f"{path}: [{section}] {name}"
-            if not isinstance(t, dict) or t.get("worse") not in DIRECTIONS:
-                raise BaselineError(f"{where}: needs worse = one of {', '.join(DIRECTIONS)}")
-            unknown = set(t) - {"worse", "abs", "rel", "factor", "units"}
-            if unknown:
-                raise BaselineError(f"{where}: unknown keys {sorted(unknown)}")
-            if t.get("factor", 0) and t["factor"] < 1:
-                raise BaselineError(f"{where}: factor must be >= 1")
-            out.setdefault(section, {})[name] = Tolerance(**t)
+            tol = _tolerance(ck, section, name, t)
+            if tol is not None:
+                out.setdefault(section, {})[name] = tol
+    ck.raise_problems(BaselineError)
     return out
+
+
+def _tolerance(ck: tomlfile.Checker, section: str, name: str, t: Any) -> Tolerance | None:
+    if not isinstance(t, dict) or t.get("worse") not in DIRECTIONS:
+        ck.fail(section, name, f"needs worse = one of {', '.join(DIRECTIONS)}")
+        return None
+    if not ck.check_keys(t, f"{section}.{name}", _TOLERANCE_KEYS):
+        return None
+    if t.get("factor", 0) and t["factor"] < 1:
+        ck.fail(section, name, "factor must be >= 1")
+        return None
+    return Tolerance(**t)
 
 
 def load_baseline(path: Path = BASELINE_PATH) -> dict[str, Any]:

@@ -11,17 +11,13 @@ benchmark scripts run from source with that directory first on the path.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
-import os
 import re
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from hil.paths import BUILD_DIR, FIRMWARE_DIR, ROOT
+from hil.paths import FIRMWARE_DIR, ROOT
 from hil.simulator import toolchain
 
 BENCH_DIR = ROOT / "benchmarks" / "mpy"
@@ -60,54 +56,27 @@ def build(variant: str) -> Path:
     and the benchmark modules; cached by content."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    sources = sorted(FIRMWARE_DIR.glob("*.py")) + [BENCH_DIR / f"{m}.py" for m in _MODULES]
-    h = hashlib.sha256(variant.encode())
-    for p in sources:
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    out = BUILD_DIR / f"stepbench-{variant}-{h.hexdigest()[:16]}"
-    if out.exists():
-        return out
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=BUILD_DIR, prefix=".tmp-stepbench-"))
-    try:
-        src_dir = tmp / "src"
-        src_dir.mkdir()
-        for p in sorted(FIRMWARE_DIR.glob("*.py")):
-            _compile(src_dir, p.name, source_for(variant, p.read_text(encoding="utf-8")), tmp)
-        for m in _MODULES:
-            _compile(src_dir, f"{m}.py", (BENCH_DIR / f"{m}.py").read_text(encoding="utf-8"), tmp)
-        law = (BENCH_DIR / "control_law.py").read_text(encoding="utf-8")
-        native = law.replace("\ndef control(", "\n@micropython.native\ndef control(", 1)
-        native = native.replace(
-            "from micropython import const", "import micropython\nfrom micropython import const", 1
-        )
-        _compile(src_dir, "control_law_native.py", native, tmp)
-        shutil.rmtree(src_dir)
-        try:
-            tmp.rename(out)
-        except OSError:  # built meanwhile by another process: identical
-            if not out.exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    for old in BUILD_DIR.glob(f"stepbench-{variant}-*"):
-        if old != out:
-            shutil.rmtree(old, ignore_errors=True)
-    return out
+    sources = [
+        toolchain.ModuleSource(p.name, source_for(variant, p.read_text(encoding="utf-8")))
+        for p in sorted(FIRMWARE_DIR.glob("*.py"))
+    ]
+    sources += [toolchain.ModuleSource(f"{m}.py", BENCH_DIR / f"{m}.py") for m in _MODULES]
+    sources.append(toolchain.ModuleSource("control_law_native.py", _native_control_law()))
+    return toolchain.compiled_modules(f"stepbench-{variant}", sources, "x64")
 
 
-def _compile(src_dir: Path, name: str, text: str, out_dir: Path) -> None:
-    src = src_dir / name
-    src.write_text(text, encoding="utf-8")
-    toolchain.compile_file(src, out_dir / name.replace(".py", ".mpy"), "x64")
+def _native_control_law() -> str:
+    """The extracted control law with its step compiled by the native emitter."""
+    law = (BENCH_DIR / "control_law.py").read_text(encoding="utf-8")
+    native = law.replace("\ndef control(", "\n@micropython.native\ndef control(", 1)
+    return native.replace(
+        "from micropython import const", "import micropython\nfrom micropython import const", 1
+    )
 
 
 def command(script: str, variant: str, *args: str) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run a benchmark script."""
-    mods = build(variant)
-    env = dict(os.environ, MICROPYPATH=f"{mods}:.frozen")
-    return [toolchain.micropython(), str(BENCH_DIR / script), *args], env
+    return toolchain.micropython_command([str(BENCH_DIR / script), *args], modules=build(variant))
 
 
 def run(script: str, variant: str, *args: str, timeout_s: float = 300.0) -> dict[str, Any]:

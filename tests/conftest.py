@@ -54,14 +54,8 @@ def sim_builtin(name: str, overrides: dict[str, Any] | None = None) -> runner.Ru
 def run_mpy(script: str) -> dict[str, Any]:
     """Run a script in the unix port with the firmware and simulator modules
     importable; the script prints a JSON object last, which comes back."""
-    env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
-    r = subprocess.run(
-        [toolchain.micropython(), "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    argv, env = toolchain.micropython_command(["-c", script], modules=toolchain.sim_modules())
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
     return out

@@ -29,27 +29,22 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hil import tomlfile
 from hil.paths import SCENARIOS_DIR
 from hil.scenarios import scenario
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 MAX_RUNS = 100_000
 DISTRIBUTIONS = ("uniform", "normal", "choice")
 _TABLES = ("scenario", "ambient", "holder", "unit", "start", "puffing", "plant")
 
 
-class CampaignError(ValueError):
+class CampaignError(tomlfile.TomlFileError):
     """The campaign spec is invalid, or a campaign cannot run; the message says
     what to change."""
 
@@ -118,50 +113,34 @@ class Job:
 
 
 def load(path: Path) -> CampaignSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise CampaignError(f"{path}: cannot read: {e.strerror}") from None
-    return parse(text, path)
+    return parse(tomlfile.read(path, CampaignError), path)
 
 
 def parse(text: str, path: Path) -> CampaignSpec:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise CampaignError(f"{path}: TOML syntax: {e}") from None
-    problems: list[str] = []
-
-    def fail(needle: str, msg: str) -> None:
-        no = _line_of(text, needle)
-        problems.append(f"{path}:{no}: {msg}" if no else f"{path}: {msg}")
-
+    data = tomlfile.loads(text, str(path), CampaignError)
+    ck = tomlfile.Checker(text, str(path))
     for key in data:
-        if key not in ("campaign", "sweep", "draw"):
-            fail(f"[{key}", f"[{key}]: unknown table; allowed: [campaign], [sweep], [draw]")
+        ck.known_table(key, ("campaign", "sweep", "draw"))
     head = data.get("campaign", {})
-    allowed = ("name", "description", "scenario", "runs", "seed", "limits")
-    for key in head:
-        if key not in allowed:
-            fail(key, f"[campaign] {key}: unknown key; allowed: {', '.join(allowed)}")
+    ck.check_keys(head, "campaign", ("name", "description", "scenario", "runs", "seed", "limits"))
     name = head.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
-        fail("name", "[campaign] name: needs a name of letters, digits, _ . -")
+        ck.fail("campaign", "name", "needs a name of letters, digits, _ . -")
         name = "campaign"
     runs = head.get("runs", 1)
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        fail("runs", f"[campaign] runs: must be an integer >= 1, got {runs!r}")
+        ck.fail("campaign", "runs", f"must be an integer >= 1, got {runs!r}")
         runs = 1
     seed = head.get("seed", 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        fail("seed", f"[campaign] seed: must be an integer >= 0, got {seed!r}")
+        ck.fail("campaign", "seed", f"must be an integer >= 0, got {seed!r}")
         seed = 1
-    scen_path = _scenario_path(head.get("scenario"), path, fail)
+    scen_path = _scenario_path(ck, head.get("scenario"), path)
     limits_path = None
     if "limits" in head:
         limits_path = (path.parent / str(head["limits"])).resolve()
         if not limits_path.is_file():
-            fail("limits", f"[campaign] limits: no such file: {limits_path}")
+            ck.fail("campaign", "limits", f"no such file: {limits_path}")
             limits_path = None
     spec = CampaignSpec(
         name=name,
@@ -175,21 +154,20 @@ def parse(text: str, path: Path) -> CampaignSpec:
     )
     for key, values in data.get("sweep", {}).items():
         if not isinstance(values, list) or not values:
-            fail(f'"{key}"', f"[sweep] {key}: must be a non-empty list of values")
+            ck.fail("sweep", key, "must be a non-empty list of values")
             continue
         spec.sweep[key] = values
     for key, d in data.get("draw", {}).items():
-        draw = _draw(key, d, fail)
+        draw = _draw(ck, key, d)
         if draw is not None:
             spec.draws.append(draw)
     for key in set(spec.sweep) & {d.key for d in spec.draws}:
-        fail(f'"{key}"', f"{key}: both swept and drawn; choose one")
+        ck.report(f"{key}: both swept and drawn; choose one", "sweep", key)
     if spec.total_runs > MAX_RUNS:
-        fail("runs", f"{spec.total_runs} runs: more than {MAX_RUNS}")
-    if scen_path and not problems:
-        _check_keys(spec, text, problems)
-    if problems:
-        raise CampaignError("\n".join(problems))
+        ck.report(f"{spec.total_runs} runs: more than {MAX_RUNS}", "campaign", "runs")
+    if scen_path and not ck.problems:
+        _check_keys(ck, spec)
+    ck.raise_problems(CampaignError)
     return spec
 
 
@@ -234,9 +212,9 @@ def _run_seed(campaign_seed: int, index: int, seen: set[int]) -> int:
         k += 1
 
 
-def _scenario_path(value: Any, spec_path: Path, fail: Any) -> Path | None:
+def _scenario_path(ck: tomlfile.Checker, value: Any, spec_path: Path) -> Path | None:
     if not isinstance(value, str) or not value:
-        fail("scenario", "[campaign] scenario: needs a built-in scenario name or a file")
+        ck.fail("campaign", "scenario", "needs a built-in scenario name or a file")
         return None
     rel = spec_path.parent / value
     if rel.is_file():
@@ -245,53 +223,59 @@ def _scenario_path(value: Any, spec_path: Path, fail: Any) -> Path | None:
     if builtin.is_file():
         return builtin
     known = ", ".join(sorted(p.stem for p in SCENARIOS_DIR.glob("*.toml")))
-    fail("scenario", f"[campaign] scenario: {value}: no such file, nor a built-in ({known})")
+    ck.fail("campaign", "scenario", f"{value}: no such file, nor a built-in ({known})")
     return None
 
 
-def _draw(key: str, d: Any, fail: Any) -> Draw | None:
-    where = f'"{key}"'
+def _draw(ck: tomlfile.Checker, key: str, d: Any) -> Draw | None:
+    def fail(msg: str) -> None:
+        ck.fail("draw", key, msg)
+
     if not isinstance(d, dict):
-        fail(where, f"[draw] {key}: must be a table, e.g. {{ uniform = [lo, hi] }}")
+        fail("must be a table, e.g. { uniform = [lo, hi] }")
         return None
     dists = [k for k in d if k in DISTRIBUTIONS]
     extra = [k for k in d if k not in (*DISTRIBUTIONS, "clip")]
     if len(dists) != 1 or extra:
-        fail(where, f"[draw] {key}: needs exactly one of {', '.join(DISTRIBUTIONS)} (and clip)")
+        fail(f"needs exactly one of {', '.join(DISTRIBUTIONS)} (and clip)")
         return None
     dist = dists[0]
     args = d[dist]
     if not isinstance(args, list) or not args:
-        fail(where, f"[draw] {key}: {dist} takes a list")
+        fail(f"{dist} takes a list")
         return None
     clip = d.get("clip")
     if dist == "choice":
         if clip is not None:
-            fail(where, f"[draw] {key}: choice takes no clip")
+            fail("choice takes no clip")
             return None
         return Draw(key, dist, tuple(args))
-    if len(args) != 2 or not all(_is_num(a) for a in args):
-        fail(where, f"[draw] {key}: {dist} takes two numbers, got {args!r}")
+    if len(args) != 2 or not all(tomlfile.is_number(a) for a in args):
+        fail(f"{dist} takes two numbers, got {args!r}")
         return None
     a, b = float(args[0]), float(args[1])
     if dist == "uniform" and not a < b:
-        fail(where, f"[draw] {key}: uniform needs lo < hi, got {args!r}")
+        fail(f"uniform needs lo < hi, got {args!r}")
         return None
     if dist == "normal" and not b > 0:
-        fail(where, f"[draw] {key}: normal needs a standard deviation > 0, got {b!r}")
+        fail(f"normal needs a standard deviation > 0, got {b!r}")
         return None
     if clip is not None:
-        if not isinstance(clip, list) or len(clip) != 2 or not all(_is_num(c) for c in clip):
-            fail(where, f"[draw] {key}: clip takes two numbers [lo, hi]")
+        if (
+            not isinstance(clip, list)
+            or len(clip) != 2
+            or not all(tomlfile.is_number(c) for c in clip)
+        ):
+            fail("clip takes two numbers [lo, hi]")
             return None
         if not clip[0] < clip[1]:
-            fail(where, f"[draw] {key}: clip needs lo < hi")
+            fail("clip needs lo < hi")
             return None
         return Draw(key, dist, (a, b), (float(clip[0]), float(clip[1])))
     return Draw(key, dist, (a, b))
 
 
-def _check_keys(spec: CampaignSpec, text: str, problems: list[str]) -> None:
+def _check_keys(ck: tomlfile.Checker, spec: CampaignSpec) -> None:
     """Every key names a scenario setting, and every value a valid one: the
     scenario is loaded with each sweep value and each draw's extremes."""
     probes: dict[str, list[Any]] = {key: list(values) for key, values in spec.sweep.items()}
@@ -306,12 +290,13 @@ def _check_keys(spec: CampaignSpec, text: str, problems: list[str]) -> None:
             probes[d.key] = [d.args[0] - 3 * d.args[1], d.args[0] + 3 * d.args[1]]
     for key, values in probes.items():
         table, _, name = key.partition(".")
-        no = _line_of(text, f'"{key}"')
-        loc = f"{spec.path}:{no}" if no else str(spec.path)
+        written_in = "sweep" if key in spec.sweep else "draw"
         if table not in _TABLES or not name or "." in name or key == "scenario.seed":
-            problems.append(
-                f"{loc}: {key}: not a scenario key to vary (table.key, table one of "
-                f"{', '.join(_TABLES)}; the seed comes from the campaign)"
+            ck.report(
+                f"{key}: not a scenario key to vary (table.key, table one of "
+                f"{', '.join(_TABLES)}; the seed comes from the campaign)",
+                written_in,
+                key,
             )
             continue
         for raw in values:
@@ -320,16 +305,5 @@ def _check_keys(spec: CampaignSpec, text: str, problems: list[str]) -> None:
                 scenario.parse(spec.scenario_text, spec.scenario_path, {key: value})
             except scenario.ScenarioError as e:
                 first = e.problems[0].split(": ", 1)[-1]
-                problems.append(f"{loc}: {key} = {value!r}: {first}")
+                ck.report(f"{key} = {value!r}: {first}", written_in, key)
                 break
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _line_of(text: str, needle: str) -> int | None:
-    for no, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith(needle):
-            return no
-    return None

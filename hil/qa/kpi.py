@@ -19,6 +19,39 @@ RECOVERY_WINDOW_S = 8.0  # how long after a puff its dip and recovery are looked
 
 
 @dataclass(frozen=True)
+class KpiSpec:
+    """What a KPI is; `name` is its key in compute()'s dict."""
+
+    name: str
+    label: str
+    units: str
+    needs_truth: bool = False  # only a simulator (or a rig with a puffing machine) knows it
+    measured: bool = True  # a measurement of the device, judged and recorded (not the run's speed)
+    printed: bool = True  # in the table `heatrig sim` prints
+
+
+# Every KPI, in the order of `heatrig sim`'s table and of a test record.
+KPIS: tuple[KpiSpec, ...] = (
+    KpiSpec("time_to_setpoint_s", "time to set-point", "s"),
+    KpiSpec("overshoot_pct", "overshoot", "%"),
+    KpiSpec("rms_error_c", "RMS error between puffs", "\u00b0C"),
+    KpiSpec("max_puff_dip_c", "largest puff dip", "\u00b0C"),
+    KpiSpec("puff_recovery_s", "puff recovery: longest time out of band", "s"),
+    KpiSpec("puffs_taken", "puffs taken", "", needs_truth=True),
+    KpiSpec("puffs_detected", "puffs detected", ""),
+    KpiSpec("missed_puffs", "puffs missed", "", needs_truth=True, printed=False),
+    KpiSpec("phantom_puffs", "phantom puffs", "", needs_truth=True),
+    KpiSpec("energy_j", "energy drawn by the heater", "J"),
+    KpiSpec("end_reason", "end reason", ""),
+    KpiSpec("end_time_s", "end time", "s"),
+    KpiSpec("fault", "fault", ""),
+    KpiSpec("peak_blade_true_c", "peak true blade temperature", "\u00b0C", needs_truth=True),
+    KpiSpec("control_jitter_us", "control-period jitter", "\u00b5s"),
+    KpiSpec("realtime_factor", "simulation speed", "x real time", measured=False),
+)
+
+
+@dataclass(frozen=True)
 class PuffWindow:
     start_s: float
     end_s: float
@@ -61,26 +94,7 @@ def compute(
     t = c["t_s"]
     state = c["state"]
     heating = np.isin(state, HEATING_STATES)
-    kpi: dict[str, object] = dict.fromkeys(
-        (
-            "time_to_setpoint_s",
-            "overshoot_pct",
-            "rms_error_c",
-            "max_puff_dip_c",
-            "puff_recovery_s",
-            "puffs_taken",
-            "puffs_detected",
-            "phantom_puffs",
-            "missed_puffs",
-            "energy_j",
-            "end_reason",
-            "end_time_s",
-            "fault",
-            "peak_blade_true_c",
-            "realtime_factor",
-            "control_jitter_us",
-        )
-    )
+    kpi: dict[str, object] = dict.fromkeys(spec.name for spec in KPIS)
     if realtime_factor is not None:
         kpi["realtime_factor"] = round(realtime_factor, 1)
     kpi["control_jitter_us"] = control_jitter_us(t, c["seq"], c.get("idle_rate"))
@@ -225,31 +239,18 @@ def _windows(t: np.ndarray, flag: np.ndarray) -> list[PuffWindow]:
     return out
 
 
-ROWS = (
-    ("time_to_setpoint_s", "time to set-point", "s"),
-    ("overshoot_pct", "overshoot", "%"),
-    ("rms_error_c", "RMS error between puffs", "C"),
-    ("max_puff_dip_c", "largest puff dip", "C"),
-    ("puff_recovery_s", "puff recovery: longest time out of band", "s"),
-    ("puffs_taken", "puffs taken", ""),
-    ("puffs_detected", "puffs detected", ""),
-    ("phantom_puffs", "phantom puffs", ""),
-    ("energy_j", "energy drawn by the heater", "J"),
-    ("end_reason", "end reason", ""),
-    ("end_time_s", "end time", "s"),
-    ("fault", "fault", ""),
-    ("peak_blade_true_c", "peak true blade temperature", "C"),
-    ("control_jitter_us", "control-period jitter", "us"),
-    ("realtime_factor", "simulation speed", "x real time"),
-)
+# The console table is plain ASCII, for any terminal and any log.
+_ASCII_UNITS = str.maketrans({"\u00b0": "", "\u00b5": "u"})
 
 
 def table(kpi: dict[str, object]) -> str:
-    """The KPI table for people."""
-    width = max(len(label) for _, label, _ in ROWS)
+    """The KPI table for people (`heatrig sim`)."""
+    rows = [spec for spec in KPIS if spec.printed]
+    width = max(len(spec.label) for spec in rows)
     lines = []
-    for key, label, unit in ROWS:
-        v = kpi.get(key)
+    for spec in rows:
+        v = kpi.get(spec.name)
         text = "-" if v is None else f"{v}"
-        lines.append(f"  {label:<{width}}  {text} {unit}".rstrip())
+        units = spec.units.translate(_ASCII_UNITS)
+        lines.append(f"  {spec.label:<{width}}  {text} {units}".rstrip())
     return "\n".join(lines)

@@ -16,29 +16,21 @@ its line.
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hil import tomlfile
 from hil.paths import ROOT
 from hil.qa.measure import KPI_BY_NAME, Limits
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 LIMITS_DIR = ROOT / "limits"
+_HEAD = ("profile", "regime", "description")  # the [limits] table
 _KEYS = ("min", "max", "marginal_min", "marginal_max", "equals", "source")
-_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_]+)\s*\]")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=")
 
 
-class LimitsError(ValueError):
+class LimitsError(tomlfile.TomlFileError):
     """A limits file is missing or invalid; the message lists every problem."""
 
 
@@ -74,27 +66,13 @@ def for_run(profile: str, regime: str) -> LimitSet | None:
 
 
 def load(path: Path) -> LimitSet:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise LimitsError(f"{path}: cannot read: {e.strerror}") from None
-    return parse(text, path)
+    return parse(tomlfile.read(path, LimitsError), path)
 
 
 def parse(text: str, path: Path | None = None) -> LimitSet:
     where = str(path) if path else "<limits>"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise LimitsError(f"{where}: TOML syntax: {e}") from None
-    lines = _line_index(text)
-    problems: list[str] = []
-
-    def fail(table: str, key: str | None, msg: str) -> None:
-        no = lines.get((table, key or ""), lines.get((table, "")))
-        loc = f"{where}:{no}" if no else where
-        problems.append(f"{loc}: [{table}]{' ' + key if key else ''}: {msg}")
-
+    data = tomlfile.loads(text, where, LimitsError)
+    ck = tomlfile.Checker(text, where)
     head = data.pop("limits", {})
     ls = LimitSet(
         path=path,
@@ -102,57 +80,48 @@ def parse(text: str, path: Path | None = None) -> LimitSet:
         regime=str(head.get("regime", "")),
         description=str(head.get("description", "")),
     )
-    for key in head:
-        if key not in ("profile", "regime", "description"):
-            fail("limits", key, "unknown key; allowed: profile, regime, description")
+    ck.check_keys(head, "limits", _HEAD)
     for name, table in data.items():
-        if name not in KPI_BY_NAME:
-            hint = difflib.get_close_matches(name, list(KPI_BY_NAME), n=1)
-            more = f" (did you mean {hint[0]!r}?)" if hint else ""
-            fail(name, None, f"no such measurement{more}")
+        if not ck.known_table(name, KPI_BY_NAME, unknown="no such measurement", list_allowed=False):
             continue
         if not isinstance(table, dict):
-            fail(name, None, "must be a table")
+            ck.fail(name, None, "must be a table")
             continue
-        lim = _limits(name, table, fail)
+        lim = _limits(ck, name, table)
         if lim is not None:
             ls.by_name[name] = lim
-    if problems:
-        raise LimitsError("\n".join(problems))
+    ck.raise_problems(LimitsError)
     return ls
 
 
-def _limits(name: str, table: dict[str, Any], fail: Any) -> Limits | None:
+def _limits(ck: tomlfile.Checker, name: str, table: dict[str, Any]) -> Limits | None:
     ok = True
     for key, v in table.items():
-        if key not in _KEYS:
-            hint = difflib.get_close_matches(key, _KEYS, n=1)
-            more = f" (did you mean {hint[0]!r}?)" if hint else ""
-            fail(name, key, f"unknown key{more}; allowed: {', '.join(_KEYS)}")
+        if not ck.known(name, key, _KEYS):
             ok = False
         elif key == "source":
             if not isinstance(v, str):
-                fail(name, key, f"must be a string, got {v!r}")
+                ck.fail(name, key, f"must be a string, got {v!r}")
                 ok = False
         elif key == "equals":
             if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-                fail(name, key, f"must be a number or a string, got {v!r}")
+                ck.fail(name, key, f"must be a number or a string, got {v!r}")
                 ok = False
-        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            fail(name, key, f"must be a number, got {v!r}")
+        elif not tomlfile.is_number(v):
+            ck.fail(name, key, f"must be a number, got {v!r}")
             ok = False
     if not ok:
         return None
     if "equals" in table and set(table) & {"min", "max", "marginal_min", "marginal_max"}:
-        fail(name, "equals", "an exact value takes no range and no marginal band")
+        ck.fail(name, "equals", "an exact value takes no range and no marginal band")
         return None
     if not set(table) & {"equals", "min", "max"}:
-        fail(name, None, "needs min, max or equals")
+        ck.fail(name, None, "needs min, max or equals")
         return None
     lo, hi = table.get("min", -math.inf), table.get("max", math.inf)
     mlo, mhi = table.get("marginal_min", lo), table.get("marginal_max", hi)
     if not lo <= mlo <= mhi <= hi:
-        fail(name, None, "needs min <= marginal_min <= marginal_max <= max")
+        ck.fail(name, None, "needs min <= marginal_min <= marginal_max <= max")
         return None
     return Limits(
         min=_f(table.get("min")),
@@ -166,19 +135,3 @@ def _limits(name: str, table: dict[str, Any], fail: Any) -> Limits | None:
 
 def _f(v: Any) -> float | None:
     return None if v is None else float(v)
-
-
-def _line_index(text: str) -> dict[tuple[str, str], int]:
-    """(table, key) -> line; (table, "") is the table's header."""
-    out: dict[tuple[str, str], int] = {}
-    table = ""
-    for no, line in enumerate(text.splitlines(), 1):
-        m = _HEADER.match(line)
-        if m:
-            table = m.group(1)
-            out.setdefault((table, ""), no)
-            continue
-        m = _KEY.match(line)
-        if m:
-            out.setdefault((table, m.group(1)), no)
-    return out

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from hil.qa.kpi import KPIS
+
 
 class Outcome(str, Enum):
     PASS = "pass"
@@ -110,33 +112,8 @@ class Limits:
         return {k: getattr(self, k) for k in names if getattr(self, k) not in (None, "")}
 
 
-@dataclass(frozen=True)
-class KpiSpec:
-    """What a measurement is; `name` is its key in kpi.compute()'s dict."""
-
-    name: str
-    label: str
-    units: str
-    needs_truth: bool = False  # only a simulator (or a rig with a puffing machine) knows it
-
-
-KPI_SPECS: tuple[KpiSpec, ...] = (
-    KpiSpec("time_to_setpoint_s", "time to set-point", "s"),
-    KpiSpec("overshoot_pct", "overshoot", "%"),
-    KpiSpec("rms_error_c", "RMS error between puffs", "\u00b0C"),
-    KpiSpec("max_puff_dip_c", "largest puff dip", "\u00b0C"),
-    KpiSpec("puff_recovery_s", "puff recovery: longest time out of band", "s"),
-    KpiSpec("puffs_taken", "puffs taken", "", needs_truth=True),
-    KpiSpec("puffs_detected", "puffs detected", ""),
-    KpiSpec("missed_puffs", "puffs missed", "", needs_truth=True),
-    KpiSpec("phantom_puffs", "phantom puffs", "", needs_truth=True),
-    KpiSpec("energy_j", "energy per session", "J"),
-    KpiSpec("end_reason", "end reason", ""),
-    KpiSpec("end_time_s", "end time", "s"),
-    KpiSpec("fault", "fault", ""),
-    KpiSpec("peak_blade_true_c", "peak true blade temperature", "\u00b0C", needs_truth=True),
-    KpiSpec("control_jitter_us", "control-period jitter", "\u00b5s"),
-)
+# The KPIs judged as measurements (hil/qa/kpi.py has them all).
+KPI_SPECS = tuple(spec for spec in KPIS if spec.measured)
 KPI_BY_NAME = {s.name: s for s in KPI_SPECS}
 
 

@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -38,7 +37,7 @@ from hil.rig.link import Link, LinkLog
 from hil.rig.transport import LinkClosed, SerialTransport, SubprocessTransport
 from hil.rig.vboard import VirtualBoard
 from hil.scenarios.scenario import Scenario
-from hil.simulator import runner, toolchain
+from hil.simulator import runner
 
 BOARD_RUN = "from sim import run\nrun.board('run.json')\n"
 END_MARK = b"sim end reason="
@@ -162,9 +161,8 @@ class SimTarget(Target):
         return self._launch(flash, cfg, log)
 
     def _launch(self, flash: Path, cfg: dict[str, Any], log: LinkLog) -> Live:
-        env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
-        argv = [toolchain.micropython(), "-X", f"heapsize={runner.PROCESS_HEAP}"]
-        tr = SubprocessTransport([*argv, "-m", "sim.run", "run.json"], cwd=flash, env=env)
+        argv, env = runner.simulator_command()
+        tr = SubprocessTransport(argv, cwd=flash, env=env)
         log.write("note", f"sim: flash {flash}")
         return Live(Link(tr, log), bool(cfg.get("host_stepped")), self, cfg, flash)
 

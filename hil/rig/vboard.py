@@ -83,8 +83,10 @@ class VirtualBoard:
 
     def start(self) -> str:
         self.flash.mkdir(parents=True, exist_ok=True)
-        self._exe = toolchain.micropython()
         self._boot_script = self.flash.parent / f".{self.flash.name}-rom.py"
+        self._argv, self._env = toolchain.micropython_command(
+            ["-i", str(self._boot_script)], heap=self.heap
+        )
         self._boot_script.write_text(BOOT)
         self._host_fd, self._host_slave_fd = pty.openpty()
         tty.setraw(self._host_slave_fd)  # no echo, no line discipline until pyserial opens it
@@ -97,11 +99,10 @@ class VirtualBoard:
     def _boot(self) -> None:
         dev_fd, dev_slave = pty.openpty()
         tty.setraw(dev_slave)  # binary frames pass untouched: no echo, no CR/LF mapping
-        env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
         self._proc = subprocess.Popen(
-            [self._exe, "-X", f"heapsize={self.heap}", "-i", str(self._boot_script)],
+            self._argv,
             cwd=self.flash,
-            env=env,
+            env=self._env,
             stdin=dev_slave,
             stdout=dev_slave,
             stderr=dev_slave,

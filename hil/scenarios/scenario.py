@@ -7,21 +7,14 @@ interval_s: must be > 0, got -3"), and all errors are reported at once.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
-import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hil import tomlfile
 from hil.scenarios.regimes import REGIMES, Regime
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 PROFILES = ("standard", "eco", "intense")  # firmware/profiles.py
 FAULT_KINDS = ("heater_open", "heater_short", "gate_stuck_on", "adc_stuck", "clear")
@@ -31,12 +24,8 @@ COOLING_S = 30.0
 HOLD_TO_START_S = 1.0  # firmware/device.py HOLD_START_MS
 
 
-class ScenarioError(ValueError):
+class ScenarioError(tomlfile.TomlFileError):
     """The scenario is invalid; str() lists every problem, one per line."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -138,56 +127,10 @@ class Scenario:
         return {"r0_uohm": round(self.r0_ohm * 1e6), "tcr_ppm": round(self.tcr_per_k * 1e6)}
 
 
-# --- locating keys in the source -----------------------------------------------------
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
-
-
-class _Lines:
-    """Maps (table path, array index, key) to the line it was written on."""
-
-    def __init__(self, text: str):
-        self.keys: dict[tuple[str, int, str], int] = {}
-        self.tables: dict[tuple[str, int], int] = {}
-        self.arrays: set[str] = set()
-        counts: dict[str, int] = {}
-        table, index = "", 0
-        for no, line in enumerate(text.splitlines(), 1):
-            m = _HEADER.match(line)
-            if m:
-                table = m.group(2).replace('"', "").replace(" ", "")
-                if m.group(1) == "[[":
-                    self.arrays.add(table)
-                    index = counts.get(table, 0)
-                    counts[table] = index + 1
-                else:
-                    index = 0
-                self.tables[(table, index)] = no
-                continue
-            m = _KEY.match(line)
-            if m:
-                self.keys.setdefault((table, index, m.group(1)), no)
-
-    def of(self, table: str, index: int = 0, key: str | None = None) -> int | None:
-        if key is not None and (table, index, key) in self.keys:
-            return self.keys[(table, index, key)]
-        return self.tables.get((table, index))
-
-
-class _Checker:
-    def __init__(self, path: Path | None, text: str):
-        self.where = str(path) if path else "<scenario>"
-        self.lines = _Lines(text)
-        self.problems: list[str] = []
-
-    def fail(self, table: str, index: int, key: str | None, msg: str) -> None:
-        line = self.lines.of(table, index, key)
-        loc = f"{self.where}:{line}" if line else self.where
-        name = f"[{table}]" if table else "top level"
-        if table in self.lines.arrays:
-            name = f"[[{table}]] #{index + 1}"
-        self.problems.append(f"{loc}: {name}{' ' + key if key else ''}: {msg}")
+class _Checker(tomlfile.Checker):
+    """The shared checker, plus the scenario's own schema: each key's kind
+    (float, int, str, bool, list, dict, or a tuple of allowed strings) and,
+    if it has one, its default."""
 
     def table(
         self, data: dict[str, Any], table: str, allowed: dict[str, Any], index: int = 0
@@ -195,15 +138,12 @@ class _Checker:
         """Check keys and types of one table; return the values, defaults filled in."""
         out: dict[str, Any] = {}
         for key, value in data.items():
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, list(allowed), n=1)
-                more = f" (did you mean {hint[0]!r}?)" if hint else ""
-                self.fail(table, index, key, f"unknown key{more}; allowed: {', '.join(allowed)}")
+            if not self.known(table, key, allowed, index):
                 continue
             spec = allowed[key]
             kind = spec[0] if isinstance(spec, tuple) else spec
             if not _is(value, kind):
-                self.fail(table, index, key, f"must be {_kind_name(kind)}, got {value!r}")
+                self.fail(table, key, f"must be {_kind_name(kind)}, got {value!r}", index)
                 continue
             out[key] = float(value) if kind is float else value
         for key, spec in allowed.items():
@@ -216,14 +156,12 @@ class _Checker:
     ) -> None:
         v = vals.get(key)
         if v is not None and not lo <= v <= hi:
-            self.fail(table, index, key, f"must be within {lo:g}..{hi:g}, got {v!r}")
+            self.fail(table, key, f"must be within {lo:g}..{hi:g}, got {v!r}", index)
 
 
 def _is(value: Any, kind: Any) -> bool:
     if kind is float:
-        return (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        )
+        return tomlfile.is_number(value)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(kind, tuple):  # a choice of strings
@@ -334,37 +272,26 @@ SESSION_SPAN_S = 1.0 + HOLD_TO_START_S + SESSION_S + COOLING_S + 5.0  # undock .
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read and validate a scenario file; raise ScenarioError listing every problem."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ScenarioError([f"{p}: cannot read: {e.strerror}"]) from None
-    return parse(text, p, overrides)
+    return parse(tomlfile.read(p, ScenarioError), p, overrides)
 
 
 def parse(text: str, path: Path | None = None, overrides: dict[str, Any] | None = None) -> Scenario:
     where = str(path) if path else "<scenario>"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
-        msg = re.sub(r"\s*\(at line.*\)", "", str(e))
-        loc = f"{where}:{m.group(1)}:{m.group(2)}" if m else where
-        raise ScenarioError([f"{loc}: TOML syntax: {msg}"]) from None
+    data = tomlfile.loads(text, where, ScenarioError)
     for key, value in (overrides or {}).items():
         table, _, name = key.rpartition(".")
         data.setdefault(table, {})[name] = value
-    ck = _Checker(path, text)
+    ck = _Checker(text, where)
     top = ck.table(data, "", _TOP)
     sc = _build(ck, top, path)
-    if ck.problems:
-        raise ScenarioError(ck.problems)
+    ck.raise_problems(ScenarioError)
     return sc
 
 
 def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
     s = ck.table(top.get("scenario", {}), "scenario", _SCENARIO)
     if "name" not in s:
-        ck.fail("scenario", 0, None, "needs a name")
+        ck.fail("scenario", None, "needs a name")
     amb = ck.table(top.get("ambient", {}), "ambient", _AMBIENT)
     ck.range(amb, "ambient", "temp_c", -40, 85)
     hold = ck.table(top.get("holder", {}), "holder", _HOLDER)
@@ -401,10 +328,10 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
         telemetry=rec.get("telemetry", True),
     )
     if not 0 <= sc.seed < 2**31:
-        ck.fail("scenario", 0, "seed", f"must be within 0..2147483647, got {sc.seed}")
+        ck.fail("scenario", "seed", f"must be within 0..2147483647, got {sc.seed}")
     if "sessions" in top:
         if "start" in top:
-            ck.fail("start", 0, None, "[start] is for one session; [sessions] times its own")
+            ck.fail("start", None, "[start] is for one session; [sessions] times its own")
         sc.series = _series(ck, top["sessions"], top.get("puffing", {}))
         sc.regime = (
             top.get("puffing", {}).get("regime", "hci")
@@ -433,11 +360,10 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
     default_end = max([session_end, last + 1.0] + [p.t_s + p.duration_s + 1.0 for p in sc.puffs])
     sc.duration_s = s.get("duration_s", default_end)
     if not 0 < sc.duration_s <= 24 * 3600:
-        ck.fail("scenario", 0, "duration_s", f"must be within 0..86400 s, got {sc.duration_s}")
+        ck.fail("scenario", "duration_s", f"must be within 0..86400 s, got {sc.duration_s}")
     elif last > sc.duration_s:
         ck.fail(
             "scenario",
-            0,
             "duration_s",
             f"ends at {sc.duration_s:g} s, before the last event at {last:g} s",
         )
@@ -448,13 +374,13 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
 
 def _puffs(ck: _Checker, raw: Any, heating_start_s: float) -> tuple[str, list[Puff]]:
     if not isinstance(raw, dict):
-        ck.fail("puffing", 0, None, "must be a table")
+        ck.fail("puffing", None, "must be a table")
         return "none", []
     pf = ck.table(raw, "puffing", _PUFFING)
     regime = pf.get("regime", "hci")
     for k in ("first_s", "interval_s", "volume_ml", "duration_s"):
         if k in pf and pf[k] <= 0:
-            ck.fail("puffing", 0, k, f"must be > 0, got {pf[k]!r}")
+            ck.fail("puffing", k, f"must be > 0, got {pf[k]!r}")
     ck.range(pf, "puffing", "count", 0, 1000)
     if regime == "none":
         return regime, []
@@ -463,24 +389,24 @@ def _puffs(ck: _Checker, raw: Any, heating_start_s: float) -> tuple[str, list[Pu
         puffs = []
         listed = pf.get("puffs", [])
         if not listed:
-            ck.fail("puffing", 0, "puffs", "a custom regime needs a list of puffs")
+            ck.fail("puffing", "puffs", "a custom regime needs a list of puffs")
         for i, item in enumerate(listed):
             if not isinstance(item, dict):
-                ck.fail("puffing.puffs", i, None, "must be a table")
+                ck.fail("puffing.puffs", None, "must be a table", i)
                 continue
             d = ck.table(item, "puffing.puffs", _PUFF, i)
             for k in ("t_s", "volume_ml", "duration_s"):
                 if k not in d:
-                    ck.fail("puffing.puffs", i, None, f"needs {k}")
+                    ck.fail("puffing.puffs", None, f"needs {k}", i)
                 elif d[k] < 0 or (k != "t_s" and d[k] == 0):
-                    ck.fail("puffing.puffs", i, k, f"must be > 0, got {d[k]!r}")
+                    ck.fail("puffing.puffs", k, f"must be > 0, got {d[k]!r}", i)
             if all(k in d for k in ("t_s", "volume_ml", "duration_s")):
                 bell = d.get("shape", "bell" if bell_default else "square") == "bell"
                 puffs.append(Puff(d["t_s"], d["volume_ml"], d["duration_s"], bell))
         _check_overlap(ck, puffs)
         return regime, puffs
     if "puffs" in pf:
-        ck.fail("puffing", 0, "puffs", f"explicit puffs need regime = 'custom', not {regime!r}")
+        ck.fail("puffing", "puffs", f"explicit puffs need regime = 'custom', not {regime!r}")
     rg: Regime = REGIMES[regime]
     interval = pf.get("interval_s", rg.interval_s)
     volume = pf.get("volume_ml", rg.volume_ml)
@@ -490,10 +416,7 @@ def _puffs(ck: _Checker, raw: Any, heating_start_s: float) -> tuple[str, list[Pu
         return regime, []  # reported above
     if duration >= interval:
         ck.fail(
-            "puffing",
-            0,
-            "duration_s",
-            f"a {duration:g} s puff does not fit a {interval:g} s interval",
+            "puffing", "duration_s", f"a {duration:g} s puff does not fit a {interval:g} s interval"
         )
         return regime, []
     session_end = heating_start_s + SESSION_S
@@ -506,17 +429,17 @@ def _puffs(ck: _Checker, raw: Any, heating_start_s: float) -> tuple[str, list[Pu
 
 def _series(ck: _Checker, raw: Any, puffing: Any) -> SessionSeries | None:
     if not isinstance(raw, dict):
-        ck.fail("sessions", 0, None, "must be a table")
+        ck.fail("sessions", None, "must be a table")
         return None
     d = ck.table(raw, "sessions", _SESSIONS)
     if "count" not in d:
-        ck.fail("sessions", 0, None, "needs count")
+        ck.fail("sessions", None, "needs count")
         return None
     ck.range(d, "sessions", "count", 1, 500)
     ck.range(d, "sessions", "first_s", 0, 86400)
     every, first, dock = d["every_s"], d["first_s"], d["dock"]
     if every < SESSION_SPAN_S:
-        ck.fail("sessions", 0, "every_s", f"a session takes {SESSION_SPAN_S:g} s, got {every:g}")
+        ck.fail("sessions", "every_s", f"a session takes {SESSION_SPAN_S:g} s, got {every:g}")
     # one session, from its start: out of the dock, stick in, button held, puffs, stick out, back in
     heat_s = 1.0 + HOLD_TO_START_S
     ev: list[tuple[float, str, Any]] = []
@@ -538,30 +461,30 @@ def _check_overlap(ck: _Checker, puffs: list[Puff]) -> None:
     for (_, a), (j, b) in itertools.pairwise(ordered):
         if b.t_s < a.t_s + a.duration_s:
             ck.fail(
-                "puffing.puffs", j, "t_s", f"starts at {b.t_s:g} s, inside the puff at {a.t_s:g} s"
+                "puffing.puffs", "t_s", f"starts at {b.t_s:g} s, inside the puff at {a.t_s:g} s", j
             )
 
 
 def _event(ck: _Checker, raw: Any, i: int) -> list[Event]:
     if not isinstance(raw, dict):
-        ck.fail("events", i, None, "must be a table")
+        ck.fail("events", None, "must be a table", i)
         return []
     d = ck.table(raw, "events", _EVENT, i)
     if "t_s" not in d or "action" not in d:
-        ck.fail("events", i, None, "needs t_s and action")
+        ck.fail("events", None, "needs t_s and action", i)
         return []
     t, action = d["t_s"], d["action"]
     if t < 0:
-        ck.fail("events", i, "t_s", f"must be >= 0, got {t!r}")
+        ck.fail("events", "t_s", f"must be >= 0, got {t!r}", i)
     needs = _EVENT_NEEDS[action]
     missing = [k for k in needs if k not in raw]
     if missing:
-        ck.fail("events", i, "action", f"{action!r} needs {', '.join(missing)}")
+        ck.fail("events", "action", f"{action!r} needs {', '.join(missing)}", i)
     if missing or any(k not in d for k in needs):  # missing, or already reported as wrong
         return []
     if action == "button":
         if d["hold_s"] <= 0:
-            ck.fail("events", i, "hold_s", f"must be > 0, got {d['hold_s']!r}")
+            ck.fail("events", "hold_s", f"must be > 0, got {d['hold_s']!r}", i)
         return [Event(t, "button", True), Event(t + d["hold_s"], "button", False)]
     if action == "stick":
         return [Event(t, "stick", d["present"])]
@@ -578,7 +501,7 @@ def _event(ck: _Checker, raw: Any, i: int) -> list[Event]:
         return [Event(t, "dock", d["docked"])]
     if action == "charger_button":
         if d["hold_s"] <= 0:
-            ck.fail("events", i, "hold_s", f"must be > 0, got {d['hold_s']!r}")
+            ck.fail("events", "hold_s", f"must be > 0, got {d['hold_s']!r}", i)
         return [Event(t, action, True), Event(t + d["hold_s"], action, False)]
     if action == "power_cut":
         ck.range(d, "events", "at_write_byte", 0, 1 << 20, i)
@@ -586,7 +509,7 @@ def _event(ck: _Checker, raw: Any, i: int) -> list[Event]:
     kind = d["kind"]
     if kind == "adc_stuck":
         if "channel" not in d or "uv" not in d:
-            ck.fail("events", i, "kind", "'adc_stuck' needs channel and uv")
+            ck.fail("events", "kind", "'adc_stuck' needs channel and uv", i)
             return []
         ck.range(d, "events", "uv", 0, 3300000, i)
         return [Event(t, "fault", [kind, [d["channel"], d["uv"]]])]
@@ -597,11 +520,11 @@ def _plant(ck: _Checker, raw: Any) -> dict[str, float]:
     from hil.scenarios.plant_params import PLANT_PARAMS
 
     if not isinstance(raw, dict):
-        ck.fail("plant", 0, None, "must be a table")
+        ck.fail("plant", None, "must be a table")
         return {}
     allowed = {k: (float,) for k in PLANT_PARAMS}
     out = ck.table(raw, "plant", allowed)
     for k, v in out.items():
         if v < 0:
-            ck.fail("plant", 0, k, f"must be >= 0, got {v!r}")
+            ck.fail("plant", k, f"must be >= 0, got {v!r}")
     return out

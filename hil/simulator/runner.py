@@ -10,7 +10,6 @@ simulator.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,14 @@ ESP32_HEAP = "128K"  # the budget the firmware is held to
 # The process's heap: the simulator's own modules and models take what they
 # need of it, then set aside all but the firmware's budget (sim/run.py).
 PROCESS_HEAP = "400K"
+
+
+def simulator_command() -> tuple[list[str], dict[str, str]]:
+    """The simulator's process: sim/run.py on the unix port, reading run.json
+    from its working directory (the device's flash)."""
+    return toolchain.micropython_command(
+        ["-m", "sim.run", "run.json"], heap=PROCESS_HEAP, modules=toolchain.sim_modules()
+    )
 
 
 def heap_config(heap: str = ESP32_HEAP) -> dict[str, object]:
@@ -112,8 +119,7 @@ def run(
 ) -> RunResult:
     """Simulate the scenario to its end and decode everything the device sent.
     `flash_files`: more files on the device's flash (over the usual ones)."""
-    mods = toolchain.sim_modules()
-    exe = toolchain.micropython()
+    argv, env = simulator_command()
     cfg = sc.run_config()
     cfg["lock_heap"] = lock_heap
     cfg.update(heap_config(heap))
@@ -127,7 +133,6 @@ def run(
         for name, data in (flash_files or {}).items():
             (fdir / name).write_bytes(data)
         cfg["snapshot"] = str(Path(tmp) / "snapshot.json")  # a reboot's plant state
-        env = dict(os.environ, MICROPYPATH=f"{mods}:.frozen")
         t0 = time.perf_counter()
         outputs = []
         while True:  # one process per boot: a power cut or a reset wipes the device's RAM
@@ -138,7 +143,7 @@ def run(
             with open(Path(tmp) / "stdout", "w+b") as stdout:
                 try:
                     proc = subprocess.run(
-                        [exe, "-X", f"heapsize={PROCESS_HEAP}", "-m", "sim.run", "run.json"],
+                        argv,
                         cwd=fdir,
                         env=env,
                         stdin=subprocess.DEVNULL,

@@ -14,8 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from hil import tomlfile
 from hil.paths import BUILD_DIR, FIRMWARE_DIR, ROOT, SIM_DIR
 
 
@@ -46,6 +49,20 @@ def micropython() -> str:
     return exe
 
 
+def micropython_command(
+    args: Sequence[str], *, heap: str | None = None, modules: Path | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run the unix port with `args`:
+    `-X heapsize=HEAP` if given, and the precompiled `modules` then the
+    device's `.frozen` on its path (MICROPYPATH); without modules, the unix
+    port's own default path, whatever MICROPYPATH the host has."""
+    argv = [micropython(), *(["-X", f"heapsize={heap}"] if heap else []), *args]
+    env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
+    if modules is not None:
+        env["MICROPYPATH"] = f"{modules}:.frozen"
+    return argv, env
+
+
 _FREE_HEAP: dict[str, int] = {}
 
 
@@ -54,12 +71,8 @@ def free_heap(heapsize: str) -> int:
     a program gets of that budget (measured once per size)."""
     if heapsize not in _FREE_HEAP:
         code = "import gc; gc.collect(); print(gc.mem_free())"
-        res = subprocess.run(
-            [micropython(), "-X", f"heapsize={heapsize}", "-c", code],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        argv, env = micropython_command(["-c", code], heap=heapsize)
+        res = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         if res.returncode != 0 or not res.stdout.strip().isdigit():
             raise ToolError(f"micropython -X heapsize={heapsize} failed: {res.stdout}{res.stderr}")
         _FREE_HEAP[heapsize] = int(res.stdout)
@@ -102,11 +115,58 @@ def compile_file(src: Path, dst: Path, arch: str | None = None, native: bool = F
         raise ToolError(f"mpy-cross failed on {src}: {(res.stderr or res.stdout).strip()}")
 
 
-def _sources() -> list[tuple[Path, str]]:
-    """(source, path relative to the module root) of everything the simulator imports."""
-    out = [(p, p.name) for p in sorted(FIRMWARE_DIR.glob("*.py"))]
-    out += [(p, f"sim/{p.relative_to(SIM_DIR).as_posix()}") for p in sorted(SIM_DIR.rglob("*.py"))]
+@dataclass(frozen=True)
+class ModuleSource:
+    """One module of a build."""
+
+    rel: str  # its path under the module root, e.g. "sim/run.py"
+    source: Path | str  # the file, or the text of a module made for the build
+    native: bool = False  # every function compiled to machine code
+
+    def text_bytes(self) -> bytes:
+        return self.source.read_bytes() if isinstance(self.source, Path) else self.source.encode()
+
+
+def compiled_modules(name: str, sources: Sequence[ModuleSource], arch: str = "x64") -> Path:
+    """A directory of the sources compiled for `arch`: BUILD_DIR/NAME-HASH.
+
+    Cached by a hash of everything compiled, so only changed sources are
+    compiled again; the directories of NAME's earlier sources are removed.
+    """
+    h = hashlib.sha256(arch.encode())
+    for m in sources:
+        h.update(f"{m.rel}\0{int(m.native)}\0".encode() + m.text_bytes() + b"\0")
+    out = BUILD_DIR / f"{name}-{h.hexdigest()[:16]}"
+    if out.exists():
+        return out
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=BUILD_DIR, prefix=".tmp-"))
+    try:
+        for m in sources:
+            src = m.source
+            if isinstance(src, str):  # made for the build: compiled from a file of its own
+                src = _written(tmp / ".src" / m.rel, src)
+            (tmp / m.rel).parent.mkdir(parents=True, exist_ok=True)
+            compile_file(src, tmp / m.rel.replace(".py", ".mpy"), arch, native=m.native)
+        shutil.rmtree(tmp / ".src", ignore_errors=True)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished first: theirs is identical
+            if not out.exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in BUILD_DIR.glob(f"{name}-" + "[0-9a-f]" * 16):  # builds of earlier sources
+        if old != out:
+            shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def _written(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def sim_modules(arch: str = "x64") -> Path:
@@ -116,42 +176,18 @@ def sim_modules(arch: str = "x64") -> Path:
     heap than the ESP32 budget the simulator is held to. The firmware is
     bytecode, as it ships; the simulator is machine code throughout: faster,
     and its code then lives outside the heap the firmware is measured in.
-    Cached by content hash, so only a changed tree is compiled again.
     """
-    sources = _sources()
-    h = hashlib.sha256(arch.encode() + b" sim:native")
-    for src, rel in sources:
-        h.update(rel.encode() + b"\0" + src.read_bytes() + b"\0")
-    out = BUILD_DIR / f"mpy-{arch}-{h.hexdigest()[:16]}"
-    if out.exists():
-        return out
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=BUILD_DIR, prefix=".tmp-"))
-    try:
-        for src, rel in sources:
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            compile_file(src, tmp / rel.replace(".py", ".mpy"), arch, native=rel.startswith("sim/"))
-        try:
-            tmp.rename(out)
-        except OSError:  # another process finished first: theirs is identical
-            if not out.exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    for old in BUILD_DIR.glob(f"mpy-{arch}-*"):  # trees of earlier sources
-        if old != out:
-            shutil.rmtree(old, ignore_errors=True)
-    return out
+    sources = [ModuleSource(p.name, p) for p in sorted(FIRMWARE_DIR.glob("*.py"))]
+    sources += [
+        ModuleSource(f"sim/{p.relative_to(SIM_DIR).as_posix()}", p, native=True)
+        for p in sorted(SIM_DIR.rglob("*.py"))
+    ]
+    return compiled_modules(f"mpy-{arch}", sources, arch)
 
 
 def esp32_stubs_requirement() -> str:
     """The pinned ESP32 stubs package ([tool.heatrig] in pyproject.toml)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data = tomlfile.loads((ROOT / "pyproject.toml").read_text(), "pyproject.toml")
     return str(data["tool"]["heatrig"]["esp32-stubs"])
 
 

@@ -8,7 +8,6 @@ On the simulator and the virtual board."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Generator
@@ -71,8 +70,8 @@ pytestmark = pytest.mark.plant  # host-stepped time needs the simulated plant's 
 # --- the emulated radio, alone ----------------------------------------------------------------
 def run_emulation(script: str) -> tuple[dict[str, object], list[str]]:
     """A script against the emulation alone: its JSON (last line) and the T_BLE frames."""
-    env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
-    r = subprocess.run([toolchain.micropython(), "-c", script], capture_output=True, env=env)
+    argv, env = toolchain.micropython_command(["-c", script], modules=toolchain.sim_modules())
+    r = subprocess.run(argv, capture_output=True, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     got, text = frames.Decoder().feed(r.stdout)
     ble = [frames.text(f.payload) for f in got if f.ftype == frames.T_BLE]

@@ -11,7 +11,6 @@ write is complete, the new one; the others untouched; and nothing may raise.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -147,9 +146,13 @@ KINDS = ("settings", "calib", "counters", "faults", "bonds")
 
 
 def _run_in_micropython(code: str, flash: Path) -> Any:
-    env = dict(os.environ, MICROPYPATH=f"{toolchain.sim_modules()}:.frozen")
+    argv, env = toolchain.micropython_command(
+        ["-c", code],
+        heap="512K",  # compiles the script too
+        modules=toolchain.sim_modules(),
+    )
     r = subprocess.run(
-        [toolchain.micropython(), "-X", "heapsize=512K", "-c", code],  # compiles the script too
+        argv,
         capture_output=True,
         text=True,
         cwd=flash,

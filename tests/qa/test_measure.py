@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hil.qa import measure
+from hil.qa import kpi, measure
 from hil.qa.measure import Limits, Outcome
 
 BAND = Limits(min=1.0, max=3.0, marginal_min=1.5, marginal_max=2.5)
@@ -102,3 +102,18 @@ def test_the_overall_outcome_is_the_worst_one() -> None:
 def test_measurements_survive_json() -> None:
     m = measure.Measurement("overshoot_pct", "overshoot", "%", 0.53, BAND, Outcome.PASS, "n")
     assert measure.Measurement.from_json(m.to_json()) == m
+
+
+def test_one_kpi_table_serves_the_console_the_record_and_the_report() -> None:
+    assert [s.name for s in measure.KPI_SPECS] == [s.name for s in kpi.KPIS if s.measured]
+    assert [m.label for m in measure.evaluate({}, None, has_truth=True)] == [
+        s.label for s in measure.KPI_SPECS
+    ]
+    lines = kpi.table({"rms_error_c": 0.43, "control_jitter_us": 0}).splitlines()
+    assert len(lines) == sum(s.printed for s in kpi.KPIS)
+    # the console's table is ASCII: "C" and "us" for the record's degrees and microseconds
+    assert all(ln.isascii() for ln in lines)
+    assert any(ln.startswith("  control-period jitter ") and ln.endswith(" 0 us") for ln in lines)
+    assert any(
+        ln.startswith("  RMS error between puffs ") and ln.endswith(" 0.43 C") for ln in lines
+    )

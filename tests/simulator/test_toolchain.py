@@ -1,0 +1,45 @@
+"""The toolchain: one way to launch the unix port, one cache of compiled modules."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hil.simulator import toolchain
+from hil.simulator.toolchain import ModuleSource
+
+
+def test_the_command_sets_heap_and_module_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MICROPYPATH", "/elsewhere")
+    argv, env = toolchain.micropython_command(["-c", "1"], heap="64K", modules=Path("/mods"))
+    assert argv == [toolchain.micropython(), "-X", "heapsize=64K", "-c", "1"]
+    assert env["MICROPYPATH"] == "/mods:.frozen"
+    argv, env = toolchain.micropython_command(["-c", "1"])
+    assert argv == [toolchain.micropython(), "-c", "1"]
+    assert "MICROPYPATH" not in env  # the unix port's own default path
+
+
+def test_compiled_modules_are_cached_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(toolchain, "BUILD_DIR", tmp_path / "build")
+    (tmp_path / "a.py").write_text("X = 1\n")
+    sources = [
+        ModuleSource("a.py", tmp_path / "a.py"),
+        ModuleSource("pkg/b.py", "def f():\n    return 2\n", native=True),
+    ]
+    first = toolchain.compiled_modules("t-x64", sources)
+    assert {p.relative_to(first).as_posix() for p in first.rglob("*.mpy")} == {"a.mpy", "pkg/b.mpy"}
+    assert not (first / ".src").exists()
+    assert toolchain.compiled_modules("t-x64", sources) == first
+    code = "import a; from pkg import b; print(a.X + b.f())"
+    argv, env = toolchain.micropython_command(["-c", code], modules=first)
+    assert subprocess.run(argv, env=env, capture_output=True, text=True).stdout == "3\n"
+
+    (tmp_path / "a.py").write_text("X = 2\n")
+    second = toolchain.compiled_modules("t-x64", sources)
+    assert second != first and not first.exists()  # the earlier build is gone
+    as_bytecode = [sources[0], ModuleSource("pkg/b.py", sources[1].source)]
+    assert toolchain.compiled_modules("t-x64", as_bytecode) != second
