@@ -25,6 +25,7 @@ from array import array
 from time import ticks_diff, ticks_ms, ticks_us
 
 import micropython
+from attr_map import make_room
 from board import (
     CAL_T0_C,
     CELL_V_DIV,
@@ -146,13 +147,10 @@ class HeaterControl:
         self.power_mw = 0
         self.cell_mv = 0
         self.steps = 0
-        # Room in the attribute map: MicroPython grows an instance's map only
-        # once it is full, and a lookup that misses -- every method call, which
-        # looks in the instance first -- probes to an empty slot. With the 35
-        # attributes above in 37 slots, each step's ~50 lookups cost a fifth
-        # of the step; three placeholders grow the map to 47 slots, and go.
-        self._room0 = self._room1 = self._room2 = None
-        del self._room0, self._room1, self._room2
+        # Last: room in the attribute map (attr_map.py). In the least map that
+        # holds the attributes above, the step's ~50 lookups took a fifth of
+        # its time (35 in 37 slots); a step adds none (tests/bench/test_attr_map.py).
+        make_room(self)
 
     # --- main-loop side ----------------------------------------------------
     def start(self):

@@ -44,7 +44,7 @@ _flash = None  # sim.mpapi.vflash.Flash when the scenario cuts power mid-write
 _cycle = None  # sim.script.Cycle when it repeats one
 _boot_heap = 0
 _main = None  # the firmware's main module, once booted
-_SIM_MODULES = ("board", "framing", "json", "os", "time", "machine", "utime")  # kept: shared or built in
+_SIM_MODULES = ("attr_map", "board", "framing", "json", "os", "time", "machine", "utime")  # kept: shared or built in
 
 
 def info(text):
