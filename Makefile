@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench bench-baseline lint format clean deploy
+.PHONY: run test bench bench-baseline lint format layout-check clean deploy
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -43,6 +43,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format $(PY_SOURCES)
 	$(BIN)/ruff check --fix $(PY_SOURCES)
+
+# hil/'s and sim/'s import graphs, their cycles, crowded folders (tests/test_layout.py)
+layout-check: $(STAMP)
+	$(BIN)/python -m tests.test_layout
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
