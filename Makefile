@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench bench-baseline lint format clean deploy
+.PHONY: run test bench bench-baseline lint format layout-check clean deploy
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -29,16 +29,24 @@ bench: $(STAMP)
 bench-baseline: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --update-baseline
 
+# ruff checks all of them; MicroPython's (firmware, sim, benchmarks/mpy) by the
+# rules of firmware/ruff.toml, and `ruff format` leaves them as laid out (pyproject.toml)
+PY_SOURCES := hil tests benchmarks firmware sim
+
 lint: $(STAMP)
-	$(BIN)/ruff check hil tests benchmarks
-	$(BIN)/ruff format --check hil tests benchmarks
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 	MYPYPATH=$(ESP32_STUBS) $(BIN)/mypy --config-file tests/esp32/mypy.ini \
 		--custom-typeshed-dir $(ESP32_STUBS) firmware
 
 format: $(STAMP)
-	$(BIN)/ruff format hil tests benchmarks
-	$(BIN)/ruff check --fix hil tests benchmarks
+	$(BIN)/ruff format $(PY_SOURCES)
+	$(BIN)/ruff check --fix $(PY_SOURCES)
+
+# hil/'s and sim/'s import graphs, their cycles, crowded folders (tests/test_layout.py)
+layout-check: $(STAMP)
+	$(BIN)/python -m tests.test_layout
 
 # firmware/version.py: the package's version (pyproject.toml reads it at install)
 $(STAMP): pyproject.toml firmware/version.py

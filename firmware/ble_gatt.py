@@ -35,7 +35,6 @@ from struct import pack_into, unpack_from
 
 import bluetooth
 import bonds
-import indicator
 import settings
 import states
 import store

@@ -101,7 +101,7 @@ class ChargeLoop:
                 return self._fault(CHARGE_OVERVOLT)
         else:
             self._over = 0
-        if st == OFF or st == DONE and v_mv < self.v_target_mv - _V_RECHARGE_MV:
+        if st == OFF or (st == DONE and v_mv < self.v_target_mv - _V_RECHARGE_MV):
             st = CC  # a new charge
             self.iset_ma = 0
             self._eq_ms = self._wall_ms = self._low_ms = 0

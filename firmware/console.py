@@ -97,10 +97,9 @@ class Console:
             ev = self._poll.poll(0)
             if not ev:
                 return
-            if ev[0][1] & (select.POLLHUP | select.POLLERR):
-                if not ev[0][1] & select.POLLIN:
-                    self._close()
-                    return
+            if ev[0][1] & (select.POLLHUP | select.POLLERR) and not ev[0][1] & select.POLLIN:
+                self._close()
+                return
             b = self._in.read(1)
             if not b:
                 self._close()

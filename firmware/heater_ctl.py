@@ -22,22 +22,46 @@ fault-clear through request flags and only reads state.
 """
 
 from array import array
+from time import ticks_diff, ticks_ms, ticks_us
 
 import micropython
-from board import CAL_T0_C, CELL_V_DIV, HEATER_PWM_FREQ_HZ, HEATER_V_DIV, UV_PER_MA
-from board import PIN_ADC_AMBIENT_NTC, PIN_ADC_CELL_NTC, PIN_ADC_CELL_V  # noqa: I001
-from board import PIN_ADC_HEATER_I, PIN_ADC_HEATER_V, PIN_BUTTON, PIN_HEATER_EN, PIN_HEATER_PWM
-from board import PIN_STICK_DET
+from attr_map import make_room
+from board import (
+    CAL_T0_C,
+    CELL_V_DIV,
+    HEATER_PWM_FREQ_HZ,
+    HEATER_V_DIV,
+    PIN_ADC_AMBIENT_NTC,
+    PIN_ADC_CELL_NTC,
+    PIN_ADC_CELL_V,
+    PIN_ADC_HEATER_I,
+    PIN_ADC_HEATER_V,
+    PIN_BUTTON,
+    PIN_HEATER_EN,
+    PIN_HEATER_PWM,
+    PIN_STICK_DET,
+    UV_PER_MA,
+)
 from faults import CALIBRATION, NONE, STICK_MISSING
 from heater_safety import HeaterSafety
 from machine import ADC, PWM, Pin, Timer
-from ntc import dc_from_uv
 from micropython import const
+from ntc import dc_from_uv
 from puff_detect import PuffDetector
-from states import COOLING, END_FAULT, END_NONE, END_PUFFS, END_TIME, END_USER, END_WARNING
-from states import FAULT, HEATING, PREHEAT, SLEEP
+from states import (
+    COOLING,
+    END_FAULT,
+    END_NONE,
+    END_PUFFS,
+    END_TIME,
+    END_USER,
+    END_WARNING,
+    FAULT,
+    HEATING,
+    PREHEAT,
+    SLEEP,
+)
 from telemetry import FLAG_HEATER_EN, FLAG_IDLE_RATE, FLAG_PUFF, FLAG_READY, FLAG_STICK
-from time import ticks_diff, ticks_ms, ticks_us
 
 CONTROL_PERIOD_MS = const(10)
 IDLE_PERIOD_MS = const(1000)  # asleep: readings and telemetry at 1 Hz, nothing to control
@@ -123,13 +147,10 @@ class HeaterControl:
         self.power_mw = 0
         self.cell_mv = 0
         self.steps = 0
-        # Room in the attribute map: MicroPython grows an instance's map only
-        # once it is full, and a lookup that misses -- every method call, which
-        # looks in the instance first -- probes to an empty slot. With the 35
-        # attributes above in 37 slots, each step's ~50 lookups cost a fifth
-        # of the step; three placeholders grow the map to 47 slots, and go.
-        self._room0 = self._room1 = self._room2 = None
-        del self._room0, self._room1, self._room2
+        # Last: room in the attribute map (attr_map.py). In the least map that
+        # holds the attributes above, the step's ~50 lookups took a fifth of
+        # its time (35 in 37 slots); a step adds none (tests/bench/test_attr_map.py).
+        make_room(self)
 
     # --- main-loop side ----------------------------------------------------
     def start(self):
@@ -217,9 +238,8 @@ class HeaterControl:
                 self._trip(fault, v_mv)
             else:
                 self._control(now_us, sampled, v_100uv, i_ma)
-        elif state == COOLING:
-            if ticks_diff(now_us, self._t0_us) >= COOLING_MS * 1000:
-                self.state = SLEEP
+        elif state == COOLING and ticks_diff(now_us, self._t0_us) >= COOLING_MS * 1000:
+            self.state = SLEEP
 
         flags = FLAG_HEATER_EN if self._en else 0
         if self.puffs.active:

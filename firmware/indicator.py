@@ -89,7 +89,7 @@ class Indicator:
 
     def service(self, now_ms):
         if self._pattern and time.ticks_diff(now_ms, self._phase_end) >= 0:
-            on_ms, off_ms = self._pattern[self._i]
+            _on_ms, off_ms = self._pattern[self._i]
             if self._on and off_ms:
                 self._on = False
                 self.motor.value(0)

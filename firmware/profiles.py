@@ -7,8 +7,6 @@ device signals "ready" once PREHEAT_S has passed and the blade is in band.
 """
 
 import micropython
-
-
 from micropython import const
 
 MAX_SETPOINT_C = const(330)  # profiles stay 20 K below the 350 C cap: headroom for overshoot

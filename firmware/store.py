@@ -36,7 +36,7 @@ def _read_slot(path):
     """(seq, payload) of a valid slot file; None if absent or invalid. Reads
     the header, then exactly the length it gives: no big buffer on a tight heap."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115  apart, so that only its OSError means absent; closed by `with f`
     except OSError:
         return None
     with f:

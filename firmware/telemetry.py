@@ -7,12 +7,10 @@ Payload v1, little-endian (see docs/console_protocol.md):
     power u16 (mW), cell u16 (mV), heater_i u16 (mA), heater_v u16 (mV)
 """
 
-import micropython
-
-
 import sys
 from struct import pack_into
 
+import micropython
 from framing import T_TELEMETRY, seal
 from micropython import const
 

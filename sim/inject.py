@@ -6,6 +6,7 @@ in is not spent on code a run never calls.
 """
 
 import board
+
 from sim.plant import ADC_PINS, IO_FAULT_INJECTED
 
 _PPM = 1000000

@@ -17,6 +17,7 @@ arrives, so its console serves commands with the clock standing still.
 
 import micropython
 import utime
+from attr_map import make_room  # the firmware's; also the plant's and the truth recorder's
 
 # The 30-bit tick counters of the ESP32 wrap every 2**30 us (17.9 min) and
 # 2**30 ms. The clock starts 200 s before both wrap, so every simulated
@@ -35,28 +36,6 @@ class SimEnd(BaseException):
 
 
 _NEVER = 1 << 62
-
-# MicroPython's sizes for an instance's attribute map (py/map.c). The map
-# grows only once it is full, and a lookup that misses -- every method call,
-# which looks in the instance first -- probes it to an empty slot: objects
-# the simulation loop reads all the time get a map one size up (make_room).
-_MAP_SIZES = (2, 4, 6, 8, 10, 12, 17, 23, 29, 37, 47, 59, 73, 97, 127)
-
-
-def make_room(obj):
-    """Grow obj's attribute map one size: placeholders fill it, then go."""
-    try:
-        n = len(obj.__dict__)
-    except AttributeError:  # a port without __dict__: leave it
-        return
-    for size in _MAP_SIZES:
-        if size >= n:
-            break
-    names = ["_room%d" % k for k in range(size + 1 - n)]
-    for name in names:
-        setattr(obj, name, None)
-    for name in names:
-        delattr(obj, name)
 
 
 class Kernel:

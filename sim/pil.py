@@ -42,9 +42,10 @@ def boot():
 
 def _boot_real_time(cfg):
     import console
+
+    from sim import truth
     from sim.models import params, rng
     from sim.mpapi import rtmachine
-    from sim import truth
     from sim.plant import Plant
     from sim.plant_cmd import PlantChannel
     from sim.run import event_handlers

@@ -13,11 +13,12 @@ lookup, and this runs 100 times per simulated second).
 import board
 import micropython
 from micropython import const
+
+from sim.kernel import make_room
 from sim.models.adc import AdcBank, MuxChannel, NtcTable
 from sim.models.cell import Cell
 from sim.models.charger import ChargerModel
 from sim.models.heater import Heater
-from sim.kernel import make_room
 from sim.models.power_stage import PowerStage
 from sim.models.puffs import PuffTrain
 

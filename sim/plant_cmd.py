@@ -24,6 +24,7 @@ Inputs take effect at the instant the firmware's main loop reads the line.
 import sys
 
 import framing
+
 from sim import inject
 from sim.kernel import K, SimEnd
 from sim.mpapi.latency import TimerLatency

@@ -32,7 +32,7 @@ def save(path, extra):
         d = {}
         for k, v in o.__dict__.items():
             t = type(v)
-            if t is int or t is bool or t is list and not [x for x in v if type(x) not in (int, bool, list)]:
+            if t is int or t is bool or (t is list and not [x for x in v if type(x) not in (int, bool, list)]):
                 d[k] = v
             elif k == "_st":  # the ADC noise generator's position
                 d[k] = list(v)

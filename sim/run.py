@@ -34,6 +34,7 @@ import sys
 
 import framing
 import utime
+
 from sim import truth
 from sim.kernel import K, SimEnd
 from sim.plant import Plant
@@ -43,7 +44,7 @@ _flash = None  # sim.mpapi.vflash.Flash when the scenario cuts power mid-write
 _cycle = None  # sim.script.Cycle when it repeats one
 _boot_heap = 0
 _main = None  # the firmware's main module, once booted
-_SIM_MODULES = ("board", "framing", "json", "os", "time", "machine", "utime")  # kept: shared or built in
+_SIM_MODULES = ("attr_map", "board", "framing", "json", "os", "time", "machine", "utime")  # kept: shared or built in
 
 
 def info(text):
@@ -218,6 +219,7 @@ def install_ble(eager, program=None):
         except ImportError:
             pass
     import console
+
     from sim.mpapi import vbluetooth
 
     vbluetooth.reset()
@@ -234,6 +236,7 @@ def install(rec, host_stepped, eager=False, ble_program=None):
     """The simulated modules in place of the hardware ones, and the plant's
     console channel; from here on, imports see the simulated hardware."""
     import console
+
     from sim.mpapi import vmachine, vtime
 
     sys.modules["time"] = vtime
@@ -280,7 +283,7 @@ def run(cfg):
     ble_program = None
     gc.collect()
     sim_bytes = gc.mem_alloc()
-    ballast = _hold_to_budget(budget) if budget else None  # held until the run ends
+    _ballast = _hold_to_budget(budget) if budget else None  # held (never read) until the run ends
     gc.collect()
     info("sim start seed=%d ticks_offset_us=%d sample_us=%d sim_heap=%d heap_free=%d" % (
         seed, K.ticks_offset_us, K.sample_period_us, sim_bytes,
@@ -317,7 +320,8 @@ def run(cfg):
     if K.step_profile is not None:
         info("sim steps " + K.step_profile.summary())
     info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d boots=%d heap_boot=%d heap_budget=%d" % (
-        reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken, boots, _boot_heap, budget or gc.mem_alloc() + gc.mem_free()))  # fmt: skip
+        reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken, boots, _boot_heap,
+        budget or gc.mem_alloc() + gc.mem_free()))  # fmt: skip
     return reason, code
 
 

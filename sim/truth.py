@@ -15,11 +15,11 @@ current (uA); io u8 (plant.IO2_* bits).
 """
 
 import sys
-
-import micropython
 from struct import pack_into
 
+import micropython
 from framing import OVERHEAD, T_PLANT, T_PLANT_POWER, seal
+
 from sim.kernel import make_room
 
 FMT = "<QqqqqiiiiiB"

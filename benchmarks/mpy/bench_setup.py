@@ -28,13 +28,14 @@ fake_machine.ADC.uv_by_pin = {
     board.PIN_ADC_AMBIENT_NTC: ntc.uv_at_c(25),
 }
 
+from time import ticks_add, ticks_us  # noqa: E402
+
 import calib  # noqa: E402
 import faults  # noqa: E402
 import heater_ctl  # noqa: E402
 import profiles  # noqa: E402
 import states  # noqa: E402
 import telemetry  # noqa: E402
-from time import ticks_add, ticks_us  # noqa: E402
 
 
 class NullOut:

@@ -12,13 +12,12 @@ in ns and in "calls": units of an empty function call timed in batches
 interleaved with its own, which cancels the machine's speed of the moment.
 """
 
+import json
 import sys
+from time import ticks_diff, ticks_us
 
 import bench_setup  # installs the stub machine module first
 import micropython
-from time import ticks_diff, ticks_us
-
-import json
 
 BATCHES = 200
 STEP_BATCH = 50  # telemetry's ring holds 64 frames: drained between batches

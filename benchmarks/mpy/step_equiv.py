@@ -7,16 +7,14 @@ each, the extract runs from the same state on the same inputs and its
 results must be equal: temperature, integrator, duty, power, demand.
 """
 
+import json
 import sys
-
-import bench_setup
 from array import array
 
+import bench_setup
 import control_law
 import control_law_native
 import control_law_viper
-
-import json
 
 EXTRACTS = (
     ("bytecode", control_law.control),

@@ -35,7 +35,8 @@ def _tables(p):
         if len(ocv) != _STEPS + 1:
             raise ValueError("ocv_table_v: 11 points, 0..100 % SoC")
         b = p["r_activation_k"]
-        r = tuple(int(_PPM * math.exp(b * (1.0 / (_T_MIN_C + 273.15 + k * _T_STEP_C) - 1.0 / 293.15))) for k in range(_N_T))
+        r = tuple(int(_PPM * math.exp(b * (1.0 / (_T_MIN_C + 273.15 + k * _T_STEP_C) - 1.0 / 293.15)))
+                  for k in range(_N_T))
         _shared.append((ocv, r))
     return _shared[0]
 

@@ -22,6 +22,7 @@ interval is enough; intervals longer than a second are split.
 
 import micropython
 from micropython import const
+
 from sim.models.cell import Cell
 
 _PPM = const(1000000)

@@ -12,6 +12,7 @@ have come due. Installed as sys.modules["machine"] by sim/pil.py at boot.
 import micropython
 import umachine
 import utime
+
 from sim.mpapi import wiring
 
 _MIN_STEP_US = 500  # the five ADC reads of a control step share one integration

@@ -28,6 +28,7 @@ from binascii import hexlify, unhexlify
 
 import framing
 from micropython import const
+
 from sim.kernel import K
 
 FLAG_READ = const(0x0002)

@@ -6,9 +6,9 @@ Installed as sys.modules["machine"] before the firmware is imported.
 """
 
 import micropython
-from sim.mpapi import wiring
-from sim.kernel import K, Kernel, SimEnd
 
+from sim.kernel import K, Kernel, SimEnd
+from sim.mpapi import wiring
 
 _N_GPIO = 40  # ESP32: GPIO 0..39
 _levels = bytearray(_N_GPIO)  # each GPIO's level, as an output or the pull left it

@@ -6,6 +6,7 @@ Installed as sys.modules["time"] before the firmware is imported.
 import micropython
 import utime
 from micropython import const
+
 from sim.kernel import K, Kernel
 
 _MAX = const(0x3FFFFFFF)  # the ESP32's ticks period is 2**30

@@ -17,6 +17,8 @@ TOL = {
     },
     "speed": {"step_ns": Tolerance("higher", factor=2.0, units="ns")},
 }
+Measured = dict[str, baseline.Value]  # one group's figures, as measured
+
 BASE = {
     "kpi": {"hci": {"overshoot_pct": 0.53, "end_reason": "time_limit", "energy_j": 1000.0}},
     "speed": {"step": {"step_ns": 5000}},
@@ -24,7 +26,7 @@ BASE = {
 
 
 def test_a_regression_names_the_kpi_and_both_values() -> None:
-    now = {"overshoot_pct": 1.09, "end_reason": "time_limit", "energy_j": 1020.0}
+    now: Measured = {"overshoot_pct": 1.09, "end_reason": "time_limit", "energy_j": 1020.0}
     cmp = baseline.compare("kpi", "hci", now, BASE, TOL)
     assert not cmp.ok
     assert cmp.regressions == [
@@ -34,14 +36,14 @@ def test_a_regression_names_the_kpi_and_both_values() -> None:
 
 
 def test_within_tolerance_and_improvements_pass() -> None:
-    now = {"overshoot_pct": 0.7, "end_reason": "time_limit", "energy_j": 900.0}
+    now: Measured = {"overshoot_pct": 0.7, "end_reason": "time_limit", "energy_j": 900.0}
     cmp = baseline.compare("kpi", "hci", now, BASE, TOL)
     assert cmp.ok
     assert cmp.improvements and "energy_j improved" in cmp.improvements[0]
 
 
 def test_text_kpis_must_not_change() -> None:
-    now = {"overshoot_pct": 0.53, "end_reason": "fault", "energy_j": 1000.0}
+    now: Measured = {"overshoot_pct": 0.53, "end_reason": "fault", "energy_j": 1000.0}
     cmp = baseline.compare("kpi", "hci", now, BASE, TOL)
     assert cmp.regressions == [
         "hci: end_reason changed: baseline time_limit, now fault (tolerance none, any change)"

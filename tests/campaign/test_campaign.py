@@ -123,7 +123,7 @@ def test_dask_runs_the_same_spec_to_the_same_numbers(spec_path: Path) -> None:
 
     jobs = campaign_spec.plan(campaign_spec.load(spec_path))
     local = executor.execute(jobs, workers=2, progress=False)
-    with LocalCluster(
+    with LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         on_dask = executor.execute(jobs, scheduler=cluster.scheduler_address, progress=False)

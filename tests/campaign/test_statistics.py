@@ -9,7 +9,7 @@ import pytest
 
 from hil.campaign import statistics
 from hil.campaign.executor import JobResult
-from hil.qa.measure import Limits
+from hil.qa.measure import Limits, Value
 
 
 def test_cpk_of_a_centred_process_at_three_sigma_is_one() -> None:
@@ -31,7 +31,7 @@ def test_no_spread_is_infinitely_capable_inside_the_limits_only() -> None:
     assert statistics.cpk(same, 13.0, 13.0) == (-math.inf, "no spread")
 
 
-def _run(i: int, values: dict[str, object], outcomes: dict[str, str], outcome: str) -> JobResult:
+def _run(i: int, values: dict[str, Value], outcomes: dict[str, str], outcome: str) -> JobResult:
     return JobResult(index=i, seed=100 + i, params={}, values=values, outcomes=outcomes,
                      outcome=outcome)  # fmt: skip
 

@@ -292,4 +292,6 @@ def test_power_frames_reach_the_host(usb: runner.RunResult) -> None:
     assert len(usb.power) >= usb.sim_s - 5  # one a second
     csv = usb.power.to_csv({"scenario": "usb_charge"})
     assert csv.startswith("# heatrig power\n# scenario: usb_charge\n")
-    assert [outcome for outcome, _ in power.summary(usb.power)["usb_charges"]] == ["done"]
+    charges = power.summary(usb.power)["usb_charges"]
+    assert isinstance(charges, list)
+    assert [outcome for outcome, _ in charges] == ["done"]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import fw_harness as fw
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -98,7 +100,7 @@ def test_an_aged_cell_is_learnt_between_two_anchors() -> None:
 # --- charge loop ----------------------------------------------------------------------------------
 
 
-def _loop() -> object:
+def _loop() -> Any:  # a firmware object (fw_harness): untyped
     return charge_loop.ChargeLoop(2000, 58, 55, 240 * 60_000, 30 * 60_000)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import sim_scenario
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from hil.qa.measure import Limits
 from hil.report import plot
@@ -28,6 +29,14 @@ def _check_axes(fig: Figure) -> None:
             assert UNITS.search(ax.get_xlabel()), f"x axis without units: {ax.get_xlabel()!r}"
     bottom = min(axes, key=lambda ax: ax.get_position().y0)
     assert UNITS.search(bottom.get_xlabel())
+
+
+def _xdata(line: Line2D) -> np.ndarray:
+    return np.asarray(line.get_xdata(), dtype=float)
+
+
+def _ydata(line: Line2D) -> np.ndarray:
+    return np.asarray(line.get_ydata(), dtype=float)
 
 
 def _titles(fig: Figure) -> str:
@@ -54,11 +63,13 @@ def test_overlay_of_two_firmware_versions(hci: runner.RunResult, tmp_path: Path)
     fig = plot.overlay_figure([("fw a", hci.series), ("fw b", other)])
     _check_axes(fig)
     top = fig.axes[0]
-    assert {"fw a", "fw b"} <= {t.get_text() for t in top.get_legend().get_texts()}
+    legend = top.get_legend()
+    assert legend is not None
+    assert {"fw a", "fw b"} <= {t.get_text() for t in legend.get_texts()}
     assert "9.9.9" in _titles(fig)
     # aligned on the start of heating: both runs rise at the same abscissa
     lines = [ln for ln in top.get_lines() if ln.get_label() in ("fw a", "fw b")]
-    rise = [ln.get_xdata()[np.argmax(np.nan_to_num(ln.get_ydata()) > 100)] for ln in lines]
+    rise = [_xdata(ln)[np.argmax(np.nan_to_num(_ydata(ln)) > 100)] for ln in lines]
     assert rise[0] == pytest.approx(rise[1], abs=0.02)
     plot.overlay([("a", hci.series)], tmp_path / "o.png")
 
@@ -94,7 +105,7 @@ def test_battery_plot_of_two_sessions(tmp_path: Path) -> None:
     assert any(t.startswith(" session 2:") for t in texts)
     assert "2 heating sessions" in _titles(fig)
     soc = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "holder cell, true"]
-    assert len(soc) == 1 and soc[0].get_ydata()[-1] < soc[0].get_ydata()[0]
+    assert len(soc) == 1 and _ydata(soc[0])[-1] < _ydata(soc[0])[0]
 
 
 def test_distributions_mark_limits_and_notes(tmp_path: Path) -> None:
@@ -108,6 +119,6 @@ def test_distributions_mark_limits_and_notes(tmp_path: Path) -> None:
     )
     ax = fig.axes[0]
     assert ax.get_xlabel() == "energy per session (J)"
-    assert sorted(ln.get_xdata()[0] for ln in ax.get_lines()) == [1400.0, 1500.0]
+    assert sorted(_xdata(ln)[0] for ln in ax.get_lines()) == [1400.0, 1500.0]
     assert "Cpk 2.00" in [t.get_text() for t in ax.texts]
     assert "firmware 0.1.0" in _titles(fig)

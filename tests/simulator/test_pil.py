@@ -6,6 +6,7 @@ plant, which follows the wall clock and fires its events on time."""
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 from conftest import run_mpy
 
@@ -37,7 +38,7 @@ sys.modules["umachine"] = m
 """
 
 
-def mpy(code: str) -> dict[str, object]:
+def mpy(code: str) -> dict[str, Any]:
     script = FAKE_UMACHINE + "import json\nout = {}\n" + textwrap.dedent(code)
     return run_mpy(script + "\nprint(json.dumps(out))\n")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 from conftest import run_mpy
 
 
-def mpy(code: str) -> dict[str, object]:
+def mpy(code: str) -> dict[str, Any]:
     """Run code in the unix port with the simulator's modules installed; the
     code sets `out`, which comes back as JSON."""
     prelude = textwrap.dedent(
