@@ -24,8 +24,6 @@ MAX_MODULES = 12  # .py files in one folder, __init__.py included
 
 # hil.ble.client and hil.ble.bridge import each other today; the cycle is
 # being taken apart. The test that names it is an expected failure till then.
-KNOWN_CYCLE = frozenset({"hil.ble.bridge", "hil.ble.client"})
-
 Graph = dict[str, set[str]]
 
 
@@ -124,10 +122,6 @@ def _a_cycle(group: set[str], graph: Graph) -> list[str]:
     raise AssertionError(f"no cycle in {sorted(group)}")
 
 
-def unexpected(found: list[list[str]]) -> list[list[str]]:
-    return [c for c in found if frozenset(c) != KNOWN_CYCLE]
-
-
 def crowded_folders() -> dict[str, int]:
     """Folders of hil/ and sim/ with more than MAX_MODULES modules -> how many."""
     out = {}
@@ -148,17 +142,8 @@ def test_no_folder_holds_more_than_12_modules() -> None:
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycles(package: str) -> None:
-    found = unexpected(cycles(import_graph(package)))
+    found = cycles(import_graph(package))
     assert found == [], "\n".join(" -> ".join(c) for c in found)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="hil/ble/client.py and hil/ble/bridge.py import each other, a cycle being "
-    "removed: once it is gone this passes, and the mark goes",
-)
-def test_hil_ble_client_and_bridge_are_no_cycle() -> None:
-    assert [c for c in cycles(import_graph("hil")) if frozenset(c) == KNOWN_CYCLE] == []
 
 
 def main() -> int:
@@ -171,9 +156,8 @@ def main() -> int:
             if name not in inits or graph[name]:
                 print(f"  {name} -> {', '.join(sorted(graph[name] - inits)) or '-'}")
         for c in cycles(graph):
-            known = frozenset(c) == KNOWN_CYCLE
-            failed |= not known
-            print(f"  cycle{' (known)' if known else ''}: {' -> '.join(c)}")
+            failed = True
+            print(f"  cycle: {' -> '.join(c)}")
     for folder, n in crowded_folders().items():
         failed = True
         print(f"{folder}: {n} modules, more than {MAX_MODULES}")
