@@ -14,6 +14,18 @@ active profile (more in the cold), plus a reserve that keeps the cell above
 its cut-off under the last puffs at the cell's temperature, plus the
 gauge's margin. Below that, heater_ctl refuses a start with HOLDER_LOW
 instead of tripping under-voltage half-way.
+
+The power telemetry frame (framing.T_POWER, docs/power.md), once a second,
+as FMT packs it, little-endian; the host decodes it by these names
+(hil/wire/contract.py reads them here):
+    t_ms u32, kit u8 (device.KIT_NAMES), heater_state u8, end_reason u8,
+    fault u8, refused u8 (why the last start was refused),
+    refusals u8 (since boot, wraps), usb_charge u8 (charge_loop.NAMES),
+    holder_charge u8, flags u8 (_FLAG_*), charge_fault u8,
+    chg_mv u16 (the charger's cell), chg_ma i16 (+ charging),
+    chg_soc u16 (0.01 %), chg_dc i16 (0.1 C), hold_mv u16 (the holder's cell),
+    hold_ma i16, hold_soc u16, hold_dc i16, vbus_mv u16, sessions u16,
+    leds u8
 """
 
 import sys
@@ -57,9 +69,7 @@ _END_MA = const(1500)
 _END_MV = const(3050)  # the 3.0 V trip and 50 mV of margin
 _GAUGE_MARGIN_CPCT = const(100)
 
-# t_ms, kit, heater state, end reason, heater fault, refused, refusals, USB charge,
-# holder charge, flags, charge fault, charger cell mV mA SoC(0.01 %) 0.1 C, holder
-# cell mV mA SoC 0.1 C, VBUS mV, sessions, LEDs
+# the power frame's payload: its fields are listed in the module's docstring
 FMT = "<IBBBBBBBBBBHhHhHhHhHHB"
 PAYLOAD_LEN = const(35)
 _FLAG_USB = const(0x01)

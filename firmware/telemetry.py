@@ -1,10 +1,12 @@
 """Telemetry: one frame per control step, packed in the timer callback into a
 preallocated ring and written out by the main loop.
 
-Payload v1, little-endian (see docs/console_protocol.md):
-    seq u16, t_us u32 (ticks_us), state u8, flags u8, puffs u8, fault u8,
-    end_reason u8, setpoint i16 (0.1 C), temp i16 (0.1 C), duty u16,
-    power u16 (mW), cell u16 (mV), heater_i u16 (mA), heater_v u16 (mV)
+Payload v1, little-endian (see docs/console_protocol.md), as FMT packs it;
+the host decodes it by these names (hil/wire/contract.py reads them here):
+    seq u16, t_us u32 (ticks_us), state u8 (states.py), flags u8 (FLAG_*),
+    puffs u8, fault u8 (faults.py), end_reason u8, setpoint_dc i16 (0.1 C),
+    temp_dc i16 (0.1 C), duty u16, power_mw u16, cell_mv u16,
+    heater_ma u16 (on-phase current), heater_mv u16 (on-phase voltage)
 """
 
 import sys
@@ -43,8 +45,10 @@ class Telemetry:
         self._out = out if out is not None else sys.stdout.buffer
 
     @micropython.native
-    def record(self, t_us, state, flags, puffs, fault, end_reason, sp_dc, temp_dc, duty, power_mw, cell_mv, i_ma, v_mv):
-        """Called from the control step: allocates nothing."""
+    def record(self, t_us, state, flags, puffs, fault, end_reason, setpoint_dc, temp_dc, duty, power_mw, cell_mv,
+               heater_ma, heater_mv):
+        """Called from the control step: allocates nothing. The arguments are
+        named as the docstring names the payload's fields."""
         buf = self._buf
         if not self.enabled or buf is None:
             return
@@ -57,7 +61,7 @@ class Telemetry:
             return
         off = w * _FRAME_LEN
         pack_into(FMT, buf, off + 3, seq, t_us, state, flags, puffs, fault, end_reason,
-                         sp_dc, temp_dc, duty, power_mw, cell_mv, i_ma, v_mv)
+                         setpoint_dc, temp_dc, duty, power_mw, cell_mv, heater_ma, heater_mv)
         seal(buf, off, T_TELEMETRY, PAYLOAD_LEN)
         self._w = nxt
 

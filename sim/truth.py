@@ -2,16 +2,22 @@
 state, pin levels) as frames on the same stream as the firmware's telemetry,
 one every sample period. The host joins the two by time.
 
-Payload, little-endian, the plant's own fixed-point units: t_us u64
-(virtual time), blade i64 (uC), plug i64 (uC), heater power i64 (uW), heater
-energy i64 (pJ), cell OCV i32 (uV), cell terminal i32 (uV), SoC i32 (ppm),
-draw i32 (uL/s), ambient i32 (mC), io u8 (plant.IO_* bits).
+Truth samples (T_PLANT): FMT packs these fields, little-endian, in the
+plant's own fixed-point units, named as the host decodes them
+(hil/wire/contract.py reads them here):
+    t_us u64 (virtual time), blade_uc i64, plug_uc i64, power_uw i64 (heater),
+    energy_pj i64 (heater energy), ocv_uv i32 (cell OCV),
+    cell_uv i32 (cell terminal voltage), soc_ppm i32, flow_ul_s i32 (draw),
+    ambient_mc i32, io u8 (plant.IO_* bits)
 
-Power samples (T_PLANT_POWER), every `power_every`-th sample: t_us u64; the
-charger cell's OCV, terminal voltage (uV), current (uA, + charging), SoC
-(ppm), temperature (mC); the holder cell's OCV, terminal voltage, current
-(+ charging), SoC, temperature; VBUS (uV), USB current (uA), holder charge
-current (uA); io u8 (plant.IO2_* bits).
+Power samples (T_PLANT_POWER), every `power_every`-th sample, as POWER_FMT
+packs them: the charger's cell, the holder's cell (currents + charging), the
+USB input and the holder's charge current:
+    t_us u64, chg_ocv_uv i32, chg_uv i32 (terminal), chg_ua i32,
+    chg_soc_ppm i32, chg_mc i32 (temperature), hold_ocv_uv i32,
+    hold_uv i32 (terminal), hold_ua i32, hold_soc_ppm i32,
+    hold_mc i32 (temperature), vbus_uv i32, usb_ua i32, hchg_ua i32,
+    io u8 (plant.IO2_* bits)
 """
 
 import sys

@@ -14,65 +14,33 @@ from pathlib import Path
 
 import numpy as np
 
-from hil.wire import frames
-from hil.wire.series import END_NAMES, FAULT_NAMES, STATE_NAMES
+from hil.wire import contract, frames
+from hil.wire.series import END_NAMES, FAULT_NAMES, HEATING_STATES, STATE_NAMES
 
-KIT_NAMES = ("sleep", "docked", "charging", "ready", "in_session", "cooling", "fault", "off")
-CHARGE_NAMES = ("off", "pre", "cc", "cv", "done", "wait", "fault")  # firmware/charge_loop.py
-PRE, CC, CV, DONE, WAIT, CHARGE_FAULT = 1, 2, 3, 4, 5, 6
-HEATING_STATES = (1, 2, 3)
-COOLING, FAULT = 4, 5
-END_TIME, END_PUFFS = 1, 2
-FLAG_USB, FLAG_DOCKED, FLAG_ON, FLAG_HOLDER_LOW, FLAG_CHARGER_EMPTY = 1, 2, 4, 8, 16
-IO2_USB, IO2_DOCKED = 0x01, 0x02
+KIT_NAMES = contract.firmware("device").enum("KIT_NAMES", prefix="_KIT_")
+_CHARGE = contract.firmware("charge_loop")  # the two charge loops' states
+CHARGE_NAMES = _CHARGE.enum("NAMES")
+PRE = _CHARGE.integer("PRE")
+CC = _CHARGE.integer("CC")
+CV = _CHARGE.integer("CV")
+DONE = _CHARGE.integer("DONE")
+WAIT = _CHARGE.integer("WAIT")
+CHARGE_FAULT = _CHARGE.integer("FAULT")
+_STATES = contract.firmware("states")  # why a session ended
+END_TIME = _STATES.integer("END_TIME")
+END_PUFFS = _STATES.integer("END_PUFFS")
+END_FAULT = _STATES.integer("END_FAULT")
+_CHARGER = contract.firmware("charger")  # the power frame's flags
+FLAG_USB = _CHARGER.integer("_FLAG_USB")
+FLAG_DOCKED = _CHARGER.integer("_FLAG_DOCKED")
+FLAG_ON = _CHARGER.integer("_FLAG_ON")
+FLAG_HOLDER_LOW = _CHARGER.integer("_FLAG_HOLDER_LOW")
+FLAG_CHARGER_EMPTY = _CHARGER.integer("_FLAG_CHARGER_EMPTY")
+IO2_USB = contract.sim("plant").integer("IO2_USB")  # the power truth sample's io bits
+IO2_DOCKED = contract.sim("plant").integer("IO2_DOCKED")
 
-_FW_DTYPE = np.dtype(
-    [
-        ("t_ms", "<u4"),
-        ("kit", "u1"),
-        ("heater_state", "u1"),
-        ("end_reason", "u1"),
-        ("fault", "u1"),
-        ("refused", "u1"),
-        ("refusals", "u1"),
-        ("usb_charge", "u1"),
-        ("holder_charge", "u1"),
-        ("flags", "u1"),
-        ("charge_fault", "u1"),
-        ("chg_mv", "<u2"),
-        ("chg_ma", "<i2"),
-        ("chg_soc", "<u2"),
-        ("chg_dc", "<i2"),
-        ("hold_mv", "<u2"),
-        ("hold_ma", "<i2"),
-        ("hold_soc", "<u2"),
-        ("hold_dc", "<i2"),
-        ("vbus_mv", "<u2"),
-        ("sessions", "<u2"),
-        ("leds", "u1"),
-    ]
-)
-_TRUTH_DTYPE = np.dtype(
-    [
-        ("t_us", "<u8"),
-        ("chg_ocv_uv", "<i4"),
-        ("chg_uv", "<i4"),
-        ("chg_ua", "<i4"),
-        ("chg_soc_ppm", "<i4"),
-        ("chg_mc", "<i4"),
-        ("hold_ocv_uv", "<i4"),
-        ("hold_uv", "<i4"),
-        ("hold_ua", "<i4"),
-        ("hold_soc_ppm", "<i4"),
-        ("hold_mc", "<i4"),
-        ("vbus_uv", "<i4"),
-        ("usb_ua", "<i4"),
-        ("hchg_ua", "<i4"),
-        ("io", "u1"),
-    ]
-)
-assert _FW_DTYPE.itemsize == frames.POWER_FMT.size
-assert _TRUTH_DTYPE.itemsize == frames.PLANT_POWER_FMT.size
+_FW_DTYPE = np.dtype(frames.POWER.numpy_fields())
+_TRUTH_DTYPE = np.dtype(frames.PLANT_POWER.numpy_fields())
 
 _FW_INTS: tuple[str, ...] = ("kit", "heater_state", "end_reason", "fault", "usb_charge")
 _FW_INTS += ("holder_charge", "flags", "charge_fault")
@@ -124,7 +92,7 @@ class Session:
 
     @property
     def complete(self) -> bool:
-        return self.end_reason in ("time_limit", "puff_limit")
+        return self.end_reason in (END_NAMES[END_TIME], END_NAMES[END_PUFFS])
 
 
 @dataclass(frozen=True)
@@ -301,7 +269,7 @@ def summary(rec: PowerSeries) -> dict[str, object]:
     out: dict[str, object] = {
         "sessions": len(ss),
         "sessions_complete": sum(s.complete for s in ss),
-        "sessions_cut_off": sum(s.end_reason == "fault" for s in ss),
+        "sessions_cut_off": sum(s.end_reason == END_NAMES[END_FAULT] for s in ss),
         "refusals": [r for _, r in rec.refusals()],
         "holder_charges_done": len(done),
         "holder_charge_max_s": round(max((c.duration_s for c in done), default=0.0), 1),

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from hil.wire import contract
 from hil.wire.series import TelemetrySeries
 
-PERIOD_US = 10000  # firmware/heater_ctl.py CONTROL_PERIOD_MS
+PERIOD_US = contract.firmware("heater_ctl").integer("CONTROL_PERIOD_MS") * 1000
 
 
 @dataclass

@@ -20,7 +20,14 @@ from matplotlib.figure import Figure
 
 from hil.qa.kpi import BAND_PCT, PuffWindow
 from hil.qa.measure import Limits
-from hil.wire.series import END_NAMES, FAULT_NAMES, HEATING_STATES, STATE_NAMES, TelemetrySeries
+from hil.wire.series import (
+    END_NAMES,
+    FAULT,
+    FAULT_NAMES,
+    HEATING_STATES,
+    STATE_NAMES,
+    TelemetrySeries,
+)
 
 CAP_C = 350.0  # the blade's temperature cap (docs/reference.md#heater-and-session)
 DPI = 110
@@ -155,7 +162,7 @@ def _states(ax: Axes, rec: TelemetrySeries) -> None:
     label_x = -np.inf
     for i in changes:
         name = STATE_NAMES[int(state[i])]
-        if name == "fault":
+        if int(state[i]) == FAULT:
             name = "FAULT: " + FAULT_NAMES[int(c["fault"][i])]
         ax.axvline(t[i], color="0.3", lw=0.6, ls="-.")
         label_x = max(float(t[i]), label_x + gap)

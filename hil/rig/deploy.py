@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from hil.paths import FIRMWARE_DIR, SIM_DIR, firmware_version
 from hil.rig.board import Board, BoardError, BoardInfo
 from hil.simulator import toolchain
-from hil.wire import frames
+from hil.wire import events, frames
 
 MANIFEST = "heatrig.json"  # on the board: what the last deploy put there
 BOOT_TIMEOUT_S = 10.0
@@ -190,7 +190,7 @@ def wait_boot(board: Board, timeout_s: float) -> str:
         got, text = dec.feed(data)
         seen += text
         for f in got:
-            if f.ftype == frames.T_EVENT and f.payload.startswith(b"boot heatrig"):
+            if f.ftype == frames.T_EVENT and f.payload.startswith(events.BOOT.encode()):
                 return frames.text(f.payload)
     raise BoardError(
         f"the firmware did not start on {board.port} within {timeout_s:.0f} s after the reset; "

@@ -31,7 +31,7 @@ from hil.rig.targets import Live, Target
 from hil.rig.transport import LinkClosed
 from hil.scenarios.scenario import Event, Scenario
 from hil.simulator import runner
-from hil.wire import frames, series
+from hil.wire import events, frames, series
 
 if TYPE_CHECKING:
     from hil.ble.phone import VirtualAir
@@ -40,7 +40,7 @@ STATE_NAMES = series.STATE_NAMES
 SLICE_S = 0.25  # device time per clock grant while waiting on a virtual clock
 RELEASE_S = 0.1  # a button pressed again at the instant of its release waits this long
 REPLY_TIMEOUT_S = 5.0  # wall time for a reply (no device time passes for one)
-NO_PLANT = "ERR 1 no channel @plant"
+NO_PLANT = events.no_channel("plant")
 
 
 class DutError(AssertionError):
@@ -132,13 +132,13 @@ class Dut:
         self._ev_cursor = 0
         if self.live.virtual_clock:
             self._until(lambda: self._link.paused_us is not None, "the first pause", 30.0)
-        self.expect_event(r"^boot heatrig", timeout_s=5.0)
+        self.expect_event("^" + re.escape(events.BOOT), timeout_s=5.0)
         if self._ble is not None:  # a new boot: the radio starts from nothing
             self._ble.rebooted()
         if not live.virtual_clock:
             self.command("tm on")  # waits read telemetry
         for text in self._link.plant_info:
-            if text.startswith("sim start"):
+            if text.startswith(events.SIM_START):
                 words = dict(w.split("=", 1) for w in text.split() if "=" in w)
                 self._offset_us = int(words["ticks_offset_us"])
 
@@ -234,7 +234,7 @@ class Dut:
         while True:
             self._until(lambda: bool(link.replies), "a reply to 'ver'", end - time.monotonic())
             r = link.replies.popleft()
-            if r.startswith("OK heatrig"):
+            if r.startswith(events.VERSION):
                 return got
             got.append(r)
 
@@ -379,7 +379,7 @@ class Dut:
 
     def wait_state(self, name: str, timeout_s: float) -> frames.TelemetryFrame:
         code = STATE_NAMES.index(name)
-        return self.wait_for(f"state {name}", lambda s: s.state == code, timeout_s)
+        return self.wait_for(events.state(name), lambda s: s.state == code, timeout_s)
 
     def expect_event(self, pattern: str, timeout_s: float) -> str:
         """The first event matching the regex, among those after the one the

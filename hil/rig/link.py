@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from hil.rig.transport import Transport
-from hil.wire import frames
+from hil.wire import events, frames
 
 STALE_PARTIAL_S = 0.2  # a frame still incomplete after this long without data was cut
 STRAY_KEEP = 1 << 16  # unframed bytes kept for error messages
@@ -127,11 +127,11 @@ class Link:
         elif t == frames.T_PLANT_INFO:
             text = frames.text(f.payload)
             self.plant_info.append(text)
-            if text.startswith("paused t_us="):
+            if text.startswith(events.PAUSED):
                 self.paused_us = int(text.split("=", 1)[1])
             else:
                 self.log.write("sim", text)
-            if text.startswith("sim end"):
+            if text.startswith(events.SIM_END):
                 self.end_info = dict(w.split("=", 1) for w in text.split()[2:] if "=" in w)
 
     def _stray(self, text: bytes) -> None:

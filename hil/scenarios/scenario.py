@@ -15,13 +15,15 @@ from typing import Any
 
 from hil import tomlfile
 from hil.scenarios.regimes import REGIMES, Regime
+from hil.wire import contract
 
-PROFILES = ("standard", "eco", "intense")  # firmware/profiles.py
+PROFILES = contract.firmware("profiles").keys("PROFILES")
+# what sim/inject.py's fault() takes (tests/wire/test_host_copies.py compares them)
 FAULT_KINDS = ("heater_open", "heater_short", "gate_stuck_on", "adc_stuck", "clear")
-ADC_CHANNELS = ("heater_v", "heater_i", "cell_v", "cell_ntc", "ambient_ntc")
+ADC_CHANNELS = contract.sim("inject").keys("ADC_NAMES")
 SESSION_S = 360.0
 COOLING_S = 30.0
-HOLD_TO_START_S = 1.0  # firmware/device.py HOLD_START_MS
+HOLD_TO_START_S = contract.firmware("device").integer("HOLD_START_MS") / 1000
 
 
 class ScenarioError(tomlfile.TomlFileError):

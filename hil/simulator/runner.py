@@ -22,7 +22,7 @@ from hil.paths import firmware_version
 from hil.qa import power
 from hil.scenarios.scenario import Scenario
 from hil.simulator import toolchain
-from hil.wire import frames, series, store_format
+from hil.wire import contract, events, frames, series, store_format
 
 ESP32_HEAP = "128K"  # the budget the firmware is held to
 # The process's heap: the simulator's own modules and models take what they
@@ -43,7 +43,8 @@ def heap_config(heap: str = ESP32_HEAP) -> dict[str, object]:
     return {"heap_budget": toolchain.free_heap(heap)}
 
 
-REBOOT_EXIT = 5  # sim/reboot.py: the device rebooted; the next process resumes from its snapshot
+# the device rebooted: the next process resumes from its snapshot
+REBOOT_EXIT = contract.sim("reboot").integer("REBOOT_EXIT")
 
 
 class SimError(RuntimeError):
@@ -178,11 +179,11 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Run
     for p in by_type.get(frames.T_PLANT_INFO, []):
         text = frames.text(bytes(p))
         words = dict(w.split("=", 1) for w in text.split()[2:] if "=" in w)
-        if text.startswith("sim start"):
+        if text.startswith(events.SIM_START):
             start = words
-        elif text.startswith("sim steps"):
+        elif text.startswith(events.SIM_STEPS):
             steps = words  # host CPU time per control step, if profiled
-        elif text.startswith("sim end"):
+        elif text.startswith(events.SIM_END):
             info = words
             info["reason"] = text.split("reason=", 1)[1].split(" t_us=")[0]
     tel = by_type.get(frames.T_TELEMETRY, [])
@@ -201,7 +202,7 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Run
     reboots = [
         frames.text(bytes(p))
         for p in by_type.get(frames.T_PLANT_INFO, [])
-        if frames.text(bytes(p)).startswith("sim reboot")
+        if frames.text(bytes(p)).startswith(events.SIM_REBOOT)
     ]
     # the simulation loop's wall time, over every boot's process
     loop_us = sum(int(r.split("wall_us=")[1].split()[0]) for r in reboots if "wall_us=" in r)

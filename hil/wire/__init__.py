@@ -1,1 +1,2 @@
-"""The wire: frames, the firmware's contract, telemetry series, the store's file format."""
+"""The wire: frames, the firmware's contract (read from its source, with the
+console's words and the BLE flags), telemetry series, the store's file format."""

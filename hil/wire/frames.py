@@ -1,5 +1,6 @@
 """Decoding the device's output stream: frames (firmware/framing.py) and the
-payloads the firmware and the simulator put in them.
+payloads the firmware and the simulator put in them. Frame types, lengths
+and payload layouts are read from the device's source (contract.py).
 
 The decoder is incremental and never raises on bad input: it skips to the
 next sync byte after garbage or a cut frame, counts what it skipped, and hands
@@ -9,34 +10,44 @@ unframed bytes back as text (a MicroPython traceback, a REPL banner).
 from __future__ import annotations
 
 import binascii
-import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-SYNC = 0xA5
-OVERHEAD = 5
+from hil.wire import contract
 
-T_TELEMETRY = 0x01
-T_REPLY = 0x02
-T_EVENT = 0x03
-T_POWER = 0x04
-T_PLANT = 0x10
-T_PLANT_INFO = 0x11
-T_PLANT_REPLY = 0x12
-T_PLANT_POWER = 0x13
-T_BLE = 0x14  # the emulated BLE controller's text (sim/mpapi/vbluetooth.py, docs/ble_sim.md)
+_FRAMING = contract.firmware("framing")
+SYNC = _FRAMING.integer("SYNC")
+OVERHEAD = _FRAMING.integer("OVERHEAD")
+MAX_PAYLOAD = _FRAMING.integer("MAX_PAYLOAD")
+FRAME_TYPES = _FRAMING.prefixed("T_")  # name (T_ removed): type byte
+
+T_TELEMETRY = _FRAMING.integer("T_TELEMETRY")
+T_REPLY = _FRAMING.integer("T_REPLY")
+T_EVENT = _FRAMING.integer("T_EVENT")
+T_POWER = _FRAMING.integer("T_POWER")
+T_PLANT = _FRAMING.integer("T_PLANT")
+T_PLANT_INFO = _FRAMING.integer("T_PLANT_INFO")
+T_PLANT_REPLY = _FRAMING.integer("T_PLANT_REPLY")
+T_PLANT_POWER = _FRAMING.integer("T_PLANT_POWER")
+T_BLE = _FRAMING.integer("T_BLE")  # the emulated BLE controller's text (docs/ble_sim.md)
 
 TEXT_TYPES = {T_REPLY, T_EVENT, T_PLANT_INFO, T_PLANT_REPLY, T_BLE}
 
-TELEMETRY_FMT = struct.Struct("<HIBBBBBhhHHHHH")
-PLANT_FMT = struct.Struct("<QqqqqiiiiiB")
-POWER_FMT = struct.Struct("<IBBBBBBBBBBHhHhHhHhHHB")  # firmware/charger.py
-PLANT_POWER_FMT = struct.Struct("<Q13iB")  # sim/truth.py
+# the binary payloads, as the device packs them
+TELEMETRY = contract.firmware("telemetry").layout("FMT", "PAYLOAD_LEN")
+PLANT = contract.sim("truth").layout("FMT", "PAYLOAD_LEN")
+POWER = contract.firmware("charger").layout("FMT", "PAYLOAD_LEN")
+PLANT_POWER = contract.sim("truth").layout("POWER_FMT", "POWER_LEN")
+
+TELEMETRY_FMT = TELEMETRY.as_struct()
+PLANT_FMT = PLANT.as_struct()
+POWER_FMT = POWER.as_struct()
+PLANT_POWER_FMT = PLANT_POWER.as_struct()
 KNOWN_LENGTHS = {
-    T_TELEMETRY: TELEMETRY_FMT.size,
-    T_PLANT: PLANT_FMT.size,
-    T_POWER: POWER_FMT.size,
-    T_PLANT_POWER: PLANT_POWER_FMT.size,
+    T_TELEMETRY: TELEMETRY.size,
+    T_PLANT: PLANT.size,
+    T_POWER: POWER.size,
+    T_PLANT_POWER: PLANT_POWER.size,
 }
 
 
@@ -46,8 +57,8 @@ def crc16(data: bytes | memoryview) -> int:
 
 
 def encode(ftype: int, payload: bytes) -> bytes:
-    if len(payload) > 255:
-        raise ValueError("payload longer than 255 bytes")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload longer than {MAX_PAYLOAD} bytes")
     body = bytes([ftype, len(payload)]) + payload
     crc = crc16(body)
     return bytes([SYNC]) + body + bytes([crc & 0xFF, crc >> 8])
@@ -118,7 +129,7 @@ class Decoder:
                 self._skip(text, buf, i)
                 i += 1
                 continue
-            end = i + 5 + length
+            end = i + OVERHEAD + length
             if end > n:
                 break  # wait for the rest
             if crc16(mv[i + 1 : i + 3 + length]) != buf[end - 2] | (buf[end - 1] << 8):
@@ -190,6 +201,11 @@ class PlantSample(NamedTuple):
     flow_ul_s: int
     ambient_mc: int
     io: int
+
+
+# typed views of two payloads: their fields must be the device's
+TELEMETRY.check_names(TelemetryFrame._fields, "hil/wire/frames.py TelemetryFrame")
+PLANT.check_names(PlantSample._fields, "hil/wire/frames.py PlantSample")
 
 
 def telemetry(payload: bytes) -> TelemetryFrame:

@@ -17,44 +17,32 @@ from pathlib import Path
 
 import numpy as np
 
-from hil.wire import frames
+from hil.wire import contract, frames
 
 FORMAT_VERSION = 1
-STATE_NAMES = ("sleep", "preheat", "heating", "end_warning", "cooling", "fault")
-END_NAMES = ("none", "time_limit", "puff_limit", "user_stop", "fault")
-FAULT_NAMES = (
-    "none",
-    "over_temp",
-    "heater_open",
-    "heater_short",
-    "adc_implausible",
-    "cell_undervolt",
-    "cell_overtemp",
-    "ambient_cold",
-    "ambient_hot",
-    "stick_missing",
-    "software",
-    "control_overrun",
-    "holder_low",
-    "charge_timeout",
-    "charge_overvolt",
-    "calibration",
-)
-HEATING_STATES = (1, 2, 3)
-COOLING = 4
-FAULT = 5
 
-FLAG_HEATER_EN = 0x01
-FLAG_PUFF = 0x02
-FLAG_STICK = 0x04
-FLAG_READY = 0x10
-FLAG_IDLE_RATE = 0x20  # stepped at 1 Hz (asleep), not the control rate
+_STATES = contract.firmware("states")
+STATE_NAMES = _STATES.enum("NAMES")
+END_NAMES = _STATES.names("END_NAMES")
+FAULT_NAMES = contract.firmware("faults").enum("NAMES")
+# a session's states, as the firmware counts them (app.py: PREHEAT <= state <= END_WARNING)
+HEATING_STATES = tuple(range(_STATES.integer("PREHEAT"), _STATES.integer("END_WARNING") + 1))
+COOLING = _STATES.integer("COOLING")
+FAULT = _STATES.integer("FAULT")
 
-IO_BUTTON = 0x01
-IO_STICK = 0x02
-IO_VIBRATION = 0x04
-IO_HEATER_EN = 0x20
-IO_FAULT_INJECTED = 0x40
+_TELEMETRY = contract.firmware("telemetry")
+FLAG_HEATER_EN = _TELEMETRY.integer("FLAG_HEATER_EN")
+FLAG_PUFF = _TELEMETRY.integer("FLAG_PUFF")
+FLAG_STICK = _TELEMETRY.integer("FLAG_STICK")
+FLAG_READY = _TELEMETRY.integer("FLAG_READY")
+FLAG_IDLE_RATE = _TELEMETRY.integer("FLAG_IDLE_RATE")  # stepped at 1 Hz (asleep)
+
+_PLANT = contract.sim("plant")  # the truth sample's io bits
+IO_BUTTON = _PLANT.integer("IO_BUTTON")
+IO_STICK = _PLANT.integer("IO_STICK")
+IO_VIBRATION = _PLANT.integer("IO_VIBRATION")
+IO_HEATER_EN = _PLANT.integer("IO_HEATER_EN")
+IO_FAULT_INJECTED = _PLANT.integer("IO_FAULT_INJECTED")
 
 # name, format, source (fw: firmware frame, sim: truth sample)
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -226,38 +214,5 @@ def _unwrap_ticks(ticks: np.ndarray, offset_us: int | None) -> np.ndarray:
     return first + np.concatenate(([0], np.cumsum(steps)))
 
 
-_TEL_DTYPE = np.dtype(
-    [
-        ("seq", "<u2"),
-        ("t_us", "<u4"),
-        ("state", "u1"),
-        ("flags", "u1"),
-        ("puffs", "u1"),
-        ("fault", "u1"),
-        ("end_reason", "u1"),
-        ("setpoint_dc", "<i2"),
-        ("temp_dc", "<i2"),
-        ("duty", "<u2"),
-        ("power_mw", "<u2"),
-        ("cell_mv", "<u2"),
-        ("heater_ma", "<u2"),
-        ("heater_mv", "<u2"),
-    ]
-)
-_PLANT_DTYPE = np.dtype(
-    [
-        ("t_us", "<u8"),
-        ("blade_uc", "<i8"),
-        ("plug_uc", "<i8"),
-        ("power_uw", "<i8"),
-        ("energy_pj", "<i8"),
-        ("ocv_uv", "<i4"),
-        ("cell_uv", "<i4"),
-        ("soc_ppm", "<i4"),
-        ("flow_ul_s", "<i4"),
-        ("ambient_mc", "<i4"),
-        ("io", "u1"),
-    ]
-)
-assert _TEL_DTYPE.itemsize == frames.TELEMETRY_FMT.size
-assert _PLANT_DTYPE.itemsize == frames.PLANT_FMT.size
+_TEL_DTYPE = np.dtype(frames.TELEMETRY.numpy_fields())
+_PLANT_DTYPE = np.dtype(frames.PLANT.numpy_fields())
