@@ -50,24 +50,26 @@ from bumble.transport.common import AsyncPipeSink
 from hil.ble.uuids import bumble_uuid
 from hil.rig.link import Link
 from hil.rig.transport import LinkClosed
+from hil.wire import contract
+from hil.wire.ble_flags import (
+    F_INDICATE,
+    F_NOTIFY,
+    F_READ,
+    F_READ_AUTHENTICATED,
+    F_READ_ENCRYPTED,
+    F_WRITE,
+    F_WRITE_AUTHENTICATED,
+    F_WRITE_ENCRYPTED,
+    F_WRITE_NO_RESPONSE,
+)
 
 T = TypeVar("T")
 
 REPLY_TIMEOUT_S = 5.0  # wall time for the firmware's answer to an "@ble" line
-MAX_LINE = 120  # the firmware console's line limit
+MAX_LINE = contract.firmware("console").integer("MAX_LINE")
 ADV_INTERVAL_MS = 20.0  # the virtual link does not model air time: advertise fast
 SEC_PEER = 2  # MicroPython's sec_type of a peer's keys (NimBLE's BLE_STORE_OBJ_TYPE_PEER_SEC)
 
-# MicroPython's characteristic flags (the BLE contract)
-F_READ = 0x0002
-F_WRITE_NO_RESPONSE = 0x0004
-F_WRITE = 0x0008
-F_NOTIFY = 0x0010
-F_INDICATE = 0x0020
-F_READ_ENCRYPTED = 0x0200
-F_READ_AUTHENTICATED = 0x0400
-F_WRITE_ENCRYPTED = 0x1000
-F_WRITE_AUTHENTICATED = 0x2000
 
 _PERMS = (
     (F_READ, Attribute.READABLE),

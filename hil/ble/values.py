@@ -10,6 +10,8 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from hil.wire import contract
+
 BASE_16 = "0000{:04x}-0000-1000-8000-00805f9b34fb"
 CUSTOM_BASE = "7e1a{:04x}-5c1d-4b8e-9f2a-6b3c4d5e6f70"
 FORMAT_VERSION = 1
@@ -59,15 +61,16 @@ PROTECTED = (COUNTERS, FAULTS, HAPTICS, FIND, LOCK, USAGE, LIMIT, SHARING,
 # ATT errors the kit answers with
 ATT_WRITE_NOT_PERMITTED = 0x03
 ATT_INSUFFICIENT_AUTHENTICATION = 0x05
-ATT_INSUFFICIENT_ENCRYPTION = 0x0F
-ATT_INVALID_LENGTH = 0x0D
-ATT_VALUE_NOT_ALLOWED = 0x13
-ATT_APP_STATE = 0x80
+_TABLE = contract.firmware("ble_table")
+ATT_INSUFFICIENT_ENCRYPTION = _TABLE.integer("ATT_ENCRYPTION")
+ATT_INVALID_LENGTH = _TABLE.integer("ATT_LENGTH")
+ATT_VALUE_NOT_ALLOWED = _TABLE.integer("ATT_VALUE")
+ATT_APP_STATE = _TABLE.integer("ATT_STATE")
 SECURITY_ERRORS = (ATT_INSUFFICIENT_AUTHENTICATION, ATT_INSUFFICIENT_ENCRYPTION)
 
 # the firmware's state names (firmware/states.py, firmware/device.py), by index
-HEATING_STATES = ("sleep", "preheat", "heating", "end_warning", "cooling", "fault")
-KIT_STATES = ("sleep", "docked", "charging", "ready", "in_session", "cooling", "fault", "off")
+HEATING_STATES = contract.firmware("states").names("NAMES")
+KIT_STATES = contract.firmware("device").names("KIT_NAMES")
 
 CONTROL_RESET = 1
 CONTROL_UNPAIR = 2

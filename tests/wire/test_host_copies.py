@@ -149,7 +149,7 @@ def test_power_names_and_codes_are_the_firmwares() -> None:
         assert getattr(power, name) == loop.integer(name), name
     assert loop.integer("FAULT") == power.CHARGE_FAULT
     assert contract.firmware("device").names("KIT_NAMES") == power.KIT_NAMES
-    assert power.HEATING_STATES is series.HEATING_STATES
+    assert power.HEATING_STATES is series.HEATING_STATES  # type: ignore[attr-defined]  # imported
 
 
 # --- flag bits ---------------------------------------------------------------------------
@@ -192,10 +192,14 @@ def _compared_strings(path: Path, function: str, variable: str) -> list[str]:
     """The strings `variable == "..."` is compared with in `function`."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
-    out = []
+    out: list[str] = []
     for n in ast.walk(fn):
         if isinstance(n, ast.Compare) and isinstance(n.left, ast.Name) and n.left.id == variable:
-            out += [c.value for c in n.comparators if isinstance(c, ast.Constant)]
+            out += [
+                c.value
+                for c in n.comparators
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            ]
     return out
 
 
