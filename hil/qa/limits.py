@@ -74,6 +74,9 @@ def parse(text: str, path: Path | None = None) -> LimitSet:
     data = tomlfile.loads(text, where, LimitsError)
     ck = tomlfile.Checker(text, where)
     head = data.pop("limits", {})
+    if not isinstance(head, dict):
+        ck.fail("limits", None, "must be a table")
+        ck.raise_problems(LimitsError)
     ls = LimitSet(
         path=path,
         profile=str(head.get("profile", "")),

@@ -71,3 +71,9 @@ def test_a_strict_limit_fails_the_same_run(hci: runner.RunResult) -> None:
     assert by_name["overshoot_pct"].outcome == Outcome.FAIL
     assert by_name["rms_error_c"].outcome == Outcome.UNSET  # no limit in this file
     assert test.outcome == Outcome.FAIL
+
+
+def test_a_limits_header_that_is_no_table_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    with pytest.raises(limits.LimitsError) as e:
+        limits.parse('limits = "standard-hci"\n', tmp_path / "x.toml")
+    assert str(e.value) == f"{tmp_path / 'x.toml'}:1: [limits]: must be a table"
