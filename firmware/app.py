@@ -13,6 +13,7 @@ work is done at the charger's ticks, never on a main-loop pass of its own.
 import gc
 import time
 
+import adccal
 import board
 import boot_hold
 import calib
@@ -56,6 +57,7 @@ class App:
         gc.collect()
         self.settings = settings.load()
         self.cal = calib.load()
+        self.adc_cal = adccal.load()
         self.counters, _ = store.load(COUNTERS, COUNTER_DEFAULTS)
         self.fault_log = faults.FaultLog()
         self.fault_log.load()
@@ -68,6 +70,7 @@ class App:
         self.console = Console(self)
         self.power = Power(self.heater, self.fault_log, self.console.event)
         self.power.profile = self.settings["profile"]
+        self._use_adc_cal()
         charger_button = Pin(board.PIN_CHARGER_BUTTON, Pin.IN, Pin.PULL_UP)
         self.device = Device(self.heater, Indicator(), self.power, charger_button, self.reset)
         self.usage = Usage(self.settings)
@@ -86,6 +89,7 @@ class App:
         self._refusals = 0
         self._kit = -1
         self._done = [0, 0]  # charges completed: USB, holder
+        store.hold = self._heating  # no flash write while heating: it stalls the control step
 
     def _start_ble(self):
         try:
@@ -120,6 +124,56 @@ class App:
         self.cal = calib.load()
         self.heater.set_calibration(self.cal)
 
+    def _use_adc_cal(self):
+        c = self.adc_cal
+        adccal.use(c)
+        self.power.chg_i_zero_uv = c.chg_i_zero_uv
+
+    def set_adc_cal(self, **values):
+        """Store values of the ADC calibration record (adccal.save) and use it."""
+        adccal.save(**values)
+        self.adc_cal = adccal.load()
+        self._use_adc_cal()
+        return self.adc_cal
+
+    def measure_adc_zero(self):
+        """End of line, heater off, nothing charging: the readings of the
+        heater's current sense and the charger's at rest, stored and used."""
+        return self.set_adc_cal(floor_uv=adccal.mean_uv(self.heater.adc_ih.read_uv),
+                                chg_i_zero_uv=adccal.mean_uv(self.power.chg_i_reader()))  # fmt: skip
+
+    def _heating(self):
+        return states.PREHEAT <= self.heater.state <= states.END_WARNING
+
+    def _adc_check(self):
+        """One read of each heater input, before the watchdog is armed: a chip
+        without ADC calibration data raises OSError at every read_uv(); the
+        firmware must stop with a fault then, not reset every WDT_TIMEOUT_MS.
+        (The calibration is per ADC unit and attenuation: every input here is
+        on ADC1 at 11 dB, so one failing read means they all fail.)"""
+        h = self.heater
+        try:
+            for adc in (h.adc_vh, h.adc_ih, h.adc_cell, h.adc_cell_ntc, h.adc_amb_ntc):
+                adc.read_uv()
+        except OSError as e:
+            return "adc check failed: %s (no ADC calibration in eFuse?)" % e
+        return ""
+
+    def _halt(self, why, wdt):
+        """No usable ADC: the heater stays off and cannot start; the console
+        and the watchdog keep running, so the unit reports its fault."""
+        self.heater.cut_for_fault(faults.ADC_IMPLAUSIBLE)
+        self.console.event(why)
+        while True:
+            try:
+                self.console.poll()
+                self._report_changes(time.ticks_ms())
+                self.tele.drain()
+            except Exception as e:  # keep serving
+                self.console.event("error %s" % e)
+            wdt.feed()
+            time.sleep_ms(MAIN_PERIOD_MS)
+
     def reset(self, hold=False):
         """Heater off, then a hardware reset, as from power-on (every record is
         on flash): the button held 10 s, or the console's `reset`; hold: the
@@ -128,6 +182,7 @@ class App:
         self.heater.cut_for_reset()
         if self.ble is not None:
             self.ble.serve_now()  # what a phone wrote before the reset reaches flash
+        store.flush()  # and what waited for the heater to be off
         if hold:
             boot_hold.request()
         time.sleep_ms(20)  # lets the UART send the reply before the reset
@@ -146,7 +201,10 @@ class App:
         for p in store.problems:  # a damaged record: reported, never fatal
             self.console.event("store " + p)
         del store.problems[:]
+        bad = self._adc_check()
         wdt = WDT(timeout=WDT_TIMEOUT_MS)
+        if bad:
+            self._halt(bad, wdt)
         self.heater.start()
         self.power.start()
         store.save(COUNTERS, c)
@@ -174,6 +232,8 @@ class App:
                 self.ble.tick(now_ms, tick == 2)
         self._report_changes(now_ms)
         self.tele.drain()
+        if store.waiting() and not self._heating():
+            store.flush()
 
     def _report_changes(self, now_ms):
         h = self.heater

@@ -38,6 +38,7 @@ _V_OVER_MV = const(50)  # above the target: over-voltage
 _V_RECHARGE_MV = const(100)
 _HYST_DC = const(20)
 _TERM_MS = const(5000)  # below I_term this long to terminate
+_V_FINE_MV = const(8)
 
 
 def zone(temp_dc):
@@ -65,6 +66,7 @@ class ChargeLoop:
         self.iset_ma = 0
         self.v_target_mv = V_FULL_MV
         self._i_q3 = 0  # measured current, filtered (x8)
+        self._v_q2 = 0  # measured voltage, filtered (x4): the ADC reads whole mV (docs/esp32.md)
         self._low_ms = 0
         self._eq_ms = 0  # full-current-equivalent charge time
         self._wall_ms = 0
@@ -106,6 +108,7 @@ class ChargeLoop:
             self.iset_ma = 0
             self._eq_ms = self._wall_ms = self._low_ms = 0
             self._i_q3 = i_lim << 3
+            self._v_q2 = v_mv << 2
         if z == 0 or z == 4:
             self.state = WAIT
             self.iset_ma = 0
@@ -125,7 +128,14 @@ class ChargeLoop:
             return self.iset_ma
         # CC/CV
         r = r_mohm_at(self.r20_mohm, temp_dc)
-        iset = self.iset_ma + (self.v_target_mv - v_mv) * 500 // r
+        # near the target the set-point follows the filtered voltage: the ESP32
+        # reads whole mV, and steps of 2 mV at the cell would keep it dithering
+        self._v_q2 += v_mv - (self._v_q2 >> 2)
+        err = self.v_target_mv - v_mv
+        if -_V_FINE_MV < err < _V_FINE_MV and self._v_q2 > v_mv << 2:  # (never the lower: no overshoot)
+            iset = self.iset_ma + ((self.v_target_mv << 2) - self._v_q2) * 125 // r
+        else:
+            iset = self.iset_ma + err * 500 // r
         if iset < 0:
             iset = 0
         elif iset >= i_lim:

@@ -37,6 +37,7 @@ import charge_loop
 import faults
 import framing
 import machine
+from adccal import fix, sense
 from charge_loop import ChargeLoop
 from gauge import Gauge, r_mohm_at, soc_from_ocv
 from heater_ctl import CONTROL_PERIOD_MS, drawn_ma_steps
@@ -110,6 +111,7 @@ class Power:
         self.fault_log = fault_log
         self._event = event  # fn(text): console event
         self._mux = Mux()
+        self.chg_i_zero_uv = board.CHG_I_MID_UV  # its sense at 0 A (adccal.py; the app sets the unit's)
         self._dock = Pin(board.PIN_DOCK_DET, Pin.IN)
         self._pwm = (PWM(Pin(board.PIN_CHG_ISET), freq=10000, duty_u16=0),
                      PWM(Pin(board.PIN_HCHG_ISET), freq=10000, duty_u16=0))  # USB stage, holder stage
@@ -137,17 +139,22 @@ class Power:
         """Every tick the cells' voltages and currents; on slow ticks (1 s)
         the temperatures, USB and the dock too."""
         r = self._mux.read_uv
-        self.chg_mv = r(board.MUX_CHG_V) * board.CHG_V_DIV // 1000
-        self.chg_ma = (r(board.MUX_CHG_I) - board.CHG_I_MID_UV) // board.CHG_I_UV_PER_MA
-        self.hchg_ma = r(board.MUX_HCHG_I) // board.HCHG_I_UV_PER_MA
+        # corrected by the unit's ADC calibration (adccal.py): at rest a sense reads the floor, not 0
+        self.chg_mv = fix(r(board.MUX_CHG_V)) * board.CHG_V_DIV // 1000
+        self.chg_ma = (r(board.MUX_CHG_I) - self.chg_i_zero_uv) // board.CHG_I_UV_PER_MA
+        self.hchg_ma = sense(r(board.MUX_HCHG_I)) // board.HCHG_I_UV_PER_MA
         h = self.heater  # the holder's cell inputs, as the control step reads them
-        self.hold_mv = h.adc_cell.read_uv() * board.CELL_V_DIV // 1000
+        self.hold_mv = fix(h.adc_cell.read_uv()) * board.CELL_V_DIV // 1000
         if slow:
             self.chg_dc = dc_from_uv(r(board.MUX_CHG_NTC))
-            self.vbus_mv = r(board.MUX_VBUS) * board.VBUS_DIV // 1000
+            self.vbus_mv = fix(r(board.MUX_VBUS)) * board.VBUS_DIV // 1000
             self.hold_dc = dc_from_uv(h.adc_cell_ntc.read_uv())
             self.usb = self.vbus_mv >= _VBUS_MIN_MV
             self.docked = self._dock.value() == 1
+
+    def chg_i_reader(self):
+        """A read_uv of the charger's current sense (end of line: adccal.py)."""
+        return lambda: self._mux.read_uv(board.MUX_CHG_I)
 
     def start(self):
         """At boot: both cells at rest, SoC from their voltages."""

@@ -25,6 +25,7 @@ from array import array
 from time import ticks_diff, ticks_ms, ticks_us
 
 import micropython
+from adccal import fix, sense
 from attr_map import make_room
 from board import (
     CAL_T0_C,
@@ -114,8 +115,10 @@ class HeaterControl:
         self.fault_log = fault_log
         self.safety = HeaterSafety(cal)
         self.puffs = PuffDetector()
-        self.pwm = PWM(Pin(PIN_HEATER_PWM), freq=HEATER_PWM_FREQ_HZ, duty_u16=0)
+        # the load switch off first: before MicroPython 1.26 a new PWM runs at
+        # 50 % until its duty applies (docs/esp32.md), and a soft reset leaves pins as they were
         self.en = Pin(PIN_HEATER_EN, Pin.OUT, value=0)
+        self.pwm = PWM(Pin(PIN_HEATER_PWM), freq=HEATER_PWM_FREQ_HZ, duty_u16=0)
         self.adc_vh = ADC(Pin(PIN_ADC_HEATER_V), atten=ADC.ATTN_11DB)
         self.adc_ih = ADC(Pin(PIN_ADC_HEATER_I), atten=ADC.ATTN_11DB)
         self.adc_cell = ADC(Pin(PIN_ADC_CELL_V), atten=ADC.ATTN_11DB)
@@ -216,10 +219,11 @@ class HeaterControl:
         cell_ntc_uv = self.adc_cell_ntc.read_uv()
         amb_ntc_uv = self.adc_amb_ntc.read_uv()
         stick = self.stick.value()
-        v_100uv = vh_uv * HEATER_V_DIV // 100
+        # the unit's ADC calibration (adccal.py): at rest a sense reads the floor, not 0
+        v_100uv = fix(vh_uv) * HEATER_V_DIV // 100
         v_mv = v_100uv // 10
-        i_ma = ih_uv // UV_PER_MA
-        cell_mv = cell_uv * CELL_V_DIV // 1000
+        i_ma = sense(ih_uv) // UV_PER_MA
+        cell_mv = fix(cell_uv) * CELL_V_DIV // 1000
         self.cell_mv = cell_mv
         self._amb_uv = amb_ntc_uv
         d = self._duty

@@ -29,7 +29,9 @@ _R_SHORT_PCT = const(50)  # below half the cold resistance no good track exists
 _I_OPEN_MA = const(150)  # gate on but less than this flows: open circuit
 _I_MAX_MA = const(6000)  # above this the shunt amplifier is near its rail
 _RAIL_UV = const(3060000)  # ADC full scale less 40 mV: a reading this high is pinned
-_NTC_MIN_UV = const(50000)  # below this a thermistor input is shorted
+# below this a thermistor input is shorted: on the ESP32 0 V reads the ADC's
+# floor, 142 mV (adccal.py), so the line is above it; 200 mV is ~103 C
+_NTC_MIN_UV = const(200000)
 _V_OVER_CELL_MV = const(300)  # heater volts can never exceed the cell's by this
 _CELL_MIN_MV = const(3000)  # under-voltage under load
 _CELL_SANE_MIN_MV = const(2200)  # below this the reading, not the cell, is wrong

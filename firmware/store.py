@@ -30,6 +30,11 @@ _MAX_LEN = const(4096)
 
 _newest = {}  # type: dict[str, tuple[int, str]]  # name -> (seq, slot) of the newest copy
 problems = []  # type: list[str]  # "settings.b: crc" and the like, found since boot
+# While hold() is true a save waits in RAM (the newest record of each name)
+# until flush(): on the ESP32 a flash write or erase stops the soft timers,
+# the control step with them, for up to hundreds of ms (docs/esp32.md).
+hold = None  # type: object  # fn() -> bool, or None: never wait
+_held = {}  # type: dict[str, dict]
 
 
 def _read_slot(path):
@@ -75,6 +80,13 @@ def _decode(name, payload, defaults):
 def load(name, defaults):
     """(record, ok): the newest valid record `name` merged over a copy of
     `defaults` (unknown keys dropped), or a copy of the defaults and False."""
+    if name in _held:  # saved, waiting for flush(): the newest
+        rec = dict(defaults)
+        held = _held[name]
+        for k in defaults:
+            if k in held:
+                rec[k] = held[k]
+        return rec, True
     found = []
     for slot in "ab":
         got = _read_slot(name + "." + slot)
@@ -90,7 +102,26 @@ def load(name, defaults):
 
 
 def save(name, rec):
-    """Write `rec` (a JSON-able dict) as the newest copy of record `name`."""
+    """Write `rec` (a JSON-able dict) as the newest copy of record `name`;
+    while hold() is true, keep it for flush() instead."""
+    if hold is not None and hold():  # type: ignore[operator]
+        _held[name] = rec
+        return
+    _write(name, rec)
+
+
+def waiting():
+    return bool(_held)
+
+
+def flush():
+    """Write the records kept while hold() was true."""
+    while _held:
+        name, rec = _held.popitem()
+        _write(name, rec)
+
+
+def _write(name, rec):
     if name not in _newest:
         load(name, {})  # learn which slot holds the newest copy
     seq, slot = _newest.get(name, (0, "b"))

@@ -71,9 +71,6 @@ def load(path):
     K._next_sample_us = run["next_sample_us"]
     K.fired = run["fired"]
     pl = K.plant
-    b = pl.bank
-    for k in range(len(b.stuck_uv)):  # injected ADC faults outlive the cut
-        if b.stuck_uv[k] >= 0:
-            b._base_q8[k] = b.stuck_uv[k] * b.max_code * 256 // b.fs + 128
+    pl.bank.restick()  # injected ADC faults outlive the cut
     pl.after_change()  # currents, readings and thermistors from the restored state
     return run

@@ -8,9 +8,12 @@ import ast
 from hil.paths import SIM_DIR
 
 
+def _tree() -> ast.Module:
+    return ast.parse((SIM_DIR / "models" / "params.py").read_text())
+
+
 def _scalar_names() -> tuple[str, ...]:
-    tree = ast.parse((SIM_DIR / "models" / "params.py").read_text())
-    for node in ast.walk(tree):
+    for node in ast.walk(_tree()):
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "DEFAULTS" for t in node.targets
         ):
@@ -23,4 +26,15 @@ def _scalar_names() -> tuple[str, ...]:
     raise RuntimeError("sim/models/params.py has no DEFAULTS")
 
 
+def _signed_names() -> tuple[str, ...]:
+    """The parameters that may be negative (SIGNED in params.py)."""
+    for node in ast.walk(_tree()):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "SIGNED" for t in node.targets
+        ):
+            return tuple(ast.literal_eval(node.value))
+    return ()
+
+
 PLANT_PARAMS = _scalar_names()
+SIGNED_PARAMS = _signed_names()

@@ -24,6 +24,7 @@ ADC_CHANNELS = contract.sim("inject").keys("ADC_NAMES")
 SESSION_S = 360.0
 COOLING_S = 30.0
 HOLD_TO_START_S = contract.firmware("device").integer("HOLD_START_MS") / 1000
+ADC_FLOOR_UV = contract.firmware("adccal").integer("IDF_FLOOR_UV")
 
 
 class ScenarioError(tomlfile.TomlFileError):
@@ -127,6 +128,23 @@ class Scenario:
         if not self.calibrated:
             return None
         return {"r0_uohm": round(self.r0_ohm * 1e6), "tcr_ppm": round(self.tcr_per_k * 1e6)}
+
+    def adc_calibration_record(self) -> dict[str, int] | None:
+        """The unit's ADC record (firmware/adccal.py) as end of line leaves it
+        on a calibrated unit: the readings at rest (`adc zero`) and the
+        residual offset and gain against the station's reference (`adc cal`)
+        of the unit's ADC (the plant's adc_* parameters)."""
+        if not self.calibrated:
+            return None
+        off = round(self.plant.get("adc_offset_uv", 0.0))
+        gain = round(self.plant.get("adc_gain_ppm", 0.0))
+        mid = contract.firmware("board").integer("CHG_I_MID_UV")
+        return {
+            "floor_uv": ADC_FLOOR_UV,  # a raw 0, whatever the unit (sim/models/adc.py)
+            "chg_i_zero_uv": round(mid * (1e6 + gain) / 1e6) + off,
+            "offset_uv": off,
+            "gain_ppm": gain,
+        }
 
 
 class _Checker(tomlfile.Checker):
@@ -519,7 +537,7 @@ def _event(ck: _Checker, raw: Any, i: int) -> list[Event]:
 
 
 def _plant(ck: _Checker, raw: Any) -> dict[str, float]:
-    from hil.scenarios.plant_params import PLANT_PARAMS
+    from hil.scenarios.plant_params import PLANT_PARAMS, SIGNED_PARAMS
 
     if not isinstance(raw, dict):
         ck.fail("plant", None, "must be a table")
@@ -527,6 +545,6 @@ def _plant(ck: _Checker, raw: Any) -> dict[str, float]:
     allowed = {k: (float,) for k in PLANT_PARAMS}
     out = ck.table(raw, "plant", allowed)
     for k, v in out.items():
-        if v < 0:
+        if v < 0 and k not in SIGNED_PARAMS:
             ck.fail("plant", k, f"must be >= 0, got {v!r}")
     return out

@@ -93,7 +93,7 @@ def meta_for(sc: Scenario) -> dict[str, str]:
 
 # Every record of the firmware's store (firmware/store.py keeps two slots of
 # each): a run starts from a fresh store, whatever a board's flash held.
-STORE_RECORDS = ("calib", "settings", "counters", "faults", "bonds")
+STORE_RECORDS = ("calib", "adccal", "settings", "counters", "faults", "bonds")
 
 
 def device_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None]:
@@ -105,6 +105,8 @@ def device_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None
     settings = {"profile": sc.profile, "telemetry": sc.telemetry, "power_telemetry": True}
     files: dict[str, bytes | None] = {f"{r}.{slot}": None for r in STORE_RECORDS for slot in "ab"}
     files["calib.a"] = store_format.slot_file(dict(cal)) if cal is not None else None
+    adc = sc.adc_calibration_record()
+    files["adccal.a"] = store_format.slot_file(dict(adc)) if adc is not None else None
     files["settings.a"] = store_format.slot_file(settings)
     files["run.json"] = json.dumps(cfg).encode()
     return files

@@ -34,10 +34,16 @@ DEFAULTS = {
     "shunt_gain": board.SHUNT_GAIN,  # BOM
     "heater_v_div": board.HEATER_V_DIV,  # BOM
     "cell_v_div": board.CELL_V_DIV,  # BOM
-    # --- ADC (ESP32, 12 bit, 11 dB) -----------------------------------------
-    "adc_full_scale_uv": board.ADC_FULL_SCALE_UV,
-    "adc_max_code": board.ADC_MAX_CODE,
+    # --- ADC1 at 11 dB through MicroPython's read_uv (sim/models/adc.py, docs/esp32.md) --
+    "adc_cal": 1.0,  # P: 1 = the chip has eFuse Vref calibration data; 0 = none: read_uv() raises OSError
+    "adc_vref_mv": 1100.0,  # P: the unit's eFuse Vref, 1000-1200 mV across chips (ESP-IDF ADC calibration guide)
+    "adc_offset_uv": 0.0,  # E: residual offset of the unit's readings against its calibration (worst case +-20 mV)
+    "adc_gain_ppm": 0.0,  # E: residual gain error of its readings (worst case +-2 %)
     "adc_noise_lsb": 1.5,  # E: rms noise of a single conversion
+    # --- the board's flash and MicroPython port (sim/mpapi/vflash.py, vmachine.py) -------------
+    "flash_prog_us": 400.0,  # P: page program (256 B), typical, W25Q32JV-class SPI NOR (max 3 ms)
+    "flash_erase_us": 45000.0,  # P: 4 kB sector erase, typical (max 400 ms)
+    "mp_minor": 28.0,  # MicroPython 1.x on the board: before 1.26 a PWM starts at 50 % duty (machine_pwm.c)
     # --- holder cell: 1RC Thevenin model ------------------------------------
     "cell_capacity_mah": 120.0,  # E: 100-150 mAh high-rate Li-ion
     "cell_r0_ohm": 0.08,  # E: 80-200 mOhm; the low end: a cell that takes a 4-min charge
@@ -88,6 +94,10 @@ DEFAULTS = {
     "idle_step_s": 0.1,  # with the heater off and no puff: blade and plug relax (tau > 0.9 s)
     "slow_step_s": 0.1,  # charging and cell temperatures move over seconds
 }
+
+
+# parameters that may be negative (a scenario's [plant] table checks the rest for >= 0)
+SIGNED = ("adc_offset_uv", "adc_gain_ppm")
 
 
 def make(overrides=None):

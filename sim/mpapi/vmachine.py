@@ -98,26 +98,43 @@ class PWM:
         self.duty_u16(0)
 
 
+# ADC-capable GPIOs of the ESP32: ADC1 32-39, ADC2 0, 2, 4, 12-15, 25-27
+# (ports/esp32/machine_adc.c, madc_obj[]): any other pin is a ValueError
+_ADC_PINS = (36, 37, 38, 39, 32, 33, 34, 35, 4, 0, 2, 15, 13, 12, 14, 27, 25, 26)
+
+
 class ADC:
+    """machine.ADC as ports/esp32/machine_adc.c has it: 11 dB unless told
+    otherwise, read_uv() through the calibration (sim/models/adc.py), raw
+    read_u16(). Only 11 dB is modelled: a wired input at another attenuation
+    is refused rather than read on a curve nobody checked."""
+
     ATTN_0DB = 0
     ATTN_2_5DB = 1
     ATTN_6DB = 2
     ATTN_11DB = 3
-    WIDTH_12BIT = 3
+    WIDTH_12BIT = 12
 
-    def __init__(self, pin, *, atten=ATTN_0DB):
-        ch = wiring.adc_for(K.plant, pin.id if isinstance(pin, Pin) else pin)
+    def __init__(self, pin, *, atten=ATTN_11DB):
+        pid = pin.id if isinstance(pin, Pin) else pin
+        if pid not in _ADC_PINS:
+            raise ValueError("invalid pin")
+        ch = wiring.adc_for(K.plant, pid)
         if ch is not None:  # a wired channel converts in the plant (one call, not two)
+            if atten != ADC.ATTN_11DB:
+                raise ValueError("the simulator models the ADC at 11 dB only")
             self.read_uv = ch.read_uv
+            self.read_u16 = ch.read_u16
 
     def atten(self, value):
-        pass
+        if value != ADC.ATTN_11DB:
+            raise ValueError("the simulator models the ADC at 11 dB only")
 
     def read_uv(self):
-        return 0  # an unconnected input
+        return 142000  # an unconnected input, grounded: a raw 0 (sim/models/adc.py)
 
     def read_u16(self):
-        return self.read_uv() * 65535 // 3100000  # 11 dB full scale, as the ESP32 calibrates it
+        return 0
 
 
 class Timer:

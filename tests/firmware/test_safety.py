@@ -19,7 +19,17 @@ INJECT_S = 100.0013  # mid-session, just after a control step: the worst case fo
 pytestmark = pytest.mark.plant
 
 
-def _session_with(dut: Dut, event: str) -> runner.RunResult:
+# The ESP32's ADC at the corners of a unit's spread (sim/models/adc.py,
+# docs/esp32.md): eFuse Vref at either end of 1000-1200 mV, with the worst
+# residual offset and gain of its readings, both ways.
+ADC_CORNERS = {
+    "adc_nominal": "",
+    "adc_reads_high": "adc_vref_mv = 1200.0\nadc_offset_uv = 20000.0\nadc_gain_ppm = 20000.0",
+    "adc_reads_low": "adc_vref_mv = 1000.0\nadc_offset_uv = -20000.0\nadc_gain_ppm = -20000.0",
+}
+
+
+def _session_with(dut: Dut, event: str, adc: str = "adc_nominal") -> runner.RunResult:
     return simulate(
         dut,
         f"""
@@ -28,6 +38,8 @@ def _session_with(dut: Dut, event: str) -> runner.RunResult:
         duration_s = 112.0
         [puffing]
         regime = "hci"
+        [plant]
+        {ADC_CORNERS[adc]}
         [[events]]
         t_s = {INJECT_S}
         {event}
@@ -63,12 +75,23 @@ def _assert_cut(res: runner.RunResult, t_cond: float, fault: str) -> None:
 CASES = {
     "heater_open": ('action = "fault"\nkind = "heater_open"', "heater_open"),
     "heater_short": ('action = "fault"\nkind = "heater_short"', "heater_short"),
+    # pinned at the 3.3 V rail: the ESP32's reading then sits at its top, 3060-3209 mV
     "adc_pinned": (
-        'action = "fault"\nkind = "adc_stuck"\nchannel = "heater_v"\nuv = 3100000',
+        'action = "fault"\nkind = "adc_stuck"\nchannel = "heater_v"\nuv = 3300000',
         "adc_implausible",
     ),
     "cell_ntc_open": (
-        'action = "fault"\nkind = "adc_stuck"\nchannel = "cell_ntc"\nuv = 3100000',
+        'action = "fault"\nkind = "adc_stuck"\nchannel = "cell_ntc"\nuv = 3300000',
+        "adc_implausible",
+    ),
+    # at 0 V: the ESP32 reads its floor, 142 mV -- a hot thermistor's reading, were
+    # the threshold below the floor
+    "cell_ntc_shorted": (
+        'action = "fault"\nkind = "adc_stuck"\nchannel = "cell_ntc"\nuv = 0',
+        "adc_implausible",
+    ),
+    "ambient_ntc_shorted": (
+        'action = "fault"\nkind = "adc_stuck"\nchannel = "ambient_ntc"\nuv = 0',
         "adc_implausible",
     ),
     "cell_empty": ('action = "cell_soc"\nsoc_pct = 0.0', "cell_undervolt"),
@@ -79,17 +102,19 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("adc", list(ADC_CORNERS))
 @pytest.mark.parametrize("case", list(CASES))
-def test_fault_cuts_heater_within_two_periods(dut: Dut, case: str) -> None:
+def test_fault_cuts_heater_within_two_periods(dut: Dut, case: str, adc: str) -> None:
     event, fault = CASES[case]
-    res = _session_with(dut, event)
+    res = _session_with(dut, event, adc)
     _assert_cut(res, INJECT_S, fault)
 
 
-def test_over_temperature_cuts_a_runaway_heater(dut: Dut) -> None:
+@pytest.mark.parametrize("adc", list(ADC_CORNERS))
+def test_over_temperature_cuts_a_runaway_heater(dut: Dut, adc: str) -> None:
     """A MOSFET shorted on: the PWM no longer controls the heater, the
     over-temperature trip must cut it through the load switch."""
-    res = _session_with(dut, 'action = "fault"\nkind = "gate_stuck_on"')
+    res = _session_with(dut, 'action = "fault"\nkind = "gate_stuck_on"', adc)
     t, _, _, blade = _truth_times(res)
     over = np.flatnonzero((t >= INJECT_S) & (blade >= 345.0))
     assert len(over), "the blade never overheated: the fault was not injected"
