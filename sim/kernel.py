@@ -60,6 +60,8 @@ class Kernel:
         self.timer_latency = None  # fn(timer) -> extra us before its callback runs
         self.step_profile = None  # StepProfile: host CPU time of each timer callback
         self.fired = 0
+        self.stalls = 0  # C code that held the timers back (stall), and the longest
+        self.stall_max_us = 0
         # host-stepped runs: the clock stops at the horizon (see _at_limit)
         self.horizon_us = _NEVER
         self.on_pause = None  # fn(now_us): tell the host the clock stopped
@@ -196,6 +198,41 @@ class Kernel:
             # the sample of this instant, after every timer due at it
             self._next_sample_us += self.sample_period_us
             self.sampler(nt)
+
+    def stall(self, us):
+        """C code runs for `us` (a flash program or erase): no bytecode
+        boundary, so no soft timer's callback runs. On the ESP32 a timer's
+        interrupt only schedules its callback (ports/esp32/machine_timer.c:
+        mp_sched_schedule), which runs between bytecodes or in a sleep; and
+        with the flash busy the interrupt itself waits (not in IRAM).
+        Inputs and the plant go on; at the end each timer that came due fires
+        once, late: the periods it missed are lost (one interrupt was
+        pending; the hardware alarm keeps its phase)."""
+        end = self.now_us + us
+        self.stalls += 1
+        if us > self.stall_max_us:
+            self.stall_max_us = us
+        self._next_tm_us = _NEVER  # no timer in the meantime
+        # a host-stepped clock's horizon does not stop C code half-way: the
+        # write ends, then the clock stands (the kick stays for the main loop)
+        hz, kick = self.horizon_us, self._kick
+        self.horizon_us = max(hz, end)
+        self._kick = False
+        self._update_limit()
+        try:
+            while self.now_us < end:
+                self.run_until(end)
+        finally:
+            self.horizon_us = hz
+            self._kick = kick
+            self._update_limit()
+            for tm in self.timers:
+                p = tm.period_us
+                if p and tm.due_us <= self.now_us:
+                    tm.due_us += (self.now_us - tm.due_us) // p * p  # its latest alarm
+            self._pick_timer()
+        while self._next_tm_us <= self.now_us:
+            self._fire(self._next_tm)
 
     def _at_limit(self):
         """The end of the run, a watchdog reset (both raise SimEnd), or the

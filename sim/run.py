@@ -40,7 +40,8 @@ from sim.kernel import K, SimEnd
 from sim.plant import Plant
 
 _REBOOTS = ("power_cut", "machine_reset")
-_flash = None  # sim.mpapi.vflash.Flash when the scenario cuts power mid-write
+_flash = None  # sim.mpapi.vflash.Flash: the flash, once the simulated modules are installed
+_board = {"flash_us": (0, 0)}  # the board's parameters the modules installed later need
 _cycle = None  # sim.script.Cycle when it repeats one
 _boot_heap = 0
 _main = None  # the firmware's main module, once booted
@@ -53,14 +54,18 @@ def info(text):
 
 def _power_cut(after_bytes):
     """Cut the power now, or after_bytes into the firmware's writes to flash."""
-    global _flash
     if after_bytes < 0:
         raise SimEnd("power_cut")
-    if _flash is None:  # the flash behind a shim from now on (loaded only when a test needs it)
-        from sim.mpapi import vflash
-
-        _flash = vflash.mount(os.getcwd())
     _flash.arm(after_bytes)
+
+
+def _mount_flash():
+    """The working directory as the device's flash (sim/mpapi/vflash.py): its
+    writes take their time, and the power can fail in one."""
+    global _flash
+    from sim.mpapi import vflash
+
+    _flash = vflash.mount(os.getcwd(), *_board["flash_us"])
 
 
 def _heap_after_boot(base):
@@ -147,7 +152,11 @@ def setup(cfg):
     K.reset()
     from sim.models import params, rng  # set-up only: dropped again below, the heap is the firmware's
 
-    plant = Plant(params.make(cfg.get("plant")), rng.Rng(cfg.get("seed", 1)))
+    p = params.make(cfg.get("plant"))
+    plant = Plant(p, rng.Rng(cfg.get("seed", 1)))
+    _board["flash_us"] = (int(p["flash_prog_us"]), int(p["flash_erase_us"]))
+    _board["mp_minor"] = int(p["mp_minor"])
+    p = None
     import sim.models
 
     for name in ("params", "rng"):
@@ -237,10 +246,14 @@ def install(rec, host_stepped, eager=False, ble_program=None):
     console channel; from here on, imports see the simulated hardware."""
     import console
 
-    from sim.mpapi import vmachine, vtime
+    from sim.mpapi import vmachine, vstdin, vtime
 
+    vstdin.install(console)
     sys.modules["time"] = vtime
     sys.modules["machine"] = vmachine
+    vmachine.MP_MINOR = _board["mp_minor"]
+    if _flash is None:
+        _mount_flash()
     console.register_channel("plant", plant_channel(rec, host_stepped, eager))
     install_ble(eager, ble_program)
     if host_stepped:
@@ -319,9 +332,11 @@ def run(cfg):
     rec.flush()
     if K.step_profile is not None:
         info("sim steps " + K.step_profile.summary())
-    info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d boots=%d heap_boot=%d heap_budget=%d" % (
+    info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d boots=%d heap_boot=%d heap_budget=%d"
+         " flash_busy_us=%d flash_stall_max_us=%d stdin_lost=%d" % (
         reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken, boots, _boot_heap,
-        budget or gc.mem_alloc() + gc.mem_free()))  # fmt: skip
+        budget or gc.mem_alloc() + gc.mem_free(), _flash.busy_us, K.stall_max_us,
+        sys.modules["sim.mpapi.vstdin"].lost))  # fmt: skip
     return reason, code
 
 
@@ -342,6 +357,7 @@ def board(path="run.json"):
     with open(path) as f:
         cfg = json.load(f)
     reason, _ = run(cfg)
+    K.reset()  # the run is over: the REPL's file writes (on the flash, vflash) stall no run
     sys.modules.pop("machine", None)
     if reason == "machine_reset":
         import umachine

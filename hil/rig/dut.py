@@ -40,6 +40,7 @@ STATE_NAMES = series.STATE_NAMES
 SLICE_S = 0.25  # device time per clock grant while waiting on a virtual clock
 RELEASE_S = 0.1  # a button pressed again at the instant of its release waits this long
 REPLY_TIMEOUT_S = 5.0  # wall time for a reply (no device time passes for one)
+RESYNC_TRY_S = 0.5  # wall time one try of resync() waits for its reply
 NO_PLANT = events.no_channel("plant")
 
 
@@ -237,6 +238,31 @@ class Dut:
             if r.startswith(events.VERSION):
                 return got
             got.append(r)
+
+    def resync(self, timeout_s: float = REPLY_TIMEOUT_S) -> list[str]:
+        """After a burst the console's input could not hold -- the ESP32 keeps
+        260 bytes between two main-loop passes and drops the rest
+        (docs/esp32.md) -- a line may be left open, its end lost: end it, and
+        ask for `ver` until the console answers. Each try is a write of its
+        own, so a pass after the burst's sees it. Returns the replies that
+        came before (to the burst's lines)."""
+        link = self._link
+        got: list[str] = []
+        end = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < end:
+                link.send_raw(b"\nver\n")
+                t_try = min(end, time.monotonic() + RESYNC_TRY_S)
+                while time.monotonic() < t_try:
+                    link.pump(0.05)
+                    while link.replies:
+                        r = link.replies.popleft()
+                        if r.startswith(events.VERSION):
+                            return got
+                        got.append(r)
+        except LinkClosed as e:
+            raise DutError(self._explain(f"the console to answer, but the link closed ({e})")) from None
+        raise DutError(self._explain(f"the console to answer again within {timeout_s:g} s"))
 
     def _discard(self, q: deque[str]) -> None:
         while q:

@@ -71,13 +71,26 @@ class Pin:
         self.value(0)
 
 
+MP_MINOR = 28  # the board's MicroPython 1.x (sim/run.py sets it from the board's parameters)
+_LEDC_CONFIG_US = 100  # E: the C calls between configuring a channel and its duty taking effect
+
+
 class PWM:
+    """machine.PWM as ports/esp32/machine_pwm.c has it: with no duty given,
+    50 %. Before MicroPython 1.26 a new channel was configured at 50 % and
+    the requested duty applied after (configure_channel, then set_duty_*):
+    the pin runs at 50 % for the configuration and up to a PWM period (LEDC
+    latches a duty at the period's end). From 1.26 the channel starts at its
+    duty (apply_duty)."""
+
     def __init__(self, dest, *, freq=5000, duty_u16=None, duty_ns=None, invert=False):
         self._freq = freq
-        self._duty = 0
+        self._duty = 32768
         self._sink = wiring.pwm_for(K.plant, dest.id if isinstance(dest, Pin) else dest)  # has a duty_u16
-        if duty_u16 is not None:
-            self.duty_u16(duty_u16)
+        if MP_MINOR < 26 and self._sink is not None:
+            self._sink.duty_u16 = 32768
+            K.stall(_LEDC_CONFIG_US + 1000000 // freq)
+        self.duty_u16(duty_u16 if duty_u16 is not None else 32768)
 
     def freq(self, value=None):
         if value is None:

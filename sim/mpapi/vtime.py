@@ -38,13 +38,20 @@ def ticks_diff(a, b):
     return ((a - b + _HALF) & _MAX) - _HALF
 
 
+naps = 0  # sleeps so far: a new main-loop pass after each (sim/mpapi/vstdin.py)
+
+
 def sleep_us(us):
+    global naps
+    naps += 1
     if us > 0:
         _run_until(K, K.now_us + us)
 
 
 @micropython.native
 def sleep_ms(ms):
+    global naps
+    naps += 1
     if ms > 0:
         _run_until(K, K.now_us + ms * 1000)
 
