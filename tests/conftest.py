@@ -51,11 +51,19 @@ def sim_builtin(name: str, overrides: dict[str, Any] | None = None) -> runner.Ru
     return runner.run(scenario.load(SCENARIOS_DIR / f"{name}.toml", overrides))
 
 
-def run_mpy(script: str) -> dict[str, Any]:
+def run_mpy(script: str, stdin: bytes | None = None) -> dict[str, Any]:
     """Run a script in the unix port with the firmware and simulator modules
-    importable; the script prints a JSON object last, which comes back."""
+    importable (and `stdin` on its standard input); the script prints a JSON
+    object last, which comes back."""
     argv, env = toolchain.micropython_command(["-c", script], modules=toolchain.sim_modules())
-    r = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    r = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        input=None if stdin is None else stdin.decode("latin-1"),
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
     return out

@@ -26,16 +26,19 @@ class Timing:
     jitter_p50_us: float  # |interval - period| between consecutive steps
     jitter_p99_us: float
     jitter_max_us: float
-    deadline_misses: int  # steps that started later than their next step was due
+    deadline_misses: int  # steps that started later than their next step was due, and periods lost
     worst_lateness_us: float  # against the period grid, the earliest step taken as on time
     host_cpu_us: dict[str, float] | None = None  # sim: CPU time per control step
+    longest_gap_us: float = 0.0  # the longest time between two control steps (and safety checks)
+    lost_periods: int = 0  # periods with no step at all (a flash write held the timer back)
 
     def summary(self) -> str:
         s = (
             f"{self.steps} control steps: period jitter p50 {self.jitter_p50_us:.0f} us, "
             f"p99 {self.jitter_p99_us:.0f} us, max {self.jitter_max_us:.0f} us; "
             f"{self.deadline_misses} deadline misses (worst lateness "
-            f"{self.worst_lateness_us:.0f} us); {self.dropped_frames} frames dropped"
+            f"{self.worst_lateness_us:.0f} us, {self.lost_periods} periods lost); longest "
+            f"gap between steps {self.longest_gap_us:.0f} us; {self.dropped_frames} frames dropped"
         )
         if self.host_cpu_us:
             c = self.host_cpu_us
@@ -49,10 +52,17 @@ class Timing:
         return asdict(self)
 
 
+# A gap this many periods long between two steps is periods lost, not one
+# late step: on the ESP32 a flash write holds the timer's interrupt back, and
+# only one callback follows it (sim/kernel.py: stall). Shorter delays (a late
+# callback, a garbage collection) are caught up.
+LOST_GAP_PERIODS = 3.5
+
+
 def from_record(rec: TelemetrySeries, info: dict[str, str], period_us: int = PERIOD_US) -> Timing:
     """Timing of the steps at the control rate. Each stretch of them (between
     the idle rate's steps) has its own period grid: the timer restarts when
-    the rate changes."""
+    the rate changes; and so does each part after periods were lost."""
     t_all = np.round(rec.cols["t_s"] * 1e6).astype(np.int64)
     seq_all = rec.cols["seq"].astype(np.int64)
     idle = rec.cols.get("idle_rate")
@@ -60,15 +70,24 @@ def from_record(rec: TelemetrySeries, info: dict[str, str], period_us: int = PER
     host = host_cpu(info)
     devs: list[np.ndarray] = []
     lates: list[np.ndarray] = []
-    dropped = 0
+    dropped = lost = 0
+    gap = 0.0
     for lo, hi in _stretches(fast):
         t_us, seq = t_all[lo:hi], seq_all[lo:hi]
         dseq = np.diff(seq) % 65536
         dropped += int((dseq - 1).sum())
-        k = np.concatenate(([0], np.cumsum(dseq)))  # step index of each frame
-        devs.append(np.abs(np.diff(t_us)[dseq == 1] - period_us))
-        late = t_us - t_us[0] - k * period_us
-        lates.append(late - late.min())
+        dt = np.diff(t_us)
+        devs.append(np.abs(dt[dseq == 1] - period_us))
+        if len(dt):
+            gap = max(gap, float((dt / np.maximum(dseq, 1)).max()))
+        cuts = np.flatnonzero((dseq == 1) & (dt > LOST_GAP_PERIODS * period_us)) + 1
+        for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(t_us)])), strict=True):
+            k = np.concatenate(([0], np.cumsum(dseq[a : b - 1])))  # step index of each frame
+            late = t_us[a:b] - t_us[a] - k * period_us
+            lates.append(late - late.min())
+        for c in cuts:  # the step after the gap ran for its last alarm; the ones before are lost
+            lost += int(dt[c - 1] // period_us) - 1
+            lates.append(np.array([dt[c - 1] - period_us]))  # the checks' delay past a period
     dev = np.concatenate(devs) if devs else np.zeros(0)
     late = np.concatenate(lates) if lates else np.zeros(0)
     if not len(dev):
@@ -79,9 +98,11 @@ def from_record(rec: TelemetrySeries, info: dict[str, str], period_us: int = PER
         jitter_p50_us=float(np.percentile(dev, 50)),
         jitter_p99_us=float(np.percentile(dev, 99)),
         jitter_max_us=float(dev.max()),
-        deadline_misses=int((late > period_us).sum()),
+        deadline_misses=int((late > period_us).sum()) + lost,
         worst_lateness_us=float(late.max()) if len(late) else 0.0,
         host_cpu_us=host,
+        longest_gap_us=gap,
+        lost_periods=lost,
     )
 
 

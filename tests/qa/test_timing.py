@@ -42,6 +42,18 @@ def test_a_late_step_is_jitter_and_a_step_later_than_a_period_is_a_miss() -> Non
     assert tm.worst_lateness_us == 12000
 
 
+def test_periods_a_flash_write_lost_are_misses_and_the_grid_goes_on_after() -> None:
+    """A 406 ms write after the step at 490 ms: the timer's interrupt waits,
+    one step runs at its end (896 ms, for the alarm at 890) and the 39
+    periods before it are lost; the steps after are on the grid again."""
+    t = [i * PERIOD_US for i in range(50)] + [896_000] + [900_000 + j * PERIOD_US for j in range(49)]
+    tm = timing.from_record(_record(t), {})
+    assert tm.lost_periods == 39
+    assert tm.deadline_misses == 40  # the periods lost, and the step that came 396 ms late
+    assert tm.worst_lateness_us == 396_000
+    assert tm.longest_gap_us == 406_000
+
+
 def test_frames_lost_on_the_link_are_not_counted_as_misses() -> None:
     t = [i * PERIOD_US for i in range(100) if i not in (30, 31)]
     seq = [i for i in range(100) if i not in (30, 31)]
@@ -56,8 +68,11 @@ def test_the_simulator_reports_host_cpu_time_per_control_step(dut: Dut) -> None:
     assert cpu is not None
     assert cpu["steps"] == int(res.info["timer_fires"])
     assert cpu["mean"] > 0 and cpu["p50"] <= cpu["p99"] <= cpu["max"]
-    # virtual time: the telemetry's own stamps are exact
-    assert (tm.jitter_max_us, tm.deadline_misses) == (0, 0)
+    # virtual time: the telemetry's own stamps are exact; the only jitter is
+    # the flash's (a record written at boot and at the session's end holds a
+    # step back by the write: sim/mpapi/vflash.py)
+    assert tm.deadline_misses == 0
+    assert 0 < tm.jitter_max_us <= int(res.info["flash_stall_max_us"])
 
 
 # jitter on every tick up to 0.5 ms, and one tick in 40 stalled 3-6 ms (a GC pause)
