@@ -81,7 +81,8 @@ def from_record(rec: TelemetrySeries, info: dict[str, str], period_us: int = PER
         if len(dt):
             gap = max(gap, float((dt / np.maximum(dseq, 1)).max()))
         cuts = np.flatnonzero((dseq == 1) & (dt > LOST_GAP_PERIODS * period_us)) + 1
-        for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(t_us)])), strict=True):
+        starts, ends = np.concatenate(([0], cuts)), np.concatenate((cuts, [len(t_us)]))
+        for a, b in zip(starts, ends, strict=True):
             k = np.concatenate(([0], np.cumsum(dseq[a : b - 1])))  # step index of each frame
             late = t_us[a:b] - t_us[a] - k * period_us
             lates.append(late - late.min())

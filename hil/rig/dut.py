@@ -261,7 +261,8 @@ class Dut:
                             return got
                         got.append(r)
         except LinkClosed as e:
-            raise DutError(self._explain(f"the console to answer, but the link closed ({e})")) from None
+            what = f"the console to answer, but the link closed ({e})"
+            raise DutError(self._explain(what)) from None
         raise DutError(self._explain(f"the console to answer again within {timeout_s:g} s"))
 
     def _discard(self, q: deque[str]) -> None:

@@ -5,6 +5,7 @@ on a board with the plant on board."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -40,7 +41,7 @@ def _gaps(t: np.ndarray) -> np.ndarray:
 
 
 def test_a_setting_written_over_ble_mid_session_waits_for_the_heater_off(
-    dut: Dut, record_property: pytest.RecordProperty
+    dut: Dut, record_property: Callable[[str, object], None]
 ) -> None:
     """A phone changes the haptics in mid-session, on a flash at its
     datasheet's worst times (a sector erase 400 ms): the record waits in RAM,

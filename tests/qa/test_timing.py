@@ -46,7 +46,8 @@ def test_periods_a_flash_write_lost_are_misses_and_the_grid_goes_on_after() -> N
     """A 406 ms write after the step at 490 ms: the timer's interrupt waits,
     one step runs at its end (896 ms, for the alarm at 890) and the 39
     periods before it are lost; the steps after are on the grid again."""
-    t = [i * PERIOD_US for i in range(50)] + [896_000] + [900_000 + j * PERIOD_US for j in range(49)]
+    t = [i * PERIOD_US for i in range(50)] + [896_000]
+    t += [900_000 + j * PERIOD_US for j in range(49)]
     tm = timing.from_record(_record(t), {})
     assert tm.lost_periods == 39
     assert tm.deadline_misses == 40  # the periods lost, and the step that came 396 ms late

@@ -215,7 +215,8 @@ def test_the_firmware_drives_the_load_switch_low_before_it_makes_the_pwm() -> No
         class Log:
             def record(self, *a):
                 pass
-        HeaterControl(calib.load(), profiles.Profile("standard"), telemetry.Telemetry(out=bytearray()), Log())
+        tele = telemetry.Telemetry(out=bytearray())
+        HeaterControl(calib.load(), profiles.Profile("standard"), tele, Log())
         time.sleep_ms(10)
         out["energy_uj"] = (K.plant.energy_pj - e0) // 1000000
         """
