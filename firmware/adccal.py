@@ -26,7 +26,6 @@ eFuse-Vref chip, an identity for fix().
 """
 
 import board
-import micropython
 import store
 from micropython import const
 
@@ -78,15 +77,14 @@ def use(c):
     _k_q16 = (65536 * 1000000 + (1000000 + c.gain_ppm) // 2) // (1000000 + c.gain_ppm) - 65536
 
 
-@micropython.native
 def fix(uv):
     """A reading above the floor, its residual offset and gain taken out.
-    Small ints only: (uv >> 8) * k <= 12500 * 4000."""
+    Small ints only: (uv >> 8) * k <= 12500 * 4000. (Bytecode: native code
+    would cost the ESP32's scarce IRAM, hil/simulator/native.py.)"""
     x = uv - _off_uv
     return x + ((x >> 8) * _k_q16 >> 8)
 
 
-@micropython.native
 def sense(uv):
     """A unipolar sense's reading, corrected; 0 at rest (at the floor)."""
     if uv <= _rest_uv:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from hil.paths import FIRMWARE_DIR, SIM_DIR, firmware_version
 from hil.rig.board import Board, BoardError, BoardInfo
-from hil.simulator import toolchain
+from hil.simulator import native, toolchain
 from hil.wire import events, frames
 
 MANIFEST = "heatrig.json"  # on the board: what the last deploy put there
@@ -49,6 +49,7 @@ class DeployReport:
     verified: int = 0
     boot_event: str | None = None
     seconds: float = 0.0
+    native: native.BudgetReport | None = None  # on an ESP32, in its IRAM
 
     def summary(self) -> str:
         kind = "processor in the loop (plant on board)" if self.plant else "firmware only"
@@ -59,6 +60,8 @@ class DeployReport:
             f"  copied {len(self.copied)}, unchanged {len(self.unchanged)}, "
             f"removed {len(self.removed)}; {self.verified} files verified by sha256 on the board",
         ]
+        if self.native is not None:
+            lines.append("  " + self.native.summary())
         if self.copied:
             lines.append("  copied: " + " ".join(self.copied))
         if self.boot_event is not None:
@@ -69,8 +72,10 @@ class DeployReport:
 
 def images(arch: str, plant: bool) -> list[Image]:
     """Every file of the deploy: firmware modules compiled for `arch`, main.py
-    (and boot.py) as source, since MicroPython runs those two from source."""
-    mods = toolchain.sim_modules(arch)
+    (and boot.py) as source, since MicroPython runs those two from source.
+    The plant's modules (processor in the loop) are bytecode but for a few
+    hot functions (toolchain.PIL_NATIVE): an ESP32 has little IRAM for native code."""
+    mods = toolchain.pil_modules(arch)
     out = [Image("main.py", (FIRMWARE_DIR / "main.py").read_bytes())]
     out += [Image(p.name, p.read_bytes()) for p in sorted(mods.glob("*.mpy")) if p.stem != "main"]
     if plant:
@@ -100,6 +105,25 @@ def check_compatible(info: BoardInfo) -> str:
     return info.arch
 
 
+def native_budget(plant: bool) -> native.BudgetReport:
+    """The native code an ESP32 would load from this deploy, against its
+    IRAM budget (hil/simulator/native.py): every deployed module counted as
+    loaded, compiled for the ESP32 whatever the board at hand."""
+    mods = native.read_tree(toolchain.pil_modules("xtensawin"))
+    return native.BudgetReport([m for m in mods if plant or not m.path.startswith("sim/")])
+
+
+def check_native_budget(plant: bool) -> native.BudgetReport:
+    rep = native_budget(plant)
+    if not rep.fits:
+        raise BoardError(
+            f"the deploy's native code would not fit an ESP32's IRAM: {rep.committed_bytes} "
+            f"bytes, budget {rep.budget_bytes} (largest: {rep.biggest()}). Keep "
+            f"@micropython.native/viper for the hot functions only (sim/: toolchain.PIL_NATIVE)"
+        )
+    return rep
+
+
 def deploy(
     board: Board, *, plant: bool = True, start: bool = True, say: Callable[[str], None] = print
 ) -> DeployReport:
@@ -109,7 +133,7 @@ def deploy(
     arch = check_compatible(info)
     if info.is_virtual and not plant:
         raise BoardError("the virtual board has no heater hardware: deploy it with the plant")
-    report = DeployReport(board.port, info, plant)
+    report = DeployReport(board.port, info, plant, native=check_native_budget(plant))
     imgs = images(arch, plant)
     manifest = _manifest(imgs, arch, plant)
     paths = [i.path for i in imgs] + [MANIFEST]

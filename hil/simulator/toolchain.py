@@ -185,6 +185,49 @@ def sim_modules(arch: str = "x64") -> Path:
     return compiled_modules(f"mpy-{arch}", sources, arch)
 
 
+# sim/'s functions that stay native on a board (processor in the loop): the
+# rest of the simulator runs there as bytecode, and the native code a board
+# loads is counted against the ESP32's IRAM (hil/simulator/native.py). The
+# plant's ADC pass converts every channel at every interval.
+PIL_NATIVE = {"sim/models/adc.py": ("_convert",)}
+_EMITTER = re.compile(r"\s*@micropython\.(native|viper)\s*")
+_DEF = re.compile(r"\s*def\s+(\w+)")
+
+
+def strip_emitters(text: str, keep: Sequence[str] = ()) -> str:
+    """The source with every @micropython.native and @micropython.viper taken
+    off (the line left blank, so line numbers hold), but on the functions
+    named in `keep`: they compile to bytecode. Viper's type annotations stay:
+    MicroPython's bytecode compiler does not evaluate annotations."""
+    lines = text.splitlines(keepends=True)
+    out = []
+    for i, line in enumerate(lines):
+        if _EMITTER.fullmatch(line.rstrip("\n")):
+            after = next((x for x in lines[i + 1 :] if not x.lstrip().startswith("@")), "")
+            m = _DEF.match(after)
+            if not (m and m.group(1) in keep):
+                out.append("\n")
+                continue
+        out.append(line)
+    return "".join(out)
+
+
+def pil_sources() -> list[ModuleSource]:
+    """What a board running the plant gets: the firmware as it ships, and the
+    simulator as bytecode but for PIL_NATIVE."""
+    sources = [ModuleSource(p.name, p) for p in sorted(FIRMWARE_DIR.glob("*.py"))]
+    for p in sorted(SIM_DIR.rglob("*.py")):
+        rel = f"sim/{p.relative_to(SIM_DIR).as_posix()}"
+        text = strip_emitters(p.read_text(encoding="utf-8"), PIL_NATIVE.get(rel, ()))
+        sources.append(ModuleSource(rel, text))
+    return sources
+
+
+def pil_modules(arch: str) -> Path:
+    """pil_sources() compiled for a board's architecture."""
+    return compiled_modules(f"pil-{arch}", pil_sources(), arch)
+
+
 def esp32_stubs_requirement() -> str:
     """The pinned ESP32 stubs package ([tool.heatrig] in pyproject.toml)."""
     data = tomlfile.loads((ROOT / "pyproject.toml").read_text(), "pyproject.toml")

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from hil.paths import SIM_DIR
 from hil.rig import deploy
-from hil.rig.board import Board
+from hil.rig.board import Board, BoardError
 from hil.rig.vboard import VirtualBoard
+from hil.simulator import native, toolchain
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +159,54 @@ def test_deploy_to_a_board_without_micropython() -> None:
     chatter = b"ets Jun  8 2016 00:22:57\r\nrst:0x1 (POWERON_RESET)\r\nI (31) app: hello\r\n"
     with _pty(chatter) as port:
         _fails_fast(port, "not as a MicroPython REPL", "flash MicroPython", "--baud")
+
+
+# --- native code on the ESP32 ----------------------------------------------------------------
+
+
+def test_the_deploy_fits_the_esp32s_iram(first: deploy.DeployReport) -> None:
+    """What the deploy would commit to an ESP32's IRAM (the firmware's native
+    functions and the plant's few hot ones) fits the port's budget."""
+    assert first.native is not None and first.native.fits
+    assert 0 < first.native.committed_bytes <= native.BUDGET_BYTES
+    assert "native code for the ESP32's IRAM" in first.summary()
+
+
+def test_a_plant_compiled_native_throughout_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    everything = [
+        toolchain.ModuleSource(f"sim/{p.relative_to(SIM_DIR).as_posix()}", p, native=True)
+        for p in sorted(SIM_DIR.rglob("*.py"))
+    ]
+    built = toolchain.compiled_modules("pil-allnative", everything, "xtensawin")
+    monkeypatch.setattr(toolchain, "pil_modules", lambda arch: built)
+    with pytest.raises(BoardError, match=r"would not fit an ESP32's IRAM: \d+ bytes"):
+        deploy.check_native_budget(plant=True)
+
+
+def test_the_mpy_reader_counts_native_and_viper_functions(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text(
+        "import micropython\n"
+        "def plain(x):\n    return x + 1\n"
+        "@micropython.native\ndef fast(x):\n    return x * 2\n"
+        "@micropython.viper\ndef faster(x: int) -> int:\n    return x << 1\n"
+        "class C:\n    @micropython.native\n    def m(self):\n        return (1, 'two', b'3')\n"
+    )
+    toolchain.compile_file(src, tmp_path / "m.mpy", arch="xtensawin")
+    mod = native.read_module((tmp_path / "m.mpy").read_bytes(), "m.mpy")
+    assert sorted(f.kind for f in mod.functions) == ["native", "native", "viper"]
+    assert all(f.committed_bytes >= f.code_bytes + 12 for f in mod.functions)
+    with pytest.raises(native.MpyError):
+        native.read_module((tmp_path / "m.mpy").read_bytes() + b"\x00", "m.mpy")
+
+
+def test_stripping_the_emitters_keeps_the_named_functions_and_the_line_numbers() -> None:
+    text = (
+        "import micropython\n@micropython.native\ndef a():\n    pass\n"
+        "@micropython.viper\ndef b(x: ptr8):\n    pass\n"
+    )
+    out = toolchain.strip_emitters(text, keep=("b",))
+    assert out.splitlines() == [
+        "import micropython", "", "def a():", "    pass", "@micropython.viper", "def b(x: ptr8):",
+        "    pass",
+    ]  # fmt: skip
