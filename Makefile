@@ -6,13 +6,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
+# the 32-bit MicroPython (WebAssembly, npm) of the heap check: wasm/package.json
+WASM_STAMP := wasm/node_modules/.heatrig-installed
 
-.PHONY: run test bench bench-baseline lint format layout-check clean deploy
+.PHONY: run test bench bench-baseline lint format layout-check clean deploy heap32 board-check
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
 
-test: lint
+test: lint heap32
 	$(BIN)/pytest --junitxml=results/junit.xml
 	$(BIN)/pytest -m dut --target serial --port virtual --junitxml=results/junit-serial.xml
 
@@ -47,6 +49,21 @@ format: $(STAMP)
 # hil/'s and sim/'s import graphs, their cycles, crowded folders (tests/test_layout.py)
 layout-check: $(STAMP)
 	$(BIN)/python -m tests.test_layout
+
+# the firmware's heap on a 32-bit MicroPython against the ESP32 port's (hil/simulator/heap32.py)
+heap32: $(STAMP) $(WASM_STAMP)
+	$(BIN)/python -m hil.simulator.heap32
+
+# what a board is, beside what the simulator assumes: make board-check PORT=/dev/ttyUSB0 (or virtual)
+board-check: $(STAMP)
+	@test -n "$(PORT)" || { echo "make board-check PORT=/dev/ttyUSB0 (the board's serial port, or virtual)"; exit 2; }
+	$(BIN)/heatrig board-check --port $(PORT) $(if $(WINDOW),--window $(WINDOW)) --out results/board.json
+
+# Node and npm from Debian if the machine has none (as root), then the pinned package
+$(WASM_STAMP): wasm/package.json wasm/package-lock.json
+	command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
+	cd wasm && npm ci --no-audit --no-fund
+	touch $(WASM_STAMP)
 
 # firmware/version.py: the package's version (pyproject.toml reads it at install)
 $(STAMP): pyproject.toml firmware/version.py

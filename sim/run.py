@@ -127,6 +127,10 @@ def event_handlers(plant, kinds=()):
         "charger_button": plant.ev_charger_button,
         "power_cut": _power_cut,
     }
+    if "ble" in kinds:  # a phone scripted on the emulated radio
+        from sim.probe import heap
+
+        handlers["ble"] = heap.ble_line
     if [k for k in kinds if k not in handlers]:
         from sim import inject
 
@@ -279,6 +283,9 @@ def run(cfg):
     resume = cfg.get("resume")  # the snapshot this run continues from
     budget = cfg.get("heap_budget")  # the firmware's free heap at boot; None: all there is
     ble_program = cfg.get("ble_program")
+    probe_us = cfg.get("heap_probe_us", 0)
+    if probe_us:
+        from sim.probe import heap  # noqa: F401  loaded now: the base is measured after it
     cfg = None
     run = {"boots": 0, "cycle": None}
     if resume:
@@ -302,6 +309,8 @@ def run(cfg):
         seed, K.ticks_offset_us, K.sample_period_us, sim_bytes,
         gc.mem_free()))  # fmt: skip
     base = gc.mem_alloc()
+    if probe_us:  # the firmware's live heap over the run (sim/probe/heap.py)
+        sys.modules["sim.probe.heap"].start(base, probe_us)
     wall0 = utime.ticks_us()
     code = 0
     try:
@@ -333,11 +342,18 @@ def run(cfg):
     if K.step_profile is not None:
         info("sim steps " + K.step_profile.summary())
     info("sim end reason=%s t_us=%d wall_us=%d timer_fires=%d puffs_taken=%d boots=%d heap_boot=%d heap_budget=%d"
-         " flash_busy_us=%d flash_stall_max_us=%d stdin_lost=%d" % (
+         " flash_busy_us=%d flash_stall_max_us=%d stdin_lost=%d%s" % (
         reason, K.now_us, wall_us, K.fired, K.plant.puffs.taken, boots, _boot_heap,
         budget or gc.mem_alloc() + gc.mem_free(), _flash.busy_us, K.stall_max_us,
-        sys.modules["sim.mpapi.vstdin"].lost))  # fmt: skip
+        sys.modules["sim.mpapi.vstdin"].lost, _probe_info(probe_us)))  # fmt: skip
     return reason, code
+
+
+def _probe_info(probe_us):
+    if not probe_us:
+        return ""
+    heap = sys.modules["sim.probe.heap"]
+    return " heap_peak=%d heap_samples=%d" % (heap.peak(), heap.samples())
 
 
 def _forget_modules():
