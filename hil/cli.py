@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="X",
         help="keep virtual time at X times the wall clock (1 = real time); default: flat out",
     )
+    s.add_argument(
+        "--board",
+        type=Path,
+        metavar="JSON",
+        help="the unit's board parameters, as `heatrig board-check` wrote them",
+    )
     s.set_defaults(fn=cmd_sim)
 
     ls = sub.add_parser("scenarios", help="list the built-in scenarios")
@@ -56,6 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     d.add_argument("--no-start", action="store_true", help="leave the board in the REPL")
     d.set_defaults(fn=cmd_deploy)
+
+    b = sub.add_parser(
+        "board-check", help="measure a board beside what the simulator assumes (docs/esp32.md)"
+    )
+    b.add_argument("--port", required=True, help="the board's serial port, or `virtual`")
+    b.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    b.add_argument(
+        "--window", type=float, default=60.0, metavar="S", help="control-step timing (default 60 s)"
+    )
+    b.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS_DIR / "board.json",
+        help="the result, for `heatrig sim --board` (default results/board.json)",
+    )
+    b.set_defaults(fn=cmd_board_check)
 
     v = sub.add_parser("vboard", help="run a virtual board (the unix port behind a pty)")
     v.add_argument("--flash", type=Path, help="its flash directory (default: a temporary one)")
@@ -109,7 +131,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
     overrides = {"scenario.seed": args.seed} if args.seed is not None else None
     sc = scenario.load(resolve_scenario(args.scenario), overrides)
     lim = limits.load(args.limits) if args.limits else None
-    res = runner.run(sc, extra_config={"pace": args.pace} if args.pace else None)
+    extra: dict[str, object] = {"pace": args.pace} if args.pace else {}
+    if args.board:
+        from hil.rig import boardcheck
+
+        unit = boardcheck.load_params(args.board)
+        sc.plant = {**sc.plant, **unit["plant"]}
+        extra.update(unit["run"])
+    res = runner.run(sc, extra_config=extra or None)
     puffs = kpi.true_puffs(res.truth)
     k = kpi.compute(res.series, puffs, res.realtime_factor)
     pw = power.summary(res.power) if res.power is not None and len(res.power) else None
@@ -189,6 +218,35 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     finally:
         board.close()
     print(report.summary())
+    return 0
+
+
+def cmd_board_check(args: argparse.Namespace) -> int:
+    import contextlib
+    import tempfile
+
+    import serial
+
+    from hil.rig import boardcheck, deploy
+
+    with contextlib.ExitStack() as stack:
+        port = args.port
+        if port == "virtual":  # a virtual board, the plant deployed on it
+            from hil.rig.vboard import VirtualBoard
+
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="heatrig-check-")))
+            port = stack.enter_context(VirtualBoard(tmp / "flash")).port
+        board = Board(port, args.baud)
+        stack.callback(board.close)
+        try:
+            if args.port == "virtual":
+                deploy.deploy(board, plant=True, start=False, say=lambda _m: None)
+            result = boardcheck.check(board, args.window)
+        except (serial.SerialException, OSError) as e:
+            raise BoardError(f"the link to {port} broke during the check ({e}): again") from None
+    print(result.table())
+    path = result.write(args.out)
+    print(f"\n  board parameters  {path}  (heatrig sim SCENARIO --board {path})")
     return 0
 
 
