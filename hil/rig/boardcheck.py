@@ -148,7 +148,9 @@ def _pair(h: dict[str, Any], key: str) -> str:
 
 
 def _default(name: str) -> float:
-    return float(plant_params.defaults()[name])
+    v = plant_params.defaults()[name]
+    assert isinstance(v, (int, float))
+    return float(v)
 
 
 def _sim_adc(name: str) -> str:
