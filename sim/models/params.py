@@ -34,7 +34,8 @@ DEFAULTS = {
     "shunt_gain": board.SHUNT_GAIN,  # BOM
     "heater_v_div": board.HEATER_V_DIV,  # BOM
     "cell_v_div": board.CELL_V_DIV,  # BOM
-    # --- ADC1 at 11 dB through MicroPython's read_uv (sim/models/adc.py, docs/esp32.md) --
+    # --- ADC1 at 11 dB through MicroPython's read_uv (sim/models/adc.py, docs/esp32.md;
+    # docs/reference.md#the-esp32-and-micropythons-port) ----------------------------------
     "adc_cal": 1.0,  # P: 1 = the chip has eFuse Vref calibration data; 0 = none: read_uv() raises OSError
     "adc_vref_mv": 1100.0,  # P: the unit's eFuse Vref, 1000-1200 mV across chips (ESP-IDF ADC calibration guide)
     "adc_offset_uv": 0.0,  # E: residual offset of the unit's readings against its calibration (worst case +-20 mV)
