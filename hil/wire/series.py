@@ -46,7 +46,7 @@ IO_FAULT_INJECTED = _PLANT.integer("IO_FAULT_INJECTED")
 
 # name, format, source (fw: firmware frame, sim: truth sample)
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("t_s", "%.3f"),
+    ("t_s", "%.6f"),  # the steps' own stamps, to the us (jitter is in us)
     ("state", "%d"),
     ("setpoint_c", "%.1f"),
     ("temp_c", "%.1f"),

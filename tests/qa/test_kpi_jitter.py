@@ -33,4 +33,7 @@ def test_sequence_numbers_wrap() -> None:
 
 
 def test_the_simulator_has_no_jitter_by_construction(hci: runner.RunResult) -> None:
-    assert kpis(hci)["control_jitter_us"] == 0
+    """Virtual time: the only jitter is the flash's -- a record written at
+    boot and at the session's end holds a step back by the write (a page
+    program, sim/mpapi/vflash.py)."""
+    assert 0 < kpis(hci)["control_jitter_us"] <= int(hci.info["flash_stall_max_us"]) == 400
