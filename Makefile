@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench bench-baseline lint format layout-check clean deploy
+.PHONY: run test bench bench-baseline power-campaign lint format layout-check clean deploy
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -24,6 +24,11 @@ deploy: $(STAMP)
 # benchmarks: saved under results/benchmarks, judged against benchmarks/baseline.json
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --benchmark-autosave --benchmark-storage=results/benchmarks
+
+# the power campaign: 40 days of sessions and USB charges over cell spread and age,
+# ambient and adapter (campaigns/power_monte_carlo.toml; about 10 min on 2 cores)
+power-campaign: $(STAMP)
+	$(BIN)/heatrig campaign campaigns/power_monte_carlo.toml
 
 # record the current figures as the baseline (after an intended change; commit it)
 bench-baseline: $(STAMP)
