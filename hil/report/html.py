@@ -100,7 +100,7 @@ def _run_files(path: Path) -> tuple[Path | None, Path | None]:
             )
         return (tel if tel.is_file() else None), (pcsv if pcsv.is_file() else None)
     if not path.is_file():
-        raise ReportError(f"{path}: no telemetry.csv (give a run directory or a telemetry CSV)")
+        raise ReportError(f"{path}: no telemetry.csv or power.csv (give a run directory or a CSV)")
     try:
         first = path.open(encoding="utf-8").readline().strip()
     except (OSError, UnicodeDecodeError) as e:
