@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --benchmark-autosave --benchmark-storage=results/benchmarks
 
 # the power campaign: 40 days of sessions and USB charges over cell spread and age,
-# ambient and adapter (campaigns/power_monte_carlo.toml; about 10 min on 2 cores)
+# ambient and adapter (campaigns/power_monte_carlo.toml; ~26 s a run, 40 runs: ~9 min on 2 idle cores)
 power-campaign: $(STAMP)
 	$(BIN)/heatrig campaign campaigns/power_monte_carlo.toml
 

@@ -228,7 +228,12 @@ def _comparison(runs: list[Run]) -> str:
     head = ["measurement", "units"] + [esc(r.name) for r in runs]
     rows = []
     present = {m.name for r in runs for m in r.test.measurements}
+    group = ""
     for spec in measure.specs_of(present):
+        now = POWER if spec.name in measure.POWER_BY_NAME else HEATING
+        if now != group:
+            group = now
+            rows.append([f"<b>{group}</b>", "", *([""] * len(runs))])
         cells = [esc(spec.label), esc(spec.units)]
         for r in runs:
             m = next((x for x in r.test.measurements if x.name == spec.name), None)
