@@ -4,6 +4,9 @@ simulator and on a board.
     pytest                                          the simulator (default)
     pytest --target serial --port /dev/ttyUSB0      an ESP32 (deployed first)
     pytest --target serial --port virtual           a virtual board (CI)
+    pytest --target serial --port rfc2217://HOST:PORT  a board shared on the network
+    pytest -m dut --replay RUN.trace                the tests that only analyse a run,
+                                                    against a recorded one
 
 Tests take the `dut` fixture (hil/rig/dut.py). Markers `power_hw` and `radio` skip
 tests that need real power hardware or a real BLE radio where there is none,
@@ -44,7 +47,7 @@ import pytest
 from hil.paths import RESULTS_DIR
 from hil.rig import artifacts
 from hil.rig.dut import Dut
-from hil.rig.targets import Target, TargetError, make
+from hil.rig.targets import NotReplayable, Target, TargetError, make
 
 MARKERS = {
     "power_hw": (
@@ -64,7 +67,7 @@ MARKERS = {
 
 
 # this plugin's options that take a value (reroot() joins them to it)
-VALUE_OPTIONS = ("--target", "--port", "--baud", "--results")
+VALUE_OPTIONS = ("--target", "--port", "--baud", "--results", "--replay")
 _REROOTED = "HEATRIG_PYTEST_REROOTED"  # set for the one run again by reroot()
 
 
@@ -73,12 +76,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--target", choices=("sim", "serial"), default="sim", help="where the firmware runs"
     )
-    g.addoption("--port", help="serial port of the board, or `virtual` for a virtual board")
+    g.addoption(
+        "--port",
+        help="serial port of the board (a path, or a pyserial URL: rfc2217://HOST:PORT, "
+        "socket://HOST:PORT), or `virtual` for a virtual board",
+    )
     g.addoption("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
     g.addoption(
         "--no-deploy", action="store_true", help="use the firmware already on the board as it is"
     )
     g.addoption("--results", type=Path, help="artifact directory (default results/tests)")
+    g.addoption(
+        "--keep-traces",
+        action="store_true",
+        help="keep a trace of the link (bytes both ways, host times) of every run and live "
+        "session among each test's artifacts (<run>.trace)",
+    )
+    g.addoption(
+        "--replay",
+        type=Path,
+        metavar="TRACE",
+        help="serve a recorded run (a .trace) to the tests that run its scenario; tests that "
+        "need another run or a live device are skipped",
+    )
 
 
 def joined(args: Sequence[str]) -> list[str] | None:
@@ -165,16 +185,39 @@ def pytest_runtest_makereport(
 _FAILED = pytest.StashKey[bool]()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Generator[None, object, object]:
+    try:
+        return (yield)
+    except NotReplayable as e:
+        pytest.skip(f"replay: this test {e}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    try:
+        return (yield)
+    except NotReplayable as e:
+        pytest.skip(f"replay: this test {e}")
+
+
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Generator[Target, None, None]:
     opt = request.config.getoption
     root = _results_root(request.config)
     try:
         t = make(
-            opt("--target"), opt("--port"), opt("--baud"), root, deploy_first=not opt("--no-deploy")
+            opt("--target"),
+            opt("--port"),
+            opt("--baud"),
+            root,
+            deploy_first=not opt("--no-deploy"),
+            replay=opt("--replay"),
         )
     except TargetError as e:
         raise pytest.UsageError(f"heatrig: {e}") from None
+    if opt("--keep-traces"):
+        t.traces = root / "traces" / t.name
     with _sigterm_interrupts():
         try:
             yield t
@@ -207,7 +250,8 @@ def dut(request: pytest.FixtureRequest, target: Target) -> Generator[Dut, None, 
     except artifacts.NotCapable as e:
         pytest.skip(str(e))
     out = artifacts.test_dir(_results_root(request.config), target, request.node.nodeid)
-    d = Dut(target, log_path=out / "dut.log")
+    keep = request.config.getoption("--keep-traces")
+    d = Dut(target, log_path=out / "dut.log", trace_dir=out if keep else None)
     yield d
     try:
         d.close()

@@ -43,10 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.rig import deploy
+from hil.rig import deploy, trace
 from hil.rig.board import Board, BoardError
 from hil.rig.link import Link, LinkLog
-from hil.rig.transport import LinkClosed, SerialTransport, SubprocessTransport
+from hil.rig.transport import LinkClosed, SerialTransport, SubprocessTransport, Transport
 from hil.rig.vboard import VirtualBoard
 from hil.scenarios.scenario import Scenario
 from hil.simulator import runner
@@ -95,8 +95,23 @@ class Live:
         self.target.finish(self, timeout_s)
 
 
+class NotReplayable(Exception):
+    """A replayed trace cannot give what a test asks (another run, a live
+    session): the test is skipped with this reason."""
+
+
+def run_key(sc: Scenario, config: dict[str, Any]) -> str:
+    """What makes a run what it is: the same key, the same run (runs are
+    deterministic), on any target."""
+    cfg = sc.run_config()
+    cfg.update(config)
+    what = [cfg, sc.profile, sc.calibration_record()]
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
 class Target(ABC):
     name: str
+    traces: Path | None = None  # where each run's link trace is kept (None: not kept)
 
     def __init__(self) -> None:
         self._cache: dict[str, runner.RunResult] = {}
@@ -112,18 +127,32 @@ class Target(ABC):
 
     def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> runner.RunResult:
         """Run the scenario to its end. Runs are deterministic, so a repeat of
-        the same scenario and configuration is served from a cache unless fresh."""
-        cfg = sc.run_config()
-        cfg.update(config)
-        what = [cfg, sc.profile, sc.calibration_record()]
-        key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+        the same scenario and configuration is served from a cache unless fresh.
+        With `traces` set, the run's link is traced into a file there."""
+        key = run_key(sc, config)
         if fresh or key not in self._cache:
-            self._cache[key] = self._run(sc, cfg, config)
+            cfg = sc.run_config()
+            cfg.update(config)
+            writer = None
+            if self.traces is not None:
+                head = trace.header("run", self.describe(), sc, run_key=key, config=config)
+                writer = trace.TraceWriter(self.traces / f"{sc.name}-{key[:12]}.trace", head)
+            try:
+                res = self._run(sc, cfg, config, writer)
+            finally:
+                if writer is not None:
+                    writer.close()
+            res.trace = writer.path if writer is not None else None
+            self._cache[key] = res
         return self._cache[key]
 
     @abstractmethod
     def _run(
-        self, sc: Scenario, cfg: dict[str, Any], extra: dict[str, Any]
+        self,
+        sc: Scenario,
+        cfg: dict[str, Any],
+        extra: dict[str, Any],
+        tracer: trace.TraceWriter | None,
     ) -> runner.RunResult: ...
 
     @abstractmethod
@@ -160,8 +189,19 @@ class SimTarget(Target):
     def remove_files(self, *names: str) -> None:
         pass  # every session has a new flash
 
-    def _run(self, sc: Scenario, cfg: dict[str, Any], extra: dict[str, Any]) -> runner.RunResult:
-        return runner.run(sc, lock_heap=bool(cfg.get("lock_heap")), extra_config=extra)
+    def _run(
+        self,
+        sc: Scenario,
+        cfg: dict[str, Any],
+        extra: dict[str, Any],
+        tracer: trace.TraceWriter | None,
+    ) -> runner.RunResult:
+        return runner.run(
+            sc,
+            lock_heap=bool(cfg.get("lock_heap")),
+            extra_config=extra,
+            on_output=tracer.rx if tracer is not None else None,
+        )
 
     def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:
         flash = Path(tempfile.mkdtemp(prefix="heatrig-flash-"))
@@ -309,11 +349,20 @@ class SerialTarget(Target):
                 b.write(name, data)
         return b
 
-    def _run(self, sc: Scenario, cfg: dict[str, Any], extra: dict[str, Any]) -> runner.RunResult:
+    def _run(
+        self,
+        sc: Scenario,
+        cfg: dict[str, Any],
+        extra: dict[str, Any],
+        tracer: trace.TraceWriter | None,
+    ) -> runner.RunResult:
         b = self._prepare(sc, cfg)
         t0 = time.perf_counter()
         b.start(BOARD_RUN)
-        tr = SerialTransport(b.serial)
+        tr: Transport = SerialTransport(b.serial)
+        if tracer is not None:
+            tracer.note(f"started on {self.describe()}: {BOARD_RUN.strip()}")
+            tr = trace.TracedTransport(tr, tracer)
         data = bytearray()
         limit = 120 + sc.duration_s / 20
         end = time.monotonic() + limit
@@ -457,9 +506,83 @@ def _split_tail(data: bytes) -> tuple[bytes, bytes]:
     return data[:first], data[first + 1 : -2]
 
 
+class ReplayTarget(Target):
+    """A recorded run (hil/rig/trace.py), served to the tests that only analyse
+    a run: a test that runs the very scenario and configuration the trace
+    holds gets its RunResult, decoded from the trace's bytes; any other run,
+    and any live session, is NotReplayable (the test is skipped)."""
+
+    name = "replay"
+
+    def __init__(self, path: Path):
+        super().__init__()
+        try:
+            self.trace = trace.read(path)
+            self.result = trace.replay(self.trace)
+        except trace.TraceError as e:
+            raise TargetError(str(e)) from None
+        self.key = str(self.trace.header.get("run_key", ""))
+
+    def describe(self) -> str:
+        return f"replay of {self.trace.path} ({self.trace.header.get('target')})"
+
+    def capabilities(self) -> Capabilities:
+        """What the recorded run had: the plant's truth if it came with it,
+        the heap budget if the run was held to it."""
+        held = self.result.info.get("heap_budget") == str(runner.heap_config()["heap_budget"])
+        return Capabilities(
+            plant=self.result.series.has_truth,
+            power_hw=False,
+            radio=False,
+            heap_budget=held,
+            link_ends_with_run=False,
+        )
+
+    def remove_files(self, *names: str) -> None:
+        pass
+
+    def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> runner.RunResult:
+        if run_key(sc, config) != self.key:
+            held = self.trace.scenario.name
+            raise NotReplayable(
+                f"runs {sc.name!r} (with {config or 'no extras'}); the replayed trace holds a run "
+                f"of {held!r} (with {self.trace.header.get('config') or 'no extras'})"
+            )
+        return self.result
+
+    def _run(
+        self,
+        sc: Scenario,
+        cfg: dict[str, Any],
+        extra: dict[str, Any],
+        tracer: trace.TraceWriter | None,
+    ) -> runner.RunResult:
+        raise AssertionError("run() serves the trace")
+
+    def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:
+        raise NotReplayable("drives a live session; a replayed trace holds a finished run")
+
+    def finish(self, live: Live, timeout_s: float) -> None:
+        pass
+
+    def reboot(self, live: Live) -> Live:
+        raise NotReplayable("drives a live session; a replayed trace holds a finished run")
+
+    def close(self) -> None:
+        pass
+
+
 def make(
-    target: str, port: str | None, baud: int, workdir: Path, *, deploy_first: bool = True
+    target: str,
+    port: str | None,
+    baud: int,
+    workdir: Path,
+    *,
+    deploy_first: bool = True,
+    replay: Path | None = None,
 ) -> Target:
+    if replay is not None:
+        return ReplayTarget(replay)
     if target == "sim":
         return SimTarget()
     if target == "serial":
