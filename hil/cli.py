@@ -11,11 +11,12 @@ from hil.ble import cli as ble_cli
 from hil.ble.client import BleError
 from hil.campaign import cli as campaign_cli
 from hil.campaign import spec as campaign_spec
+from hil.farm import cli as farm_cli
 from hil.paths import RESULTS_DIR, SCENARIOS_DIR
 from hil.qa import kpi, limits, measure, power, testrecord
 from hil.report import html as report
 from hil.report import plot
-from hil.rig import targets, trace
+from hil.rig import trace
 from hil.rig.board import Board, BoardError
 from hil.scenarios import scenario
 from hil.simulator import runner, toolchain
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     campaign_cli.add_parser(sub)
     ble_cli.add_parser(sub)
+    farm_cli.add_parser(sub)
 
     args = p.parse_args(argv)
     try:
@@ -127,7 +129,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     extra = {"pace": args.pace} if args.pace else {}
     writer = None
     if args.trace:
-        head = trace.header("run", "sim", sc, run_key=targets.run_key(sc, extra), config=extra)
+        head = trace.header("run", "sim", sc, run_key=trace.run_key(sc, extra), config=extra)
         writer = trace.TraceWriter(args.trace, head)
     try:
         res = runner.run(

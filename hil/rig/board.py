@@ -39,6 +39,10 @@ PROBE_S = 1.0
 REBOOT_S = 4.0
 RAW_S = 1.5
 QUIET_S = 0.1  # the raw REPL's tail after a program: stdout EOF, stderr, EOF, prompt
+# what the README and docs/rig.md state: a port with nothing behind it, or
+# something that is not a MicroPython REPL, fails within this (the waits above,
+# and the process's start; benchmarks/test_board_failures.py measures it)
+FAILS_WITHIN_S = 10
 
 # the native architectures of sys.implementation._mpy (MicroPython's mpyfiles reference)
 ARCHS = (

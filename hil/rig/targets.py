@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import json
 import shutil
 import signal
@@ -100,15 +99,6 @@ class NotReplayable(Exception):
     session): the test is skipped with this reason."""
 
 
-def run_key(sc: Scenario, config: dict[str, Any]) -> str:
-    """What makes a run what it is: the same key, the same run (runs are
-    deterministic), on any target."""
-    cfg = sc.run_config()
-    cfg.update(config)
-    what = [cfg, sc.profile, sc.calibration_record()]
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
-
-
 class Target(ABC):
     name: str
     traces: Path | None = None  # where each run's link trace is kept (None: not kept)
@@ -129,7 +119,7 @@ class Target(ABC):
         """Run the scenario to its end. Runs are deterministic, so a repeat of
         the same scenario and configuration is served from a cache unless fresh.
         With `traces` set, the run's link is traced into a file there."""
-        key = run_key(sc, config)
+        key = trace.run_key(sc, config)
         if fresh or key not in self._cache:
             cfg = sc.run_config()
             cfg.update(config)
@@ -542,7 +532,7 @@ class ReplayTarget(Target):
         pass
 
     def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> runner.RunResult:
-        if run_key(sc, config) != self.key:
+        if trace.run_key(sc, config) != self.key:
             held = self.trace.scenario.name
             raise NotReplayable(
                 f"runs {sc.name!r} (with {config or 'no extras'}); the replayed trace holds a run "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import gzip
+import hashlib
 import json
 import struct
 import time
@@ -68,6 +69,15 @@ def scenario_from(d: dict[str, Any]) -> Scenario:
         return Scenario(**d)
     except TypeError as e:
         raise TraceError(f"the trace's scenario does not fit this heatrig's: {e}") from None
+
+
+def run_key(sc: Scenario, config: dict[str, Any]) -> str:
+    """What makes a run what it is: the same key, the same run (runs are
+    deterministic), on any target; a trace keeps it, a replay matches it."""
+    cfg = sc.run_config()
+    cfg.update(config)
+    what = [cfg, sc.profile, sc.calibration_record()]
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def header(kind: str, target: str, sc: Scenario, **more: Any) -> dict[str, Any]:

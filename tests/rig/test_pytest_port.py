@@ -5,7 +5,7 @@ loaded -- and would root the run at /dev (or /dev/pts). The plugin runs pytest
 again with the option joined to its value (hil/rig/pytest_plugin.py reroot()).
 
 Here a virtual board's pty (/dev/pts/N, which exists) stands for the board's
-port; `make test` runs the whole `dut` suite the same way (tests/rig/board_session.py)."""
+port; `make test` runs the whole `dut` suite the same way (tests/board_session.py)."""
 
 from __future__ import annotations
 

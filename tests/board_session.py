@@ -1,7 +1,7 @@
 """A command against a virtual board that holds a user's stored state, and a
 check that the command left that state as it found it.
 
-    python -m tests.rig.board_session [--rfc2217 | --socket] [--interrupt-after N]
+    python -m tests.board_session [--rfc2217 | --socket] [--interrupt-after N]
         [--flash DIR] -- COMMAND ... {port} ...
 
 The board's flash gets a user's records first (settings, its own unit's
