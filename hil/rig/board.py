@@ -103,6 +103,15 @@ def _hash_code(paths: list[str]) -> str:
     )
 
 
+def _url_failure(url: str, baud: int) -> str:
+    """Why a pyserial URL does not open (mpremote keeps only that it did not)."""
+    try:
+        serial.serial_for_url(url, baud).close()
+    except (OSError, ValueError, serial.SerialException) as e:
+        return str(e) or type(e).__name__
+    return "it opens now"
+
+
 def _read_code(paths: list[str]) -> str:
     """Print each file's bytes as one line of base64 ("-" for an empty file)."""
     return (
@@ -121,7 +130,18 @@ class Board:
         self.log = log or (lambda _msg: None)
         try:
             self.tr = SerialTransport(port, baud)
+        except ValueError as e:  # pyserial: a URL of no protocol it has
+            raise BoardError(
+                f"{port}: {e}; give a serial port's path (/dev/ttyUSB0) or a pyserial URL "
+                f"(rfc2217://HOST:PORT, socket://HOST:PORT)"
+            ) from None
         except TransportError:
+            if "://" in port:
+                raise BoardError(
+                    f"cannot reach {port} ({_url_failure(port, baud)}): check that the port "
+                    f"server (ser2net, `heatrig share`) runs there, on that port, and that no "
+                    f"one else holds the board"
+                ) from None
             raise BoardError(
                 f"cannot open {port}: no such serial port, or another program holds it "
                 f"(a serial monitor, mpremote). Plug the board in and pass its port with "
