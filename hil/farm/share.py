@@ -24,6 +24,7 @@ from typing import Any, cast
 import serial
 from serial import rfc2217
 
+IAC = rfc2217.IAC  # telnet's "interpret as command", 0xFF: doubled in data
 NO_LINES = (errno.ENOTTY, errno.EINVAL)  # a pty, or a UART without modem lines
 READ_SLICE_S = 0.05  # how often the device reader looks whether its client has gone
 
@@ -80,8 +81,8 @@ class _Client:
                 data = self.port.read(self.port.in_waiting or 1)
                 if not data:
                     continue
-                if self.manager is not None:
-                    data = b"".join(self.manager.escape(data))
+                if self.manager is not None:  # IAC doubled, as PortManager.escape() does
+                    data = data.replace(IAC, IAC + IAC)  # byte by byte
                 self.write(data)
         except (OSError, serial.SerialException) as e:
             self.log.info("device -> network ended: %s", e)
