@@ -72,18 +72,6 @@ def test_the_readme_command_runs_as_written_on_a_port_whose_path_exists(
     run.assert_outcomes(passed=2)
 
 
-def test_a_value_joined_to_its_option_is_left_as_it_is(
-    pytester: pytest.Pytester, pty_board: VirtualBoard
-) -> None:
-    pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")
-    pytester.makepyfile(
-        "def test_root(request):\n"
-        f"    assert str(request.config.rootpath) == {str(pytester.path)!r}\n"
-    )
-    run = pytester.runpytest_subprocess(f"--port={pty_board.port}", "-p", "no:cacheprovider")
-    run.assert_outcomes(passed=1)
-
-
 def test_where_pytest_cannot_be_run_again_the_error_says_what_to_write(
     pytester: pytest.Pytester, pty_board: VirtualBoard
 ) -> None:
