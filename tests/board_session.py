@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import hashlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -151,7 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         p.error("give the command after --")
+    own = args.flash is None  # a temporary flash, removed afterwards
     flash = args.flash or Path(tempfile.mkdtemp(prefix="heatrig-found-")) / "flash"
+    try:
+        return _session(args, command, flash)
+    finally:
+        if own:
+            shutil.rmtree(flash.parent, ignore_errors=True)
+
+
+def _session(args: argparse.Namespace, command: list[str], flash: Path) -> int:
     if not flash.exists() or not state_files(flash):
         seed(flash)
     before = state_files(flash)
