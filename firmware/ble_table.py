@@ -195,9 +195,9 @@ CHARS = (
         _V,
         ("state", "u8", "", 0, 5, "0 idle, 1 receiving, 2 paused (a session heats), 3 ready, 4 switching, "
                                   "5 refused"),
-        ("code", "u8", "", 0, 16, "reason: 0 ok, 1 busy, 2 state, 3 size, 4 header, 5 signature, 6 hardware, "
+        ("code", "u8", "", 0, 17, "reason: 0 ok, 1 busy, 2 state, 3 size, 4 header, 5 signature, 6 hardware, "
                                   "7 version, 8 format, 9 file_hash, 10 image_hash, 11 flash, 12 offset, "
-                                  "13 trial, 14 aborted, 15 timeout, 16 no_key"),
+                                  "13 trial, 14 aborted, 15 timeout, 16 no_key, 17 memory"),
         ("flags", "u8", "", 0, 3, "b0 running on trial, b1 the last update was rolled back"),
         ("offset", "u32", "B", 0, None, "bytes taken (written, hashed): send from here"),
         ("total", "u32", "B", 0, None, "the image's size"),

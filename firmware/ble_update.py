@@ -19,6 +19,7 @@ Interrupts only copy data and note a control write; the main loop
 first control write, not at boot.
 """
 
+import gc
 import sys
 
 import bootslot
@@ -78,6 +79,8 @@ class Service:
         return 0
 
     def service(self, now_ms):
+        if "update" not in sys.modules:
+            gc.collect()  # the update's code and buffers: room made first
         import update
 
         update.ble_service(self, now_ms)

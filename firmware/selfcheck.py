@@ -18,9 +18,10 @@ import bootslot
 import faults
 from micropython import const
 
-CONFIRM_MS = const(30000)
+CONFIRM_MS = const(15000)
 _NTC_MIN_UV = const(50000)  # below: the thermistor shorted, or the ADC pinned low
-_state = [None, -1]  # the first tick's time, the control steps counted then
+_STEP_GAP_MS = const(3000)  # the control step runs at 1 Hz at the least
+_state = [None, -1, 0]  # the first tick's time; the control steps counted, when that count last grew
 
 
 def failure(app, now_ms):
@@ -28,9 +29,10 @@ def failure(app, now_ms):
     h = app.heater
     if h.fault == faults.SOFTWARE:
         return "software"
-    steps = _state[1]
-    _state[1] = h.steps
-    if steps >= 0 and h.steps == steps:
+    if h.steps != _state[1]:
+        _state[1] = h.steps
+        _state[2] = now_ms
+    elif time.ticks_diff(now_ms, _state[2]) > _STEP_GAP_MS:
         return "heater"  # the control step stopped
     uv = h.adc_amb_ntc.read_uv()
     if not _NTC_MIN_UV < uv < board.ADC_FULL_SCALE_UV:
@@ -43,6 +45,7 @@ def failure(app, now_ms):
 def tick(app, now_ms):
     if _state[0] is None:
         _state[0] = now_ms
+        _state[2] = now_ms
     why = failure(app, now_ms)
     if why:
         app.console.event("update selfcheck failed: " + why)

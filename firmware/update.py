@@ -36,8 +36,10 @@ from hashlib import sha256
 from micropython import const
 from version import FIRMWARE_VERSION
 
-BLOCK = const(4096)
+BLOCK = const(2048)  # taken whole: one buffer (a running firmware's heap has few larger holes)
 MAX_HEADER = const(8192)
+MAX_SIGNATURE = const(512)
+TMP = "update.tmp"  # the manifest while it is checked (streamed: the heap holds no copy of it)
 MAX_IMAGE = const(1048576)
 MAX_FILES = const(64)
 IDLE_TIMEOUT_MS = const(300000)  # a session nobody feeds for this long is dropped
@@ -70,8 +72,9 @@ TRIAL = const(13)  # the running firmware is on trial: confirm it first
 ABORTED = const(14)
 TIMEOUT = const(15)  # nobody fed the transfer for IDLE_TIMEOUT_MS
 NO_KEY = const(16)  # no public key is provisioned
+MEMORY = const(17)  # not enough heap for the transfer now
 CODE_NAMES = ("ok", "busy", "state", "size", "header", "signature", "hardware", "version", "format", "file_hash",
-              "image_hash", "flash", "offset", "trial", "aborted", "timeout", "no_key")  # fmt: skip
+              "image_hash", "flash", "offset", "trial", "aborted", "timeout", "no_key", "memory")  # fmt: skip
 
 KEYS = "upkeys"  # store record: {"keys": [modulus hex, ...]} (e = 65537)
 HW = "hw"  # store record: {"rev": "A"}, the unit's hardware revision (factory)
@@ -94,7 +97,11 @@ def ble_service(glue, now_ms):
     op = glue.op
     if op is not None:
         glue.op = None
-        _ble_serve(glue, op[0], op[1], now_ms)
+        try:
+            _ble_serve(glue, op[0], op[1], now_ms)
+        except MemoryError:
+            gc.collect()
+            ble_status(glue, MEMORY)
     s = current()
     if s is not None:
         s.service(now_ms)
@@ -156,6 +163,13 @@ def version_tuple(text):
     return tuple(int(p) for p in parts)
 
 
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
 def _clean(path):
     """Empty a slot's folder (its manifest first): what an earlier transfer left."""
     try:
@@ -180,11 +194,13 @@ class Session:
         self.offset = 0  # bytes taken: written and hashed (the next block starts here)
         self.fill = 0  # bytes of the next block received so far
         self.buf = None
-        self.chunk = 78  # data bytes per message (the transport sets it)
+        self.chunk = 72  # data bytes per message (BLE: its MTU; the console: 72, base64 in a line of 120)
         self.on_status = None  # fn(), when the status changed (BLE notifies)
         self.version = ""
         self._hdr = None
         self._hdr_len = 0
+        self._ml = 0
+        self._mh = None
         self._man = None
         self._files = None
         self._fi = 0
@@ -231,9 +247,13 @@ class Session:
         if not 16 <= total <= MAX_IMAGE:
             return self._answer(SIZE)
         self._reset()
+        gc.collect()
+        try:
+            self.buf = bytearray(BLOCK)
+        except MemoryError:
+            return self._answer(MEMORY)
         self.total = total
         self.image_id = bytes(image_id)
-        self.buf = bytearray(BLOCK)
         self.state = RECEIVING
         self.code = OK
         return OK
@@ -315,6 +335,8 @@ class Session:
             code = self._consume(mv)
         except OSError:
             code = FLASH
+        except MemoryError:
+            code = MEMORY
         if code:
             self._refuse(code)
             return
@@ -350,33 +372,54 @@ class Session:
         return OK
 
     def _header_bytes(self, mv, at):
+        """Header bytes: the manifest streamed to TMP (and hashed), the
+        signature kept; its lengths from its first 8 bytes."""
         if at < _HEAD:
             k = min(_HEAD - at, len(mv))
             if self._hdr is None:
-                self._hdr = bytearray()
-            self._hdr += mv[:k]
-            if len(self._hdr) == _HEAD:
-                magic = bytes(self._hdr[:4])
-                ml = self._hdr[4] | self._hdr[5] << 8
-                sl = self._hdr[6] | self._hdr[7] << 8
-                self._hdr_len = _HEAD + ml + sl
-                if magic != b"HRI1" or not 0 < ml + sl <= MAX_HEADER or ml == 0:
+                self._hdr = bytearray(_HEAD)
+            self._hdr[at : at + k] = mv[:k]
+            if at + k == _HEAD:
+                h = self._hdr
+                self._ml = h[4] | h[5] << 8
+                sl = h[6] | h[7] << 8
+                if bytes(h[:4]) != b"HRI1" or not 0 < self._ml + sl <= MAX_HEADER or sl > MAX_SIGNATURE:
                     self._hdr_len = -1
+                    return k
+                self._hdr_len = _HEAD + self._ml + sl
+                self._hdr = bytearray(sl)
+                self._mh = sha256()
+                self._f = open(TMP, "wb")
+            return k
+        end_man = _HEAD + self._ml
+        if at < end_man:
+            k = min(end_man - at, len(mv))
+            part = mv[:k]
+            self._f.write(part)
+            self._mh.update(part)
+            if at + k == end_man:
+                self._f.close()
+                self._f = None
             return k
         k = min(self._hdr_len - at, len(mv))
-        self._hdr += mv[:k]
+        o = at - end_man
+        self._hdr[o : o + k] = mv[:k]
         return k
 
     def _check_header(self):
-        h = self._hdr
-        ml = h[4] | h[5] << 8
-        man_b = bytes(h[_HEAD : _HEAD + ml])
-        sig = bytes(h[_HEAD + ml :])
+        code = self._header_code()
+        if code:
+            _remove(TMP)
+        return code
+
+    def _header_code(self):
+        sig = bytes(self._hdr)
+        digest = self._mh.digest()
         self._hdr = None
+        self._mh = None
         keys = store.load(KEYS, {"keys": []})[0]["keys"]
         if not keys:
             return NO_KEY
-        digest = sha256(man_b).digest()
         import sigcheck
         from binascii import unhexlify
 
@@ -391,8 +434,10 @@ class Session:
         del sys.modules["sigcheck"]
         if not ok:
             return SIGNATURE
+        gc.collect()
         try:
-            man = json.loads(man_b)
+            with open(TMP) as f:
+                man = json.load(f)
             files = man["files"]
             size = 0
             for f in files:
@@ -417,11 +462,11 @@ class Session:
             return HARDWARE
         if new < version_tuple(FIRMWARE_VERSION):
             return VERSION
-        # accepted: only now is anything written, into the slot not running
+        # accepted: only now is the slot not running written
         self.version = man["version"]
         self._slot = "b" if bootslot.running == "a" else "a"
         _clean(bootslot.slot_dir(self._slot))
-        self._man = man_b
+        self._man = True
         self._files = files
         self._whole = sha256()
         self._whole_hex = whole
@@ -494,8 +539,7 @@ class Session:
                     got += k
             if got != size or hexlify(h.digest()).decode() != want:
                 return FLASH
-        with open(d + bootslot.MANIFEST, "wb") as f:  # the slot is complete
-            f.write(self._man)
+        os.rename(TMP, d + bootslot.MANIFEST)  # the slot is complete
         return OK
 
     def _refuse(self, code):
@@ -509,6 +553,7 @@ class Session:
             except OSError:
                 pass
         self._f = None
+        _remove(TMP)
         self._hdr = None
         self._hdr_len = 0
         self._man = None

@@ -8,6 +8,7 @@ Every line gets one reply: "OK update state=... offset=... window=..." or,
 refused, "ERR 8 update CODE state=...". Loaded only when the command is used.
 """
 
+import gc
 import time
 from binascii import a2b_base64, unhexlify
 
@@ -24,7 +25,12 @@ def command(con, args):
         con.error(2, "usage: update begin SIZE ID | data OFFSET B64 | status | commit | abort")
         return
     now = time.ticks_ms()
-    s = update.open_session(con.app)
+    try:
+        s = update.open_session(con.app)
+    except MemoryError:
+        gc.collect()
+        con.reply("ERR %d update memory" % E_REFUSED)
+        return
     code = update.OK
     if op == "begin":
         code = s.begin(int(args[1]), unhexlify(args[2]), now)

@@ -18,6 +18,9 @@ from hil.report import plot
 from hil.rig.board import Board, BoardError
 from hil.scenarios import scenario
 from hil.simulator import runner, toolchain
+from hil.update import cli as update_cli
+from hil.update.image import ImageError
+from hil.update.transfer import UpdateError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +73,13 @@ def main(argv: list[str] | None = None) -> int:
 
     campaign_cli.add_parser(sub)
     ble_cli.add_parser(sub)
+    update_cli.add_parsers(sub)
 
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    if extra and args.cmd == "ble" and args.seconds is None and len(extra) == 1:
+        args.seconds = extra[0]  # `heatrig ble update --sim IMAGE`: the image after an option
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args))
     except (
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         report.ReportError,
         campaign_spec.CampaignError,
         BleError,
+        ImageError,
+        UpdateError,
     ) as e:
         print(f"heatrig: {e}", file=sys.stderr)
         return 2
