@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench bench-baseline lint format layout-check clean deploy
+.PHONY: run test bench bench-baseline lint format layout-check clean deploy update-sweep
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -15,6 +15,12 @@ run: $(STAMP)
 test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
 	$(BIN)/pytest -m dut --target serial --port virtual --junitxml=results/junit-serial.xml
+
+# firmware updates: a power cut at every N-th byte of a transfer (>= 500 cuts), at
+# every byte of the switch and of the trial boot, and one byte changed at every
+# position of an image's header (make test runs a fixed sample of each)
+update-sweep: $(STAMP)
+	HEATRIG_UPDATE_SWEEP=full $(BIN)/pytest -s tests/update/test_update_device.py
 
 # deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
 deploy: $(STAMP)

@@ -158,6 +158,7 @@ class SimTarget(Target):
         cfg = {**runner.heap_config(), **cfg}
         for name, data in {**runner.device_files(sc, cfg), **extra}.items():
             if data is not None:
+                (flash / name).parent.mkdir(parents=True, exist_ok=True)
                 (flash / name).write_bytes(data)
         return self._launch(flash, cfg, log)
 

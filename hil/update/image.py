@@ -154,15 +154,20 @@ def firmware_version(tree: Path) -> str:
 
 def compile_tree(tree: Path, arch: str) -> list[tuple[str, bytes]]:
     """The firmware's modules but the bootstrap, compiled for `arch`, by name."""
-    out = []
+    from concurrent.futures import ThreadPoolExecutor
+
+    srcs = [p for p in sorted(tree.glob("*.py")) if p.name not in BOOTSTRAP]
+    if not srcs:
+        raise ImageError(f"{tree}: no firmware modules in it")
     with tempfile.TemporaryDirectory(prefix="heatrig-image-") as tmp:
-        for src in sorted(tree.glob("*.py")):
-            if src.name in BOOTSTRAP:
-                continue
+
+        def one(src: Path) -> tuple[str, bytes]:
             dst = Path(tmp) / (src.stem + ".mpy")
             toolchain.compile_file(src, dst, arch)
-            out.append((dst.name, dst.read_bytes()))
-    return out
+            return dst.name, dst.read_bytes()
+
+        with ThreadPoolExecutor(max_workers=4) as pool:  # mpy-cross: one process a file
+            return list(pool.map(one, srcs))
 
 
 def build(

@@ -81,14 +81,25 @@ def slot_ok(slot):
 
 
 def records():
-    """Every file at the flash's root but the boot record: settings, bonds, ..."""
+    """Every file at the flash's root but the boot record, the slots and the
+    update's scratch file: settings, calibration, counters, bonds, keys, ..."""
     out = {}
     for name in os.listdir("."):
-        if name.startswith("boot.") or name.startswith("fw_") or name == "run.json":
+        if name.startswith("boot.") or name.startswith("fw_") or name in ("run.json", "update.tmp"):
             continue
         with open(name, "rb") as f:
             out[name] = hexlify(sha256(f.read()).digest()).decode()
     return out
+
+
+def boot_record_only():
+    """The boot record on flash, read without choosing a slot (no boot)."""
+    for name in list(sys.modules):
+        if name == "bootslot":
+            del sys.modules[name]
+    import bootslot
+
+    return bootslot.load()
 
 
 def read_image(path):
@@ -110,6 +121,7 @@ def transfer(app, image, image_id, block_cb=None, busy_at=-1):
         if st != update.RECEIVING:
             break
         if off == busy_at:
+            busy_at = -1
             app.heater.state = 2  # a session starts: the update pauses
             s.service(0)
             st2 = s.status()[0]
