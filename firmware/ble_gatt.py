@@ -228,7 +228,7 @@ class Ble:
         for k, text in enumerate(texts):
             ble.gatts_write(self._h[k], (text or "H%s-C%s" % (ids[0], ids[1])).encode())
         self._adv = adv_payload(name, uuid)
-        self._upd = ble_update.Service(ble, app, self._h[_N], self._h[_N + 1])
+        self.upd = ble_update.Service(ble, app, self._h[_N], self._h[_N + 1])
 
         pack_into("<B8s8s12s", self._val[_IDS], 0, 1, ids[0].encode(), ids[1].encode(), ids[2].encode())
         self._settings_values()
@@ -251,7 +251,7 @@ class Ble:
     def _irq(self, event, data):
         if event == _IRQ_GATTS_WRITE:
             if data[1] >= self._h[_N]:
-                return self._upd.write(data[0], data[1])
+                return self.upd.write(data[0], data[1])
             return self._on_write(data[1])
         if event == _IRQ_GATTS_READ_REQUEST:
             return 0
@@ -265,9 +265,9 @@ class Ble:
             self._say("ble connect")
             self._refresh_all(time.ticks_ms())
         elif event == _IRQ_MTU_EXCHANGED:
-            self._upd.on_mtu(data[0], data[1])
+            self.upd.on_mtu(data[0], data[1])
         elif event == _IRQ_CENTRAL_DISCONNECT:
-            self._upd.on_disconnect(data[0])
+            self.upd.on_disconnect(data[0])
             if data[0] in self._conns:
                 self._conns.remove(data[0])
             if not self._conns:

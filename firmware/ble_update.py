@@ -47,11 +47,16 @@ class Service:
         self.conn = -1  # the link the transfer came from
         self.val = bytearray(STATUS_LEN)
         ble.gatts_set_buffer(data_h, 4 + DATA_MAX)
-        why = bootslot.why_code()
         self.val[0] = 1
+        self.boot_state()
+
+    def boot_state(self):
+        """The trial and rollback flags, as the boot record has them (at boot,
+        and when a trial is confirmed), notified."""
+        why = bootslot.why_code()
         self.val[3] = (1 if bootslot.trial else 0) | (2 if why else 0)
         self.val[16] = why
-        ble.gatts_write(ctl_h, self.val)
+        self.ble.gatts_write(self.ctl, self.val, True)
 
     # --- interrupts ----------------------------------------------------------------
     def on_mtu(self, conn, mtu):

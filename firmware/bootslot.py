@@ -43,7 +43,7 @@ running = None  # the slot this boot runs ("" the deployed firmware), once selec
 trial = False  # this boot runs a new slot on trial
 rolled_back = ""  # why this boot went back to the previous slot ("" it did not)
 _rec = None
-_seq = [0, "b"]  # the newest copy's seq and file
+_seq = [0, "b"]  # type: list  # the newest copy's seq and file
 _timer = None
 
 
@@ -89,8 +89,8 @@ def save(rec):
     the previous one or this one, whole."""
     seq = _seq[0] + 1
     slot = "a" if _seq[1] == "b" else "b"
-    body = json.dumps(rec)
-    n = len(memoryview(body))  # type: ignore[arg-type]  # bytes, not characters
+    body = json.dumps(rec).encode()
+    n = len(body)
     with open(NAME + "." + slot, "wb") as f:
         f.write(struct.pack(_HDR, _MAGIC, crc32(body, crc32(struct.pack("<IH", seq, n))), seq, n) + body)
     _seq[0] = seq

@@ -61,6 +61,8 @@ def tick(app, now_ms):
         bootslot.trial = True
         bootslot.fail("selfcheck")
     _rotate_keys()
+    if app.ble is not None:
+        app.ble.upd.boot_state()
     app.console.event("update confirmed %s" % rec["ver"])
 
 

@@ -28,13 +28,18 @@ import os
 import sys
 import time
 from binascii import hexlify
+from hashlib import sha256
 
 import bootslot
 import states
 import store
-from hashlib import sha256
 from micropython import const
 from version import FIRMWARE_VERSION
+
+try:
+    from typing import Any  # noqa: F401  for the type comments below; not on a device
+except ImportError:
+    pass
 
 BLOCK = const(2048)  # taken whole: one buffer (a running firmware's heap has few larger holes)
 MAX_HEADER = const(8192)
@@ -81,7 +86,7 @@ HW = "hw"  # store record: {"rev": "A"}, the unit's hardware revision (factory)
 HW_DEFAULT = "A"
 _BOOTSTRAP = ("main.py", "bootslot.mpy", "boot_hold.mpy")  # never in an image
 
-_session = []  # the one session, while there is one
+_session = []  # type: list  # the one session, while there is one
 
 
 def rollback_name():
@@ -193,21 +198,21 @@ class Session:
         self.image_id = b""
         self.offset = 0  # bytes taken: written and hashed (the next block starts here)
         self.fill = 0  # bytes of the next block received so far
-        self.buf = None
+        self.buf = None  # type: Any
         self.chunk = 72  # data bytes per message (BLE: its MTU; the console: 72, base64 in a line of 120)
         self.on_status = None  # fn(), when the status changed (BLE notifies)
         self.version = ""
-        self._hdr = None
+        self._hdr = None  # type: Any
         self._hdr_len = 0
         self._ml = 0
-        self._mh = None
-        self._man = None
-        self._files = None
+        self._mh = None  # type: Any
+        self._man = None  # type: Any
+        self._files = None  # type: Any
         self._fi = 0
         self._fpos = 0
-        self._f = None
-        self._fh = None
-        self._whole = None
+        self._f = None  # type: Any
+        self._fh = None  # type: Any
+        self._whole = None  # type: Any
         self._whole_hex = ""
         self._slot = ""
         self._last_ms = 0
@@ -389,7 +394,7 @@ class Session:
                 self._hdr_len = _HEAD + self._ml + sl
                 self._hdr = bytearray(sl)
                 self._mh = sha256()
-                self._f = open(TMP, "wb")
+                self._f = open(TMP, "wb")  # noqa: SIM115  written across blocks, closed when whole
             return k
         end_man = _HEAD + self._ml
         if at < end_man:
@@ -420,8 +425,9 @@ class Session:
         keys = store.load(KEYS, {"keys": []})[0]["keys"]
         if not keys:
             return NO_KEY
-        import sigcheck
         from binascii import unhexlify
+
+        import sigcheck
 
         ok = False
         for k in keys:
@@ -481,7 +487,7 @@ class Session:
         """Open the next file to write (files of size 0 are written at once)."""
         while self._fi < len(self._files):
             name, size, _ = self._files[self._fi]
-            self._f = open(bootslot.slot_dir(self._slot) + "/" + name, "wb")
+            self._f = open(bootslot.slot_dir(self._slot) + "/" + name, "wb")  # noqa: SIM115  across blocks
             self._fh = sha256()
             self._fpos = 0
             if size:
@@ -490,7 +496,7 @@ class Session:
                 return
 
     def _close_file(self):
-        name, size, want = self._files[self._fi]
+        want = self._files[self._fi][2]
         self._f.close()
         self._f = None
         got = hexlify(self._fh.digest()).decode()

@@ -21,7 +21,7 @@ E_REFUSED = const(8)
 def command(con, args):
     op = args[0] if args else ""
     n = len(args)
-    if not ((op == "begin" and n == 3) or (op == "data" and n == 3) or (op in ("status", "commit", "abort") and n == 1)):
+    if not ((op in ("begin", "data") and n == 3) or (op in ("status", "commit", "abort") and n == 1)):
         con.error(2, "usage: update begin SIZE ID | data OFFSET B64 | status | commit | abort")
         return
     now = time.ticks_ms()

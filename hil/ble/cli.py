@@ -103,7 +103,9 @@ def _update(args: argparse.Namespace) -> int:
         )
         update_cli.run_update(port, img, commit=True)
         s = port.stats
-        print(f"  on the air: {s.wire_bytes} bytes of ATT ({s.messages} data writes, MTU {phone.mtu})")
+        print(
+            f"  on the air: {s.wire_bytes} bytes of ATT ({s.messages} data writes, MTU {phone.mtu})"
+        )
         if sim is not None:
             print(f"  device time {s.device_s:.2f} s")
             sim.follow_reset()

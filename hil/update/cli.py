@@ -23,14 +23,23 @@ from hil.update import image, transfer
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i = sub.add_parser("image", help="signed firmware update images: keygen, build, show")
     i.add_argument("action", choices=("keygen", "build", "show"))
-    i.add_argument("path", nargs="?", type=Path, help="keygen: the private key's file; show: the image")
+    i.add_argument(
+        "path", nargs="?", type=Path, help="keygen: the private key's file; show: the image"
+    )
     i.add_argument("--key", type=Path, help="build: the private key (PEM) that signs")
-    i.add_argument("-o", "--out", type=Path, help="build: the image file (default build/heatrig-VERSION.hri)")
+    i.add_argument(
+        "-o", "--out", type=Path, help="build: the image file (default build/heatrig-VERSION.hri)"
+    )
     i.add_argument("--arch", default="xtensawin", help="build: the target's architecture")
     i.add_argument("--hw-min", default="A", help="build: the lowest hardware revision it runs on")
     i.add_argument("--firmware", type=Path, default=FIRMWARE_DIR, help="build: the firmware tree")
-    i.add_argument("--next-key", type=Path, action="append", default=[],
-                   help="build: a public key that signs the next images (key rotation)")  # fmt: skip
+    i.add_argument(
+        "--next-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="build: a public key that signs the next images (key rotation)",
+    )
     i.add_argument("--trust", type=Path, help="show: check the signature with this public key")
     i.add_argument("--bits", type=int, default=3072, help="keygen: RSA key size")
     i.set_defaults(fn=cmd_image)
@@ -119,7 +128,9 @@ def run_update(port: transfer.Port, img: image.Image, commit: bool) -> transfer.
           f"{s.wall_s:.1f} s")  # fmt: skip
     if commit:
         port.commit()
-        print("  switched: the kit restarts on the new firmware, on trial until its self-checks pass")
+        print(
+            "  switched: the kit restarts on the new firmware, on trial until its self-checks pass"
+        )
     else:
         print("  not switched (--no-commit): `update commit` on the console switches")
     return st
@@ -134,7 +145,9 @@ def cmd_update(args: argparse.Namespace) -> int:
     vb = None
     port_name = args.port
     if port_name == "virtual":
-        raise transfer.UpdateError("--port virtual: start one with `heatrig vboard` and give its port")
+        raise transfer.UpdateError(
+            "--port virtual: start one with `heatrig vboard` and give its port"
+        )
     board = Board(port_name, args.baud)
     try:
         link = Link(SerialTransport(board.serial), LinkLog(None))

@@ -107,7 +107,7 @@ class Port(ABC):
 
     @abstractmethod
     def request(self, op: str) -> Status:
-        """"status" or "abort"."""
+        """ "status" or "abort"."""
 
     @abstractmethod
     def commit(self) -> None:

@@ -70,7 +70,9 @@ def test_ble_gatt_indices_are_the_tables() -> None:
         "RESULT": "result",
     }.items():
         assert names[consts[const]] == name, const
-    assert consts["N"] == T.SERVICES[2][3]  # the kit's own; the update service's are ble_update.py's
+    assert (
+        consts["N"] == T.SERVICES[2][3]
+    )  # the kit's own; the update service's are ble_update.py's
     for k, ch in enumerate(T.CHARS[7:22], start=7):
         assert k == consts["NN0"] + ch[0]  # custom characteristic NN at _NN0 + NN
 

@@ -8,13 +8,14 @@
 import json
 import os
 import sys
-from hashlib import sha256
 from binascii import hexlify
+from hashlib import sha256
 
 from sim.kernel import SimEnd
-from sim.mpapi import vflash
-
-from sim.mpapi import vmachine  # noqa: E402  machine.reset() raises SimEnd, as in the simulator
+from sim.mpapi import (
+    vflash,
+    vmachine,
+)
 
 sys.modules["machine"] = vmachine
 FS = vflash.mount(CFG["flash"])  # noqa: F821  the host's
@@ -117,7 +118,7 @@ def transfer(app, image, image_id, block_cb=None, busy_at=-1):
     if code:
         return "begin", update.CODE_NAMES[code]
     while True:
-        st, code, off, total, w, chunk = s.status()
+        st, _code, off, _total, w, chunk = s.status()
         if st != update.RECEIVING:
             break
         if off == busy_at:
@@ -152,8 +153,8 @@ def run_boot_until_trial_done(outcome):
     else:
         try:
             b.fail(outcome)
-        except SimEnd:
-            pass
+        except SimEnd:  # the reset it asks for
+            return b.running
     return b.running
 
 

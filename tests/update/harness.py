@@ -25,7 +25,9 @@ def provision(flash: Path, *, keys: list[Any] | None = None, hw: str | None = No
         "settings.a": store_format.slot_file({"profile": "standard", "telemetry": False}),
         "calib.a": store_format.slot_file({"r0_uohm": 801000, "tcr_ppm": 3490}),
         "counters.a": store_format.slot_file({"sessions": 7, "puffs": 84}),
-        "bonds.a": store_format.slot_file({"bonds": [[2, "AAECAwQFBg==", "AAECAwQFBgcICQoLDA0ODw=="]]}),
+        "bonds.a": store_format.slot_file(
+            {"bonds": [[2, "AAECAwQFBg==", "AAECAwQFBgcICQoLDA0ODw=="]]}
+        ),
         "registration.a": store_format.slot_file({"registered": True, "date": 1767225600}),
         "upkeys.a": store_format.slot_file(
             image.keys_record(*(keys if keys is not None else [pub]))

@@ -50,12 +50,16 @@ def _fresh(tmp: Path, data: bytes, **kw: Any) -> tuple[Path, Path]:
 def _transfer(tmp: Path, data: bytes, **kw: Any) -> Any:
     flash, img = _fresh(tmp, data, **{k: v for k, v in kw.items() if k in ("keys", "hw")})
     before = sorted(os.listdir(flash))
-    out = run_device(flash, TRANSFER, img=str(img), **{k: v for k, v in kw.items() if k == "busy_at"})
+    out = run_device(
+        flash, TRANSFER, img=str(img), **{k: v for k, v in kw.items() if k == "busy_at"}
+    )
     out["before_files"] = before
     return out
 
 
-def test_a_good_image_is_taken_and_switches_nothing_yet(tmp_path: Path, images: dict[str, bytes]) -> None:
+def test_a_good_image_is_taken_and_switches_nothing_yet(
+    tmp_path: Path, images: dict[str, bytes]
+) -> None:
     out = _transfer(tmp_path, images["new"])
     assert out["r"] == ["ready", "ok"], out
     assert out["same"]  # settings, calibration, counters, bonds, registration, keys
@@ -142,8 +146,10 @@ def test_one_byte_changed_anywhere_is_refused(tmp_path: Path, images: dict[str, 
     in_manifest = [p for p in positions if 8 <= p < 8 + len(img.manifest_bytes)]
     assert codes["signature"] >= len(in_manifest)  # a manifest byte: its signature fails
     assert codes["file_hash"] >= len(img.files())
-    print(f"one byte changed: {len(positions)} positions ({len(in_manifest)} in the manifest), "
-          f"all refused: {codes}")
+    print(
+        f"one byte changed: {len(positions)} positions ({len(in_manifest)} in the manifest), "
+        f"all refused: {codes}"
+    )
 
 
 CUTS = """
@@ -204,7 +210,9 @@ def _cut_points(total: int, count: int) -> list[int]:
     return list(range(0, total, step))[:count]
 
 
-def test_a_power_cut_at_any_byte_of_transfer_and_switch(tmp_path: Path, images: dict[str, bytes]) -> None:
+def test_a_power_cut_at_any_byte_of_transfer_and_switch(
+    tmp_path: Path, images: dict[str, bytes]
+) -> None:
     """The transfer's bytes (a sample, or every N-th for the full sweep) and
     every byte of the switch: the kit boots the deployed firmware or the new
     one, complete and verified, with every other record as it was."""
@@ -290,7 +298,8 @@ for phase in ('select', 'confirm', 'fail'):
         FS.arm(-1)
         b = boot()
         rec = b.record()
-        rows.append([phase, n, cut, b.running, rec['trial'], slot_ok(b.running), before == records()])
+        rows.append([phase, n, cut, b.running, rec['trial'], slot_ok(b.running),
+                     before == records()])
         if not cut:
             break
         n += 1
@@ -298,14 +307,16 @@ print(json.dumps(rows))
 """
 
 
-def test_a_power_cut_at_any_byte_of_the_trial_boot(tmp_path: Path, images: dict[str, bytes]) -> None:
+def test_a_power_cut_at_any_byte_of_the_trial_boot(
+    tmp_path: Path, images: dict[str, bytes]
+) -> None:
     """Every byte of the trial boot's record writes -- marking the trial, the
     confirmation, a failed check's rollback: a complete firmware boots."""
     flash, path = _fresh(tmp_path, images["new"])
     rows = run_device(flash, TRIAL_CUTS, img=str(path))
     phases = {p for p, *_ in rows}
     assert phases == {"select", "confirm", "fail"}
-    for phase, n, cut, running, trial, ok, same in rows:
+    for phase, n, _cut, running, _trial, ok, same in rows:
         assert ok and same, (phase, n)
         assert running in ("", "a"), (phase, n)
     # each row: the boot after the cut. A cut before the write's last byte

@@ -43,7 +43,9 @@ def bonded(dut: Dut) -> BleClient:
 
 
 def ble_port(dut: Dut, phone: BleClient) -> BlePort:
-    return BlePort(phone, P.UPDATE_CONTROL, P.UPDATE_DATA, advance=dut.advance, clock=lambda: dut.now_s)
+    return BlePort(
+        phone, P.UPDATE_CONTROL, P.UPDATE_DATA, advance=dut.advance, clock=lambda: dut.now_s
+    )
 
 
 def console_port(dut: Dut) -> ConsolePort:
@@ -66,20 +68,23 @@ def test_a_full_update_over_ble(kit: Dut, images: dict[str, bytes]) -> None:
     port = ble_port(kit, phone)
     st = transfer.send_image(port, img)
     assert (st.state, st.offset, st.total) == ("ready", len(img.data), len(img.data))
-    assert st.chunk == phone.mtu - 7 == 240  # the negotiated MTU (247) less the ATT and offset headers
+    assert (
+        st.chunk == phone.mtu - 7 == 240
+    )  # the negotiated MTU (247) less the ATT and offset headers
     s = port.stats
-    print(f"BLE update: {len(img.data)} bytes, {s.messages} writes at MTU {phone.mtu}, "
-          f"{s.wire_bytes} ATT bytes on the air, device {s.device_s:.2f} s, wall {s.wall_s:.2f} s")  # fmt: skip
+    print(
+        f"BLE update: {len(img.data)} bytes, {s.messages} writes at MTU {phone.mtu}, "
+        f"{s.wire_bytes} ATT bytes on the air, device {s.device_s:.2f} s, wall {s.wall_s:.2f} s"
+    )
     switched(kit, port)
     kit.expect_event(r"^update trial 0\.2\.0 slot=a$", timeout_s=5.0)
     assert kit.command("ver").startswith("OK heatrig 0.2.0")
     kit.advance(16.0)
     kit.expect_event(r"^update confirmed 0\.2\.0$", timeout_s=5.0)
-    # the records survived: the phone's bond (it re-encrypts), the registration-free counters
-    phone2 = kit.ble().phone()
-    phone2.connect()
-    phone2.pair()  # the bond is still on flash: encryption with the stored key, no window needed
-    st2 = Status.from_ble(phone2.read(P.UPDATE_CONTROL))
+    # the phone's bond survived: it encrypts again with its stored key, no window needed
+    phone.connect()
+    phone.pair()
+    st2 = Status.from_ble(phone.read(P.UPDATE_CONTROL))
     assert (st2.trial, st2.rollback) == (False, "none")
     assert "boots=2" in next(e for e in kit.events() if e.startswith("boot "))
 
@@ -89,7 +94,8 @@ def test_a_full_update_over_the_console(kit: Dut, images: dict[str, bytes]) -> N
     port = console_port(kit)
     st = transfer.send_image(port, img)
     assert st.state == "ready" and st.chunk == transfer.CONSOLE_DATA_BYTES
-    assert port.stats.messages == -(-len(img.data) // 72)
+    blocks = -(-len(img.data) // 2048)  # a block's last message is short: 2048 = 28 * 72 + 32
+    assert port.stats.messages == blocks * 29 - (29 - -(-(len(img.data) % 2048 or 2048) // 72))
     switched(kit, port)
     kit.expect_event(r"^update trial 0\.2\.0", timeout_s=5.0)
     kit.advance(16.0)
@@ -104,7 +110,9 @@ def test_a_transfer_resumes_after_a_disconnect(kit: Dut, images: dict[str, bytes
     st = port.begin(len(img.data), img.image_id)
     for _ in range(5):  # five blocks, and half of the sixth
         for i in range(0, st.window, st.chunk):
-            port.send(st.offset + i, img.data[st.offset + i : st.offset + min(st.window, i + st.chunk)])
+            port.send(
+                st.offset + i, img.data[st.offset + i : st.offset + min(st.window, i + st.chunk)]
+            )
         st = port.taken(st)
     half = st.window // 2
     for i in range(0, half, st.chunk):
@@ -143,7 +151,8 @@ def test_refused_during_a_heating_session(kit: Dut, images: dict[str, bytes]) ->
     with pytest.raises(UpdateError) as e:
         transfer.send_image(port, img)
     assert e.value.code == "busy"
-    assert "code=busy" in kit.command("update begin 1000 0011223344556677", check=False)
+    reply = kit.command("update begin 1000 0011223344556677", check=False)
+    assert reply.startswith("ERR 8 update busy"), reply
 
 
 SWITCH = """
@@ -174,7 +183,9 @@ def switched_flash(tmp: Path, data: bytes) -> Path:
     ("hangs", "timeout"),  # never confirms
     ("selfcheck", "selfcheck"),  # its radio never comes up
 ])  # fmt: skip
-def test_a_broken_image_rolls_back(tmp_path: Path, images: dict[str, bytes], name: str, why: str) -> None:
+def test_a_broken_image_rolls_back(
+    tmp_path: Path, images: dict[str, bytes], name: str, why: str
+) -> None:
     """Switched to a broken image (signed, whole, verified), the kit boots it
     on trial, and goes back to the firmware it ran; it says so on the
     console, and over BLE to a bonded phone."""
@@ -196,7 +207,9 @@ def test_a_broken_image_rolls_back(tmp_path: Path, images: dict[str, bytes], nam
     assert last_boot.startswith("boot heatrig 0.1.0")
     assert not any(e.startswith("update confirmed") for e in events)
     # the records survived; the phone learns of the rollback (a live kit on the same flash)
-    files = {p.relative_to(flash).as_posix(): p.read_bytes() for p in flash.rglob("*") if p.is_file()}
+    files = {
+        p.relative_to(flash).as_posix(): p.read_bytes() for p in flash.rglob("*") if p.is_file()
+    }
     files.pop("run.json", None)
     dut = Dut(SimTarget(), log_path=tmp_path / "live.log")
     try:

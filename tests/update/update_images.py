@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hil.paths import FIRMWARE_DIR
 from hil.update import image
@@ -20,7 +21,11 @@ OTHER_KEY = KEYS / "TEST-ONLY-other-key.pem"
 
 # a broken build, each as an edit of one file: (file, text replaced, replacement)
 BROKEN = {
-    "raises": ("app.py", '"""Wires the firmware', 'raise ImportError("a broken build")\n"""Wires the firmware'),
+    "raises": (
+        "app.py",
+        '"""Wires the firmware',
+        'raise ImportError("a broken build")\n"""Wires the firmware',
+    ),
     "hangs": (
         "app.py",
         "def main():\n    App().run()",
@@ -30,16 +35,21 @@ BROKEN = {
     "selfcheck": (
         "ble_gatt.py",
         "        self.app = app\n        self.heater",
-        "        raise OSError(19)  # the radio never comes up\n        self.app = app\n        self.heater",
+        "        raise OSError(19)  # the radio never comes up\n"
+        "        self.app = app\n        self.heater",
     ),
 }
 
 
-def tree(tmp: Path, version: str, edit: tuple[str, str, str] | None = None, tag: str = "ok") -> Path:
+def tree(
+    tmp: Path, version: str, edit: tuple[str, str, str] | None = None, tag: str = "ok"
+) -> Path:
     out = tmp / f"fw-{version}-{tag}"
     shutil.copytree(FIRMWARE_DIR, out, ignore=shutil.ignore_patterns("__pycache__"))
     v = out / "version.py"
-    v.write_text(v.read_text().replace('FIRMWARE_VERSION = "0.1.0"', f'FIRMWARE_VERSION = "{version}"'))
+    v.write_text(
+        v.read_text().replace('FIRMWARE_VERSION = "0.1.0"', f'FIRMWARE_VERSION = "{version}"')
+    )
     if edit is not None:
         f = out / edit[0]
         text = f.read_text()
@@ -49,12 +59,14 @@ def tree(tmp: Path, version: str, edit: tuple[str, str, str] | None = None, tag:
 
 
 @pytest.fixture(scope="session")
-def test_key() -> image.rsa.RSAPrivateKey:
+def test_key() -> rsa.RSAPrivateKey:
     return image.load_private_key(image.TEST_KEY)
 
 
 @pytest.fixture(scope="session")
-def images(tmp_path_factory: pytest.TempPathFactory, test_key: image.rsa.RSAPrivateKey) -> dict[str, bytes]:
+def images(
+    tmp_path_factory: pytest.TempPathFactory, test_key: rsa.RSAPrivateKey
+) -> dict[str, bytes]:
     """name -> image bytes (x64: the simulator's architecture)."""
     tmp = tmp_path_factory.mktemp("images")
     other = image.load_private_key(OTHER_KEY)
@@ -72,7 +84,9 @@ def images(tmp_path_factory: pytest.TempPathFactory, test_key: image.rsa.RSAPriv
 
 
 @pytest.fixture(scope="session")
-def image_file(tmp_path_factory: pytest.TempPathFactory, images: dict[str, bytes]) -> Callable[[str], Path]:
+def image_file(
+    tmp_path_factory: pytest.TempPathFactory, images: dict[str, bytes]
+) -> Callable[[str], Path]:
     tmp = tmp_path_factory.mktemp("image-files")
 
     def path(name: str) -> Path:
