@@ -239,9 +239,10 @@ class Session:
         """Start a transfer of `total` bytes, or resume it (the same image id
         and size) from its last block taken. A code; OK when accepted."""
         self._last_ms = now_ms
-        if self.state in (RECEIVING, PAUSED) and image_id == self.image_id and total == self.total:
-            self.fill = 0  # the block in flight when the link dropped: sent again
-            self.state = PAUSED if self._busy() else RECEIVING
+        if self.state in (RECEIVING, PAUSED, READY) and image_id == self.image_id and total == self.total:
+            if self.state != READY:  # (ready: all of it was taken already)
+                self.fill = 0  # the block in flight when the link dropped: sent again
+                self.state = PAUSED if self._busy() else RECEIVING
             return OK
         if self.state in (RECEIVING, PAUSED, SWITCHING):
             return self._answer(STATE)

@@ -208,4 +208,3 @@ def provision_update_keys(board: Board, moduli_hex: list[str]) -> None:
 
     board.remove(f"{UPDATE_KEYS}.a", f"{UPDATE_KEYS}.b")
     board.write(f"{UPDATE_KEYS}.a", store_format.slot_file({"keys": moduli_hex}))
-

@@ -38,6 +38,7 @@ def test_update_over_the_virtual_boards_console(
         out = capsys.readouterr().out
         assert "received and verified by the kit" in out, out
         assert "update trial 0.2.0 slot=a" in out, out
-        print(f"console update on the virtual board: {path.stat().st_size} bytes, {wall:.1f} s wall")
+        size = path.stat().st_size
+        print(f"console update on the virtual board: {size} bytes, {wall:.1f} s wall")
         assert (vb.flash / "fw_a" / "manifest.json").exists()
         assert vb.boots >= 2  # the switch reset it
