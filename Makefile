@@ -17,10 +17,12 @@ test: lint
 	$(BIN)/pytest -m dut --target serial --port virtual --junitxml=results/junit-serial.xml
 
 # firmware updates: a power cut at every N-th byte of a transfer (>= 500 cuts), at
-# every byte of the switch and of the trial boot, and one byte changed at every
-# position of an image's header (make test runs a fixed sample of each)
+# every byte of the switch and of the trial boot, one byte changed at every
+# position of an image's header (make test runs a fixed sample of each), and an
+# update over the virtual board's console (real time, about a minute)
 update-sweep: $(STAMP)
-	HEATRIG_UPDATE_SWEEP=full $(BIN)/pytest -s tests/update/test_update_device.py
+	HEATRIG_UPDATE_SWEEP=full $(BIN)/pytest -s tests/update/test_update_device.py \
+		tests/update/test_update_vboard.py
 
 # deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
 deploy: $(STAMP)

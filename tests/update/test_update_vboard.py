@@ -4,6 +4,7 @@ image sent over its console through pyserial, switched, booted on trial."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,12 @@ from hil.rig import deploy
 from hil.rig.board import Board
 from hil.rig.vboard import VirtualBoard
 from hil.update import image
+
+# about a minute of real time (the firmware's main loop takes two console lines
+# a pass): in make update-sweep, not in make test
+pytestmark = pytest.mark.skipif(
+    os.environ.get("HEATRIG_UPDATE_SWEEP") != "full", reason="make update-sweep runs it"
+)
 
 
 def test_update_over_the_virtual_boards_console(
