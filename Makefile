@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test test-net traces bench bench-baseline lint format layout-check clean deploy flash
+.PHONY: run test test-net traces bench bench-baseline lint format layout-check clean deploy flash \
+	update-sweep
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -30,6 +31,14 @@ test-net: $(STAMP)
 # record the shipped link traces (tests/data/traces) again
 traces: $(STAMP)
 	$(BIN)/python -m tests.data.traces.record
+
+# firmware updates: a power cut at every N-th byte of a transfer (>= 500 cuts), at
+# every byte of the switch and of the trial boot, one byte changed at every
+# position of an image's header (make test runs a fixed sample of each), and an
+# update over the virtual board's console (real time, about a minute)
+update-sweep: $(STAMP)
+	HEATRIG_UPDATE_SWEEP=full $(BIN)/pytest -s tests/update/test_update_device.py \
+		tests/update/test_update_vboard.py
 
 # deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
 deploy: $(STAMP)

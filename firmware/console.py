@@ -78,6 +78,7 @@ class Console:
             "set": self._cmd_set,
             "cal": self._cmd_cal,
             "reset": self._cmd_reset,
+            "update": self._cmd_update,
         }
 
     # --- output ------------------------------------------------------------
@@ -283,6 +284,11 @@ class Console:
             return
         self.app.set_calibration(r0, tcr)
         self.reply("OK cal r0_uohm=%d tcr_ppm=%d" % (r0, tcr))
+
+    def _cmd_update(self, args):
+        import update_cmd  # the update's code is loaded when an update starts
+
+        update_cmd.command(self, args)
 
     def _cmd_reset(self, args):
         if args and args != ["repl"]:

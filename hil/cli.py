@@ -20,6 +20,10 @@ from hil.rig import trace
 from hil.rig.board import Board, BoardError
 from hil.scenarios import scenario
 from hil.simulator import runner, toolchain
+from hil.update import cli as update_cli
+from hil.update import image
+from hil.update.image import ImageError
+from hil.update.transfer import UpdateError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the board has the real heater stage: deploy the firmware alone, no plant models",
     )
     d.add_argument("--no-start", action="store_true", help="leave the board in the REPL")
+    d.add_argument(
+        "--update-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="a public key (PEM) whose signed images the kit takes (docs/update.md); repeatable",
+    )
     d.set_defaults(fn=cmd_deploy)
 
     v = sub.add_parser("vboard", help="run a virtual board (the unix port behind a pty)")
@@ -86,8 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     campaign_cli.add_parser(sub)
     ble_cli.add_parser(sub)
     farm_cli.add_parser(sub)
+    update_cli.add_parsers(sub)
 
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    if extra and args.cmd == "ble" and args.seconds is None and len(extra) == 1:
+        args.seconds = extra[0]  # `heatrig ble update --sim IMAGE`: the image after an option
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args))
     except (
@@ -101,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         campaign_spec.CampaignError,
         BleError,
         trace.TraceError,
+        ImageError,
+        UpdateError,
     ) as e:
         print(f"heatrig: {e}", file=sys.stderr)
         return 2
@@ -238,7 +256,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     board = Board(args.port, args.baud)
     try:
-        report = deploy.deploy(board, plant=not args.hardware, start=not args.no_start)
+        keys = [image.modulus_hex(image.load_public_key(p)) for p in args.update_key]
+        report = deploy.deploy(board, plant=not args.hardware, start=not (args.no_start or keys))
+        if keys:
+            deploy.provision_update_keys(board, keys)
+            if not args.no_start:
+                board.hard_reset()
+                report.boot_event = deploy.wait_boot(board, deploy.BOOT_TIMEOUT_S)
     except (serial.SerialException, OSError) as e:
         raise BoardError(
             f"the link to {args.port} broke during the deploy ({e}): was the board unplugged "

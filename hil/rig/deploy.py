@@ -232,3 +232,15 @@ def wait_boot(board: Board, timeout_s: float) -> str:
         f"the firmware did not start on {board.port} within {timeout_s:.0f} s after the reset; "
         f"the board said: {bytes(seen[-400:]).decode(errors='replace')!r}"
     )
+
+
+UPDATE_KEYS = "upkeys"  # the store record of the public keys that sign updates (docs/update.md)
+
+
+def provision_update_keys(board: Board, moduli_hex: list[str]) -> None:
+    """Write the kit's trusted update keys (RSA moduli, hex; e = 65537) as
+    its store record, replacing any (the firmware reads it at each update)."""
+    from hil.wire import store_format
+
+    board.remove(f"{UPDATE_KEYS}.a", f"{UPDATE_KEYS}.b")
+    board.write(f"{UPDATE_KEYS}.a", store_format.slot_file({"keys": moduli_hex}))

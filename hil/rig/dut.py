@@ -143,6 +143,14 @@ class Dut:
             self._traced(self.target.reboot(live), self._scenario or idle_scenario(), live.cfg)
         )
 
+    def follow_reset(self) -> None:
+        """The device reset itself (an update's switch, a watchdog): go on in
+        the new boot's session on the same flash."""
+        live = self._live()
+        self.last_live_series = self.telemetry()
+        self.log.write("note", "the device reset itself")
+        self._attach(self.target.reboot(live))
+
     def _attach(self, live: Live) -> None:
         self.live = live
         self._offset_us = None
@@ -245,6 +253,18 @@ class Dut:
         reply: str = link.replies.popleft()
         if check and not reply.startswith("OK"):
             raise DutError(self._explain(f"OK to {line!r}, got {reply!r}"))
+        return reply
+
+    def send_line(self, line: str) -> None:
+        """A console line whose reply is not awaited (next_reply() takes it):
+        several lines in flight, as a transfer sends them."""
+        self._link.send_line(line)
+
+    def next_reply(self, timeout_s: float = REPLY_TIMEOUT_S) -> str:
+        """The oldest reply not yet taken (to a line of send_line())."""
+        link = self._link
+        self._until(lambda: bool(link.replies), "a reply", timeout_s)
+        reply: str = link.replies.popleft()
         return reply
 
     def send_raw(self, data: bytes) -> None:

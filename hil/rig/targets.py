@@ -196,9 +196,11 @@ class SimTarget(Target):
     def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:
         flash = Path(tempfile.mkdtemp(prefix="heatrig-flash-"))
         self._flashes.append(flash)
+        extra = cfg.pop("flash_files", None) or {}  # more files on the flash (bytes by name)
         cfg = {**runner.heap_config(), **cfg}
-        for name, data in runner.device_files(sc, cfg).items():
+        for name, data in {**runner.device_files(sc, cfg), **extra}.items():
             if data is not None:
+                (flash / name).parent.mkdir(parents=True, exist_ok=True)
                 (flash / name).write_bytes(data)
         return self._launch(flash, cfg, log)
 

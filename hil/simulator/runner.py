@@ -120,19 +120,23 @@ def run(
     extra_config: dict[str, object] | None = None,
     flash_files: dict[str, bytes] | None = None,
     on_output: Callable[[bytes], None] | None = None,
+    flash: Path | None = None,
 ) -> RunResult:
     """Simulate the scenario to its end and decode everything the device sent.
     `flash_files`: more files on the device's flash (over the usual ones);
-    `on_output`: gets each boot's output as it is read (a trace)."""
+    `on_output`: gets each boot's output as it is read (a trace);
+    `flash`: the flash's folder, as it is and kept (default: a new one, removed)."""
     argv, env = simulator_command()
     cfg = sc.run_config()
     cfg["lock_heap"] = lock_heap
     cfg.update(heap_config(heap))
     cfg.update(extra_config or {})
     with tempfile.TemporaryDirectory(prefix="heatrig-flash-") as tmp:
-        fdir = Path(tmp) / "flash"
-        fdir.mkdir()
+        fdir = flash if flash is not None else Path(tmp) / "flash"
+        fdir.mkdir(exist_ok=True)
         for name, data in device_files(sc, cfg).items():
+            if flash is not None and name != "run.json":
+                continue  # a flash given as it is
             if data is not None:
                 (fdir / name).write_bytes(data)
         for name, data in (flash_files or {}).items():
