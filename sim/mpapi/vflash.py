@@ -3,8 +3,10 @@ write takes, and power cuts.
 
 Mounted at /flash and made the working directory (sim/run.py), so the
 firmware's own open() reaches it exactly as it reaches LittleFS on the
-ESP32: no firmware change, no builtin replaced. Only what the firmware uses
-is there (open, read, write, close, remove, stat, rename, listdir).
+ESP32: no firmware change, no builtin replaced. Only what the firmware's
+store and the update use is there (open, read, readinto, write, close; the
+folder operations, which LittleFS commits atomically: a power cut happens
+before or after one, and only a file's bytes are counted towards a cut).
 
 Time. On the ESP32 a flash program or erase runs with the caches off: the
 calling task is in C throughout, and interrupts not in IRAM (the timers'
@@ -171,25 +173,40 @@ class Flash:
                 self.files += 1
         return _File(self, open(real, mode), writing)
 
-    def remove(self, path):
+    def _alive(self, path):
+        """The host path of a folder operation's argument; none once the power is off."""
         if self.dead:
             raise SimEnd("power_cut")
-        os.remove(self._real(path))
+        return self._real(path)
+
+    def remove(self, path):
+        os.remove(self._alive(path))
         self.files -= 1
         self._spend(self.prog_us + self._append(_COMMIT))
 
     def rename(self, old, new):
-        os.rename(self._real(old), self._real(new))
+        real_new = self._alive(new)
+        try:
+            os.stat(real_new)
+            self.files -= 1  # the one replaced
+        except OSError:
+            pass
+        os.rename(self._real(old), real_new)
         self._spend(self.prog_us + self._append(_COMMIT))
 
     def stat(self, path):
-        return os.stat(self._real(path))
+        return os.stat(self._alive(path))
 
     def ilistdir(self, path):
-        return os.ilistdir(self._real(path))
+        return os.ilistdir(self._alive(path))
 
     def mkdir(self, path):
-        os.mkdir(self._real(path))
+        os.mkdir(self._alive(path))
+        self._spend(self.prog_us + self._append(_COMMIT))
+
+    def rmdir(self, path):
+        os.rmdir(self._alive(path))
+        self._spend(self.prog_us + self._append(_COMMIT))
 
     def chdir(self, path):
         self._cwd = path if path.startswith("/") else self._cwd.rstrip("/") + "/" + path
