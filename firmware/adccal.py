@@ -22,7 +22,8 @@ The record holds what end of line measures:
   station's reference (`adc cal OFFSET_UV GAIN_PPM`): fix() takes them out.
 
 Without a record the defaults are nominal: right for the floor on every
-eFuse-Vref chip, an identity for fix().
+eFuse-Vref chip, an identity for fix(). Measuring and storing it (end of
+line only) is in adc_eol.py, loaded when the console's `adc` is used.
 """
 
 import board
@@ -32,8 +33,7 @@ from micropython import const
 FILE = "adccal"
 IDF_FLOOR_UV = const(142000)  # ESP-IDF adc_cali_line_fitting.c: coeff_b of ADC1 at 11 dB (eFuse Vref)
 MARGIN_UV = const(25000)  # the noise and the first codes above raw 0, with room
-_SAMPLES = const(16)
-_DEFAULTS = {"floor_uv": IDF_FLOOR_UV, "chg_i_zero_uv": board.CHG_I_MID_UV, "offset_uv": 0, "gain_ppm": 0}
+DEFAULTS = {"floor_uv": IDF_FLOOR_UV, "chg_i_zero_uv": board.CHG_I_MID_UV, "offset_uv": 0, "gain_ppm": 0}
 _FLOOR_MAX_UV = const(300000)  # a sense at rest reading more is not at rest
 _MID_TOL_UV = const(150000)  # the charger's sense at 0 A, this close to mid-scale
 _OFFSET_MAX_UV = const(100000)
@@ -63,9 +63,9 @@ def valid(rec):
 
 
 def load():
-    rec, ok = store.load(FILE, _DEFAULTS)
+    rec, ok = store.load(FILE, DEFAULTS)
     if not valid(rec):
-        rec, ok = dict(_DEFAULTS), False
+        rec, ok = dict(DEFAULTS), False
     return AdcCal(rec, ok)
 
 
@@ -91,23 +91,3 @@ def sense(uv):
         return 0
     x = uv - _off_uv
     return x + ((x >> 8) * _k_q16 >> 8)
-
-
-def mean_uv(read):
-    """The mean of _SAMPLES readings of read() (a read_uv)."""
-    s = 0
-    for _ in range(_SAMPLES):
-        s += read()
-    return s // _SAMPLES
-
-
-def save(**values):
-    """Store the record with `values` changed (end of line); ValueError if
-    they are not what a unit can read."""
-    rec = dict(_DEFAULTS)
-    cur = load()
-    rec.update(floor_uv=cur.floor_uv, chg_i_zero_uv=cur.chg_i_zero_uv, offset_uv=cur.offset_uv, gain_ppm=cur.gain_ppm)
-    rec.update(values)
-    if not valid(rec):
-        raise ValueError("ADC calibration out of range")
-    store.save(FILE, rec)

@@ -11,6 +11,7 @@ work is done at the charger's ticks, never on a main-loop pass of its own.
 """
 
 import gc
+import sys
 import time
 
 import adccal
@@ -58,7 +59,6 @@ class App:
         gc.collect()
         self.settings = settings.load()
         self.cal = calib.load()
-        self.adc_cal = adccal.load()
         self.counters, _ = store.load(COUNTERS, COUNTER_DEFAULTS)
         self.fault_log = faults.FaultLog()
         self.fault_log.load()
@@ -71,7 +71,7 @@ class App:
         self.console = Console(self)
         self.power = Power(self.heater, self.fault_log, self.console.event)
         self.power.profile = self.settings["profile"]
-        self._use_adc_cal()
+        self.use_adc_cal(adccal.load())
         charger_button = Pin(board.PIN_CHARGER_BUTTON, Pin.IN, Pin.PULL_UP)
         self.device = Device(self.heater, Indicator(), self.power, charger_button, self.reset)
         self.usage = Usage(self.settings)
@@ -126,55 +126,25 @@ class App:
         self.cal = calib.load()
         self.heater.set_calibration(self.cal)
 
-    def _use_adc_cal(self):
-        c = self.adc_cal
+    def use_adc_cal(self, c):
+        """Correct the ADC's readings with calibration c (adccal.py) from now on."""
+        self.adc_cal = c
         adccal.use(c)
         self.power.chg_i_zero_uv = c.chg_i_zero_uv
-
-    def set_adc_cal(self, **values):
-        """Store values of the ADC calibration record (adccal.save) and use it."""
-        adccal.save(**values)
-        self.adc_cal = adccal.load()
-        self._use_adc_cal()
-        return self.adc_cal
-
-    def measure_adc_zero(self):
-        """End of line, heater off, nothing charging: the readings of the
-        heater's current sense and the charger's at rest, stored and used."""
-        return self.set_adc_cal(floor_uv=adccal.mean_uv(self.heater.adc_ih.read_uv),
-                                chg_i_zero_uv=adccal.mean_uv(self.power.chg_i_reader()))  # fmt: skip
 
     def _heating(self):
         return states.PREHEAT <= self.heater.state <= states.END_WARNING
 
-    def _adc_check(self):
-        """One read of each heater input, before the watchdog is armed: a chip
-        without ADC calibration data raises OSError at every read_uv(); the
-        firmware must stop with a fault then, not reset every WDT_TIMEOUT_MS.
-        (The calibration is per ADC unit and attenuation: every input here is
-        on ADC1 at 11 dB, so one failing read means they all fail.)"""
-        h = self.heater
-        try:
-            for adc in (h.adc_vh, h.adc_ih, h.adc_cell, h.adc_cell_ntc, h.adc_amb_ntc):
-                adc.read_uv()
-        except OSError as e:
-            return "adc check failed: %s (no ADC calibration in eFuse?)" % e
-        return ""
+    def _arm_watchdog(self):
+        """The ADC checked first (adc_boot.py): without it, a fault, not a reset loop."""
+        import adc_boot
 
-    def _halt(self, why, wdt):
-        """No usable ADC: the heater stays off and cannot start; the console
-        and the watchdog keep running, so the unit reports its fault."""
-        self.heater.cut_for_fault(faults.ADC_IMPLAUSIBLE)
-        self.console.event(why)
-        while True:
-            try:
-                self.console.poll()
-                self._report_changes(time.ticks_ms())
-                self.tele.drain()
-            except Exception as e:  # keep serving
-                self.console.event("error %s" % e)
-            wdt.feed()
-            time.sleep_ms(MAIN_PERIOD_MS)
+        bad = adc_boot.check(self.heater)
+        wdt = WDT(timeout=WDT_TIMEOUT_MS)
+        if bad:
+            adc_boot.halt(self, bad, wdt)  # does not return
+        del sys.modules["adc_boot"]  # boot only: its code leaves the heap
+        return wdt
 
     def reset(self, hold=False):
         """Heater off, then a hardware reset, as from power-on (every record is
@@ -204,10 +174,7 @@ class App:
         for p in store.problems:  # a damaged record: reported, never fatal
             self.console.event("store " + p)
         del store.problems[:]
-        bad = self._adc_check()
-        wdt = WDT(timeout=WDT_TIMEOUT_MS)
-        if bad:
-            self._halt(bad, wdt)
+        wdt = self._arm_watchdog()
         self.heater.start()
         self.power.start()
         store.save(COUNTERS, c)

@@ -287,22 +287,9 @@ class Console:
         self.reply("OK cal r0_uohm=%d tcr_ppm=%d" % (r0, tcr))
 
     def _cmd_adc(self, args):
-        if args == ["zero"]:  # end of line: heater off, nothing charging
-            if not self._idle():
-                return
-            c = self.app.measure_adc_zero()
-        elif args and args[0] == "cal" and len(args) == 3:  # end of line: the station's reference
-            off, gain = _int(args[1]), _int(args[2])
-            if not self._idle():
-                return
-            c = self.app.set_adc_cal(offset_uv=off, gain_ppm=gain)
-        elif args:
-            self.error(E_ARGS, "usage: adc [zero | cal OFFSET_UV GAIN_PPM]")
-            return
-        else:
-            c = self.app.adc_cal
-        self.reply("OK floor_uv=%d chg_i_zero_uv=%d offset_uv=%d gain_ppm=%d stored=%d"
-                   % (c.floor_uv, c.chg_i_zero_uv, c.offset_uv, c.gain_ppm, c.stored))  # fmt: skip
+        import adc_eol  # end of line only: loaded when used
+
+        adc_eol.command(self, args)
 
     def _cmd_update(self, args):
         import update_cmd  # the update's code is loaded when an update starts

@@ -80,21 +80,28 @@ def _hold_to_budget(free_bytes):
     """Leave the firmware exactly `free_bytes` of free heap -- what the ESP32
     budget leaves a program -- by taking the rest: the simulator's own modules
     and models share the process's heap but are not on a device. Returns the
-    ballast (kept referenced for the run)."""
-    ballast = []
+    ballast (kept referenced for the run).
+
+    The holes the simulator's setup left between its objects are taken
+    first: a board's firmware starts on one free region, not on the
+    simulator's scraps. The GC allocates first fit from the heap's start, so
+    small links fill the holes in order, then the start of the free region
+    after them; what is left is that region's end, in one piece."""
     gc.collect()
     extra = gc.mem_free() - free_bytes
     if extra < 0:
         raise MemoryError("the simulator needs %d bytes more heap than its process has" % -extra)
-    chunk = extra
-    while extra > 64 and chunk >= 64:
-        try:
-            ballast.append(bytearray(min(chunk, extra) - 32))  # less the allocation's own overhead
-        except MemoryError:
-            chunk //= 2
-            continue
-        extra = gc.mem_free() - free_bytes
-    return ballast
+    held = [None] * (extra // (_LINK + 8) - 4)  # its slots and links: about `extra`
+    for i in range(len(held) - 1):
+        held[i] = (i,)  # a link: 16-byte holes stay free
+    gc.collect()
+    extra = gc.mem_free() - free_bytes
+    if extra > 64:
+        held[-1] = bytearray(extra - 48)  # the rest in one piece (less the allocation's overhead)
+    return held
+
+
+_LINK = 32  # a 1-tuple, header and one item: two GC blocks on the 64-bit unix port
 
 
 def _drop_firmware():
@@ -252,6 +259,12 @@ def select_slot():
     import bootslot
 
     bootslot.select()
+    # a slot's modules imported from the host's folder itself: on the flash
+    # VFS (a Python object) an import's many stat() calls leave garbage the
+    # board's LittleFS (C) does not; reads cost no flash time here anyway
+    first = sys.path[0] if sys.path else ""
+    if _flash is not None and first.startswith(bootslot.DIR):
+        sys.path[0] = _flash.host_path(first)
 
 
 def install(rec, host_stepped, eager=False, ble_program=None):

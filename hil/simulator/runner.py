@@ -95,7 +95,9 @@ def meta_for(sc: Scenario) -> dict[str, str]:
 
 # Every record of the firmware's store (firmware/store.py keeps two slots of
 # each): a run starts from a fresh store, whatever a board's flash held.
-STORE_RECORDS = ("calib", "adccal", "settings", "counters", "faults", "bonds", "registration", "ids")
+STORE_RECORDS = (
+    "calib", "adccal", "settings", "counters", "faults", "bonds", "registration", "ids",
+)  # fmt: skip
 
 
 def device_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None]:

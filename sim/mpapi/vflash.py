@@ -150,6 +150,10 @@ class Flash:
         K.stall(us)
 
     # --- the VFS protocol ----------------------------------------------------------
+    def host_path(self, path):
+        """The host's path of a path on the flash."""
+        return self._real(path)
+
     def _real(self, path):
         if not path.startswith("/"):
             path = self._cwd.rstrip("/") + "/" + path
@@ -165,13 +169,13 @@ class Flash:
         if self.dead:
             raise SimEnd("power_cut")
         real = self._real(path)
-        writing = "w" in mode or "a" in mode or "+" in mode
-        if writing:
-            try:
-                os.stat(real)
-            except OSError:
-                self.files += 1
-        return _File(self, open(real, mode), writing)
+        if "w" not in mode and "a" not in mode and "+" not in mode:
+            return open(real, mode)  # a read: the host's file itself, a stream (imports, json.load)
+        try:
+            os.stat(real)
+        except OSError:
+            self.files += 1
+        return _File(self, open(real, mode), True)
 
     def _alive(self, path):
         """The host path of a folder operation's argument; none once the power is off."""

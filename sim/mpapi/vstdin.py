@@ -38,10 +38,13 @@ _naps = -1  # vtime.naps at the last fill
 _eof = False
 lost = 0  # bytes dropped on a full ring, since the start
 _real = None  # a poll object on the real stdin, made at the first fill
+_byte = bytearray(1)
 
 
 def _fill():
-    """Move what the pipe holds into the ring (once per main-loop pass)."""
+    """Move what the pipe holds into the ring (once per main-loop pass),
+    without garbage of its own on the firmware's heap: ipoll() reuses its
+    tuple, and each byte comes through one preallocated buffer."""
     global _put, _naps, _eof, lost, _real
     if _naps == vtime.naps or _eof:
         return
@@ -51,34 +54,44 @@ def _fill():
         _real.register(_sys.stdin, _select.POLLIN)
     src = _sys.stdin.buffer
     while True:
-        ev = _real.poll(0)
+        ev = 0
+        for _obj, e in _real.ipoll(0):
+            ev = e
         if not ev:
             return
-        if not ev[0][1] & _select.POLLIN:
-            _eof = True
-            return
-        b = src.read(1)
-        if not b:
+        if not ev & _select.POLLIN or not src.readinto(_byte):
             _eof = True
             return
         nxt = _put + 1 if _put + 1 < RING else 0
         if nxt == _get:
             lost += 1  # ringbuf_put: full
         else:
-            _ring[_put] = b[0]
+            _ring[_put] = _byte[0]
             _put = nxt
 
 
+_ONE = tuple(bytes((i,)) for i in range(256))  # read(1), the console's, allocates nothing here
+
+
 class _Stdin:
-    """sys.stdin and sys.stdin.buffer as the console uses them."""
+    """sys.stdin and sys.stdin.buffer as the console uses them. The reads
+    allocate what the port's do (the bytes returned) and no more: the
+    simulator's own garbage would fragment the firmware's heap."""
 
     def read(self, n=-1):
         global _get
-        out = bytearray()
-        while _get != _put and (n < 0 or len(out) < n):
-            out.append(_ring[_get])
-            _get = _get + 1 if _get + 1 < RING else 0
-        return bytes(out)
+        avail = _put - _get if _put >= _get else _put + RING - _get
+        if 0 <= n < avail:
+            avail = n
+        if not avail:
+            return b""
+        g = _get
+        _get = g + avail if g + avail < RING else g + avail - RING
+        if avail == 1:
+            return _ONE[_ring[g]]
+        if g + avail <= RING:
+            return bytes(memoryview(_ring)[g : g + avail])
+        return bytes(memoryview(_ring)[g:]) + bytes(memoryview(_ring)[: _get])
 
 
 stdin = _Stdin()
@@ -107,5 +120,8 @@ def poll():
 
 def install(console):
     """The console's stdin through the ring (its module's `sys` and `select`)."""
+    global _real
+    _real = _select.poll()  # made now: nothing of the simulator's on the firmware's heap later
+    _real.register(_sys.stdin, _select.POLLIN)
     console.sys = _sys.modules[__name__]
     console.select = console.sys

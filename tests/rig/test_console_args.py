@@ -67,6 +67,9 @@ GRAMMAR: dict[str, Callable[[list[str]], bool]] = {
     "profile": lambda a: len(a) <= 1,
     "set": lambda a: len(a) == 2 and a[0] in ("profile", "telemetry", "ble"),
     "cal": lambda a: not a or (len(a) == 2 and all(_int(w) for w in a)),
+    "adc": lambda a: (
+        a in ([], ["zero"]) or (len(a) == 3 and a[0] == "cal" and _int(a[1]) and _int(a[2]))
+    ),
     "reset": lambda a: a in ([], ["repl"]),
     "update": lambda a: (
         a in (["status"], ["commit"], ["abort"])
@@ -78,7 +81,7 @@ GRAMMAR: dict[str, Callable[[list[str]], bool]] = {
 WORDS = [
     "on", "off", "clear", "repl", "eco", "standard", "intense", "profile", "telemetry",
     "ble", "0", "1", "7", "-1", "812000", "3420", "x", "on,off", "ON", "%s", "\\x00",
-    "9" * 30, "é", "--", "@plant", "status",
+    "9" * 30, "é", "--", "@plant", "status", "zero", "cal",
 ]  # fmt: skip
 
 
@@ -99,7 +102,7 @@ def junk_args(rng: random.Random, takes: Callable[[list[str]], bool]) -> list[st
 
 
 def _state(dut: Dut) -> tuple[str, ...]:
-    return tuple(dut.command(c) for c in ("status", "settings", "cal", "faults", "profile"))
+    return tuple(dut.command(c) for c in ("status", "settings", "cal", "adc", "faults", "profile"))
 
 
 def test_every_command_has_a_grammar_here() -> None:
@@ -112,6 +115,7 @@ def test_the_grammar_holds_its_valid_forms() -> None:
     valid = [
         ("ver", []), ("tm", ["on"]), ("faults", ["clear"]), ("profile", ["eco"]),
         ("set", ["telemetry", "1"]), ("cal", ["812000", "3420"]), ("reset", ["repl"]),
+        ("adc", ["zero"]), ("adc", ["cal", "0", "1000000"]),
     ]  # fmt: skip
     assert all(GRAMMAR[c](a) for c, a in valid)
     rng = random.Random(SEED)
