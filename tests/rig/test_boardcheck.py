@@ -51,7 +51,9 @@ def test_heatrig_sim_takes_the_board_parameters(tmp_path: Path) -> None:
     board.write_text(json.dumps({"plant": {"adc_cal": 0.0}, "run": {}}))
     out = tmp_path / "run"
     r = heatrig("sim", "hci", "--no-plot", "--out", str(out), "--board", str(board))
-    assert "end reason                               not_started" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "heating    not judged: no control telemetry" in r.stdout, r.stdout  # no session ran
+    assert json.loads((out / "kpi.json").read_text())["end_reason"] == "not_started"
     console = (out / "console.log").read_text().splitlines()
     assert "fault adc_implausible" in console
     assert any(line.startswith("adc check failed: ") for line in console)
