@@ -91,13 +91,25 @@ def _hold_to_budget(free_bytes):
     extra = gc.mem_free() - free_bytes
     if extra < 0:
         raise MemoryError("the simulator needs %d bytes more heap than its process has" % -extra)
-    held = [None] * (extra // (_LINK + 8) - 4)  # its slots and links: about `extra`
-    for i in range(len(held) - 1):
-        held[i] = (i,)  # a link: 16-byte holes stay free
+    held = []
+    links = (extra - 4096) // (_LINK + 8)  # each with its slot in a part; the rest below
+    while links > 0:
+        k = 128 if links > 128 else links
+        part = [None] * k  # 1 kB: held in parts, a heap with few large holes has room for them
+        for i in range(k):
+            part[i] = (i,)  # a link: 16-byte holes stay free
+        held.append(part)
+        links -= k
     gc.collect()
     extra = gc.mem_free() - free_bytes
-    if extra > 64:
-        held[-1] = bytearray(extra - 48)  # the rest in one piece (less the allocation's overhead)
+    chunk = extra
+    while extra > 64 and chunk >= 64:  # the rest in as few pieces as the heap allows
+        try:
+            held.append(bytearray(min(chunk, extra) - 48))  # less the allocations' overhead
+        except MemoryError:
+            chunk //= 2
+            continue
+        extra = gc.mem_free() - free_bytes
     return held
 
 
