@@ -362,6 +362,8 @@ def run(cfg):
         reason = "crash %s: %s" % (type(e).__name__, e)
         code = 3
     wall_us = utime.ticks_diff(utime.ticks_us(), wall0)
+    if _ballast is not None:  # emptied, not only dropped: a stale word on the C stack
+        _ballast.clear()  # that still points at it must not keep it for the board's next run
     boots = run["boots"] + 1
     if reason in _REBOOTS and snapshot:
         _drop_firmware()  # its RAM is gone: room to write the snapshot
