@@ -25,7 +25,7 @@ from charger import Power
 from console import Console
 from device import KIT_NAMES, Device
 from heater_ctl import HeaterControl
-from indicator import Indicator
+from indicator import LED_BLINK_SLOW, LED_OFF, Indicator
 from machine import WDT, Pin
 from micropython import const
 from profiles import Profile
@@ -60,6 +60,8 @@ class App:
         self.fault_log = faults.FaultLog()
         self.fault_log.load()
         self._faults_saved = self.fault_log.count
+        if not self.cal.stored:  # the fail-safe values in use: a fault code, and the red LED below
+            self.fault_log.record(faults.CALIB_RECORD, time.ticks_ms(), self.cal.why)
         gc.collect()
         self.tele = Telemetry(ring=self.settings["telemetry"])
         self.tele.enabled = self.settings["telemetry"]
@@ -75,6 +77,7 @@ class App:
         d.gate = self.usage.refusal
         d.event = self.console.event
         d.ind.haptics = self.settings["haptics"]
+        d.ind.notice = LED_OFF if self.cal.stored else LED_BLINK_SLOW
         d.ind.intensity = self.settings["intensity"]
         self.session_ms = 0
         self.ble = None
@@ -86,6 +89,7 @@ class App:
         self._refusals = 0
         self._kit = -1
         self._done = [0, 0]  # charges completed: USB, holder
+        self._steps = -1  # the control step's count at the last pass, while heating
 
     def _start_ble(self):
         try:
@@ -119,6 +123,7 @@ class App:
         calib.save(r0_uohm, tcr_ppm)
         self.cal = calib.load()
         self.heater.set_calibration(self.cal)
+        self.device.ind.notice = LED_OFF if self.cal.stored else LED_BLINK_SLOW
 
     def reset(self, hold=False):
         """Heater off, then a hardware reset, as from power-on (every record is
@@ -141,6 +146,8 @@ class App:
             % (FIRMWARE_VERSION, self.heater.profile.name, self.cal.stored, self.cal.r0_uohm, self.cal.tcr_ppm,
                c["boots"], c["sessions"], c["puffs"])
         )  # fmt: skip
+        if not self.cal.stored:
+            self.console.event("calib fail_safe " + calib.NAMES[self.cal.why])
         if self._ble_error:
             self.console.event(self._ble_error)
         for p in store.problems:  # a damaged record: reported, never fatal
@@ -160,6 +167,7 @@ class App:
             time.sleep_ms(MAIN_PERIOD_MS)
 
     def service(self, now_ms):
+        self._watch_control()
         self.device.service(now_ms)
         self.console.poll()
         tick = self.power.service(now_ms)
@@ -174,6 +182,18 @@ class App:
                 self.ble.tick(now_ms, tick == 2)
         self._report_changes(now_ms)
         self.tele.drain()
+
+    def _watch_control(self):
+        """The heater on and no control step since the last pass (50 ms): the
+        step has stopped; cut the heater (CONTROL_OVERRUN) and start it again."""
+        h = self.heater
+        if not states.PREHEAT <= h.state <= states.END_WARNING:
+            self._steps = -1
+        elif h.steps == self._steps:
+            h.cut_for_fault(faults.CONTROL_OVERRUN)
+            h.restart()
+        else:
+            self._steps = h.steps
 
     def _report_changes(self, now_ms):
         h = self.heater

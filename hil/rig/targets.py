@@ -103,7 +103,7 @@ class Target(ABC):
         the same scenario and configuration is served from a cache unless fresh."""
         cfg = sc.run_config()
         cfg.update(config)
-        what = [cfg, sc.profile, sc.calibration_record()]
+        what = [cfg, sc.profile, sc.record, sc.calibration_record()]
         key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
         if fresh or key not in self._cache:
             self._cache[key] = self._run(sc, cfg, config)

@@ -15,12 +15,16 @@ from typing import Any
 
 from hil import tomlfile
 from hil.scenarios.regimes import REGIMES, Regime
-from hil.wire import contract
+from hil.wire import contract, store_format
 
 PROFILES = contract.firmware("profiles").keys("PROFILES")
 # what sim/inject.py's fault() takes (tests/wire/test_host_copies.py compares them)
-FAULT_KINDS = ("heater_open", "heater_short", "gate_stuck_on", "adc_stuck", "clear")
+FAULT_KINDS = ("heater_open", "heater_short", "gate_stuck_on", "adc_stuck", "timer_stop", "clear")
 ADC_CHANNELS = contract.sim("inject").keys("ADC_NAMES")
+# the unit's calibration record on flash (docs/safety.md): as end-of-line test
+# left it ("good"), none, a damaged newest copy (an older one behind it), an
+# older format, another controller's, or this unit's naming another heater
+RECORD_KINDS = ("good", "missing", "damaged", "stale", "other_unit", "other_heater")
 SESSION_S = 360.0
 COOLING_S = 30.0
 HOLD_TO_START_S = contract.firmware("device").integer("HOLD_START_MS") / 1000
@@ -70,6 +74,9 @@ class Scenario:
     r0_ohm: float = 0.80
     tcr_per_k: float = 0.0035
     calibrated: bool = True
+    record: str = "good"  # RECORD_KINDS
+    record_r0_ohm: float = 0.80  # what a record other than "good" says
+    record_tcr_per_k: float = 0.0035
     regime: str = "hci"
     puffs: list[Puff] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -122,11 +129,34 @@ class Scenario:
             }
         return cfg
 
-    def calibration_record(self) -> dict[str, int] | None:
-        """The unit's calibration record as end-of-line test would store it."""
-        if not self.calibrated:
+    def calibration_record(self) -> dict[str, Any] | None:
+        """The unit's calibration record as end-of-line test would store it
+        (None: the unit has none)."""
+        if self.record == "missing":
             return None
-        return {"r0_uohm": round(self.r0_ohm * 1e6), "tcr_ppm": round(self.tcr_per_k * 1e6)}
+        if self.record == "good":
+            return store_format.calibration(round(self.r0_ohm * 1e6), round(self.tcr_per_k * 1e6))
+        r0, tcr = round(self.record_r0_ohm * 1e6), round(self.record_tcr_per_k * 1e6)
+        if self.record == "stale":  # the format before records were bound to a unit
+            return {"r0_uohm": r0, "tcr_ppm": tcr}
+        unit = (
+            store_format.OTHER_UNIT_ID if self.record == "other_unit" else store_format.SIM_UNIT_ID
+        )
+        return store_format.calibration(r0, tcr, unit)
+
+    def calibration_files(self) -> dict[str, bytes | None]:
+        """The record's two slot files (firmware/store.py) on the device's flash."""
+        rec = self.calibration_record()
+        if rec is None:
+            return {"calib.a": None, "calib.b": None}
+        if self.record != "damaged":
+            return {"calib.a": store_format.slot_file(rec), "calib.b": None}
+        # the newest copy damaged; behind it an older one, of the record's values
+        newest = store_format.calibration(round(self.r0_ohm * 1e6), round(self.tcr_per_k * 1e6))
+        return {
+            "calib.a": store_format.slot_file(rec, seq=1),
+            "calib.b": store_format.damaged(store_format.slot_file(newest, seq=2)),
+        }
 
 
 class _Checker(tomlfile.Checker):
@@ -216,7 +246,14 @@ _SESSIONS = {
     "dock": (bool, True),
 }
 _RECORD = {"sample_s": (float, 0.01), "telemetry": (bool, True)}
-_UNIT = {"r0_ohm": (float, 0.80), "tcr_per_k": (float, 0.0035), "calibrated": (bool, True)}
+_UNIT = {
+    "r0_ohm": (float, 0.80),
+    "tcr_per_k": (float, 0.0035),
+    "calibrated": (bool, True),
+    "record": (RECORD_KINDS,),
+    "record_r0_ohm": (float, 0.80),
+    "record_tcr_per_k": (float, 0.0035),
+}
 _START = {
     "session": (bool, True),  # false: nobody starts one (a charging scenario)
     "stick_at_s": (float, 0.0),
@@ -307,6 +344,12 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
     unit = ck.table(top.get("unit", {}), "unit", _UNIT)
     ck.range(unit, "unit", "r0_ohm", 0.3, 2.0)
     ck.range(unit, "unit", "tcr_per_k", 0.0020, 0.0050)
+    ck.range(unit, "unit", "record_r0_ohm", 0.3, 2.0)
+    ck.range(unit, "unit", "record_tcr_per_k", 0.0020, 0.0050)
+    calibrated = unit.get("calibrated", True)
+    record = unit.get("record", "good" if calibrated else "missing")
+    if not calibrated and record != "missing":
+        ck.fail("unit", "record", f"calibrated = false has no record, not {record!r}")
     start = ck.table(top.get("start", {}), "start", _START)
     for k in ("stick_at_s", "button_at_s", "hold_s"):
         ck.range(start, "start", k, 0, 3600)
@@ -321,7 +364,10 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
         soc_pct=hold.get("soc_pct", 100.0),
         r0_ohm=unit.get("r0_ohm", 0.80),
         tcr_per_k=unit.get("tcr_per_k", 0.0035),
-        calibrated=unit.get("calibrated", True),
+        calibrated=record == "good",
+        record=record,
+        record_r0_ohm=unit.get("record_r0_ohm", 0.80),
+        record_tcr_per_k=unit.get("record_tcr_per_k", 0.0035),
         charger_soc_pct=chg.get("soc_pct", 100.0),
         holder_docked=hold.get("docked", False),
         usb_plugged=usb.get("plugged", False),

@@ -87,6 +87,7 @@ def meta_for(sc: Scenario) -> dict[str, str]:
         "unit_r0_ohm": f"{sc.r0_ohm:g}",
         "unit_tcr_per_k": f"{sc.tcr_per_k:g}",
         "calibrated": str(sc.calibrated).lower(),
+        "calibration_record": sc.record,
         "sessions": str(sc.series.count) if sc.series is not None else "1",
     }
 
@@ -101,10 +102,9 @@ def device_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None
     the unit's calibration record and the settings as end-of-line test and the
     user would leave them (in the firmware's store format), and the run
     configuration for the simulator."""
-    cal = sc.calibration_record()
     settings = {"profile": sc.profile, "telemetry": sc.telemetry, "power_telemetry": True}
     files: dict[str, bytes | None] = {f"{r}.{slot}": None for r in STORE_RECORDS for slot in "ab"}
-    files["calib.a"] = store_format.slot_file(dict(cal)) if cal is not None else None
+    files.update(sc.calibration_files())
     files["settings.a"] = store_format.slot_file(settings)
     files["run.json"] = json.dumps(cfg).encode()
     return files

@@ -105,7 +105,9 @@ def test_faults_are_logged_and_the_device_keeps_running(dut: Dut) -> None:
     assert (c["state"][after] == series.FAULT).all()
 
 
-def _unit(dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "") -> runner.RunResult:
+def _unit(
+    dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "", record: str = ""
+) -> runner.RunResult:
     return simulate(
         dut,
         f"""
@@ -115,6 +117,7 @@ def _unit(dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "") -> runner.
         [unit]
         r0_ohm = {r0_ohm}
         calibrated = {str(calibrated).lower()}
+        {record}
         [puffing]
         regime = "hci"
         {extra}
@@ -122,12 +125,12 @@ def _unit(dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "") -> runner.
     )
 
 
-def test_a_calibration_that_overstates_r0_stops_the_session_cold(dut: Dut) -> None:
-    """A unit 10 % under the nominal R0 with no calibration record of its own
-    would run its blade far past the cap (the firmware reads it colder than
-    it is); its first measurement reads colder than the air, and the session
-    ends there with the blade still cold."""
-    res = _unit(dut, 0.72, calibrated=False)
+def test_a_record_that_overstates_r0_stops_the_session_cold(dut: Dut) -> None:
+    """A unit 10 % under the nominal R0 with another heater's record (the
+    nominal unit's) would run its blade far past the cap (the firmware reads
+    it colder than it is); its first measurement reads colder than the air,
+    and the session ends there with the blade still cold."""
+    res = _unit(dut, 0.72, calibrated=True, record='record = "other_heater"\nrecord_r0_ohm = 0.80')
     assert "fault calibration" in res.console
     assert res.truth["blade_uc"].max() / 1e6 < 25.0
 
