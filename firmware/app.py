@@ -216,6 +216,7 @@ class App:
                 self.session_ms = now_ms
                 self.usage.started(now_ms)
             elif states.PREHEAT <= prev <= states.END_WARNING and not states.PREHEAT <= h.state <= states.END_WARNING:
+                self.console.event("session puffs=%d" % h.puff_count)
                 self.usage.ended(h.puff_count)
                 c["sessions"] += 1
                 c["puffs"] += h.puff_count

@@ -42,9 +42,9 @@ SLOPE_ONE = const(1000)
 FAIL_SAFE_PM = const(1548)
 _E_TRIP_UJ = const(630000)  # _TRIP_PM x _K_UJ_PER_CC x CHECK_CC / 1000
 
-_IDLE = const(0)
-_FIRST = const(1)
-_RISE = const(2)
+IDLE = const(0)
+FIRST = const(1)  # a session's first reading comes next
+RISE = const(2)  # a cold start's rise is being measured
 
 
 class CalCheck:
@@ -53,21 +53,14 @@ class CalCheck:
         self.measured_pm = 0  # s of the last check this boot (0: none yet)
         # the blade's heat capacity per 0.01 K of the corrected reading (puff_detect.py's loss)
         self.k_uj_per_cc = BLADE_HEAT_UJ_PER_CC
-        self._phase = _IDLE
+        self.phase = IDLE
         self._t1_cc = 0
         self._e_uj = 0
         self._fail_safe = False
 
     def begin(self):
         """A session starts: its first measurement comes next."""
-        self._phase = _FIRST
-
-    def waiting(self):
-        return self._phase == _FIRST
-
-    def rising(self):
-        """A cold start's rise is being measured."""
-        return self._phase == _RISE
+        self.phase = FIRST
 
     @micropython.native
     def first(self, temp_cc, amb_cc, fail_safe_record):
@@ -77,7 +70,7 @@ class CalCheck:
         spec: neither check applies, the rise is measured for the heat
         capacity alone."""
         self._fail_safe = fail_safe_record
-        self._phase = _IDLE
+        self.phase = IDLE
         if fail_safe_record:
             self.slope_pm = SLOPE_ONE
         elif temp_cc < amb_cc - COLD_MARGIN_CC:
@@ -87,7 +80,7 @@ class CalCheck:
                 self.slope_pm = FAIL_SAFE_PM
                 self.k_uj_per_cc = BLADE_HEAT_UJ_PER_CC * 1000 // FAIL_SAFE_PM
             return 0
-        self._phase = _RISE
+        self.phase = RISE
         self._t1_cc = temp_cc
         self._e_uj = 0
         return 0
@@ -97,17 +90,17 @@ class CalCheck:
         """One period of a cold start's rise: temp_cc uncorrected, p_mw the
         power delivered over the period that ended. Returns 1 once the
         record is found grossly wrong, 2 once the slope is set, else 0."""
-        if self._phase != _RISE:
+        if self.phase != RISE:
             return 0
         e = self._e_uj + p_mw * dt_us // 1000  # <= 15000 mW x 30 ms per period
         self._e_uj = e
         d = temp_cc - self._t1_cc
         if e > _E_TRIP_UJ:  # the rise too small for the energy
-            self._phase = _IDLE
+            self.phase = IDLE
             return 1
         if d < CHECK_CC:
             return 0
-        self._phase = _IDLE
+        self.phase = IDLE
         s = e * 1000 // (d * _K_UJ_PER_CC)  # e <= 6.3e5 uJ
         self.measured_pm = s
         if not self._fail_safe:

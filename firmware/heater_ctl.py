@@ -47,7 +47,7 @@ from board import (
     PIN_STICK_DET,
     UV_PER_MA,
 )
-from cal_check import CalCheck
+from cal_check import FIRST, RISE, SLOPE_ONE, CalCheck
 from faults import CALIBRATION, NONE, PREHEAT_TIMEOUT, STICK_MISSING
 from heater_safety import HeaterSafety
 from machine import ADC, PWM, Pin, Timer
@@ -78,8 +78,8 @@ WARN_BEFORE_END_MS = const(30000)
 WARN_PUFFS_LEFT = const(2)
 COOLING_MS = const(30000)
 PREHEAT_GRACE_MS = const(15000)  # past the profile's preheat, still not in band: PREHEAT_TIMEOUT
-_PUFF_RISE_CC = const(6000)  # puffs are counted once the blade is 60 K above the air
-_AMB_EVERY = const(32)  # steps between readings of the air's temperature
+_PUFF_RISE_CC = const(8000)  # puffs are counted once the blade is 80 K above the air (a cold session: ~90 K)
+_AMB_MOVE_UV = const(3000)  # the ambient thermistor moved this much (~0.1 K): the air is read again
 
 # controller (temperatures in 0.01 C, power in mW)
 _KP_MW_PER_CC = const(4)  # 400 mW per K
@@ -154,6 +154,7 @@ class HeaterControl:
         self._amb_uv = 0  # the ambient thermistor at the last step
         self._amb_cc = 0  # the air's temperature as the record reads it, every _AMB_EVERY steps
         self._air_off_cc = 0  # ... that is, the thermistor's plus this (a cold start's first reading)
+        self._amb_seen_uv = 0  # the thermistor when the air was last read
         self._last_us = 0  # the last step that measured (session time)
         self._sp_cc = 0
         self.demand_mw = 0
@@ -340,31 +341,40 @@ class HeaterControl:
         p_prev = self.power_mw  # delivered over the period that ended now
         dt_us = ticks_diff(now_us, self._last_us)
         self._last_us = now_us
-        safety = self.safety
-        if cc.waiting():  # the session's first measurement
-            amb = dc_from_uv(self._amb_uv) * 10
+        phase = cc.phase
+        if phase == FIRST:  # the session's first measurement
+            amb_uv = self._amb_uv
+            self._amb_seen_uv = amb_uv
+            amb = dc_from_uv(amb_uv) * 10
             if cc.first(raw, amb, not self.cal.stored):
                 self._trip(CALIBRATION, raw // 100)
                 return False
-            safety.derate(cc.slope_pm)
+            self.safety.derate(cc.slope_pm)
             t = cc.correct(raw)
-            if cc.rising():  # a cold blade: the air as this record reads it
+            if cc.phase == RISE:  # a cold blade: the air as this record reads it
                 self._air_off_cc = t - amb
             self._amb_cc = amb + self._air_off_cc
             self._temp_cc = t
             return True
         if dt_us > 50000:
             dt_us = 50000
-        r = cc.rise(raw, p_prev, dt_us)
-        if r == 1:
-            self._trip(CALIBRATION, raw // 100)
-            return False
-        if r == 2:
-            safety.derate(cc.slope_pm)
-        if not self.steps % _AMB_EVERY:
-            self._amb_cc = dc_from_uv(self._amb_uv) * 10 + self._air_off_cc
+        if phase == RISE:
+            r = cc.rise(raw, p_prev, dt_us)
+            if r == 1:
+                self._trip(CALIBRATION, raw // 100)
+                return False
+            if r == 2:
+                self.safety.derate(cc.slope_pm)
+        amb_uv = self._amb_uv
+        d = amb_uv - self._amb_seen_uv
+        if d > _AMB_MOVE_UV or d < -_AMB_MOVE_UV:  # the air changed: read it again (a table walk)
+            self._amb_seen_uv = amb_uv
+            self._amb_cc = dc_from_uv(amb_uv) * 10 + self._air_off_cc
+        s = cc.slope_pm
+        if s != SLOPE_ONE:
+            raw = cc.correct(raw)
         prev = self._temp_cc
-        t = (prev + cc.correct(raw)) >> 1  # light filter against ADC noise
+        t = (prev + raw) >> 1  # light filter against ADC noise
         self._temp_cc = t
         k = cc.k_uj_per_cc
         rise = (t - self._amb_cc) * k // BLADE_HEAT_UJ_PER_CC  # true 0.01 K above the air: <= 1.5e7

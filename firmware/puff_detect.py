@@ -14,7 +14,9 @@ second behind (frozen while the puff lasts); it ends when the excess falls
 below half its peak, because the draw has stopped. A puff already being
 drawn when the counting starts (heating's first moments) is in the
 reference: it is counted when the conductance falls back by a puff's worth
-within the first seconds.
+within the first seconds. For its first half second the reference follows
+the conductance at once and nothing is confirmed: the preheat ramp ends
+about then, and with it a short transient.
 
 All state is small ints: update() allocates nothing.
 """
@@ -33,6 +35,7 @@ _FAST_SHIFT = const(3)  # filter: ~80 ms at 100 Hz
 _REF_SHIFT = const(7)  # reference: ~1.3 s
 _FALL = const(60)  # a fall this large from the first seconds' peak: a puff under way ended
 _FALL_STEPS = const(500)  # watched for 5 s after counting starts
+_SETTLE_STEPS = const(50)  # 0.5 s: the reference follows at once (the preheat ramp's end)
 _SPAN = const(4)  # periods the loss is taken over: a rise over one period is mostly ADC noise
 
 
@@ -56,6 +59,7 @@ class PuffDetector:
         self._peak = 0
         self._fall_n = 0  # steps left to watch for the end of a puff under way
         self._top = 0
+        self._settle = 0  # steps left before puffs are confirmed
         self._k = 0  # periods fed
 
     @micropython.native
@@ -91,6 +95,7 @@ class PuffDetector:
         self._filt = x << 8
         self._ref_q8 = x << 8
         self._fall_n = _FALL_STEPS
+        self._settle = _SETTLE_STEPS
         self._top = x
 
     @micropython.native
@@ -100,6 +105,11 @@ class PuffDetector:
         f = self._filt + (((x << 8) - self._filt) >> _FAST_SHIFT)
         self._filt = f
         excess = (f - self._ref_q8) >> 8
+        if self._settle:  # counting has just started: follow, confirm nothing yet
+            self._settle -= 1
+            self._ref_q8 = f
+            self._top = f >> 8
+            return False
         if self.active:
             self._len += 1
             if excess > self._peak:

@@ -70,6 +70,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             raise CampaignError(f"--runs {args.runs}: needs at least 1")
         spec.runs = args.runs
     out = args.out or RESULTS_DIR / "campaigns" / spec.name
+    if spec.generator:
+        return _generated(spec, args, out)
     if args.only is not None:
         return rerun(spec, args.only, out)
     if args.keep_telemetry and spec.total_runs > MAX_KEPT_TELEMETRY:
@@ -98,6 +100,19 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     print(format_summary(spec, summary))
     print(f"\n  results    {out}/  (runs.csv, summary.json, distributions.png, campaign.html)")
     return 0
+
+
+def _generated(spec: CampaignSpec, args: argparse.Namespace, out: Path) -> int:
+    from hil.safety.cli import run_campaign
+
+    if args.only is not None or args.keep_telemetry:
+        raise CampaignError(
+            "a generated campaign has no --only or --keep-telemetry: its counter-examples "
+            "are written as scenario files with their telemetry"
+        )
+    if args.workers is not None and args.workers < 1:
+        raise CampaignError(f"--workers {args.workers}: needs at least 1")
+    return run_campaign(spec, args, out)
 
 
 # --- summary -----------------------------------------------------------------------

@@ -87,6 +87,7 @@ class Scenario:
     usb_plugged: bool = False
     usb_i_limit_a: float | None = None
     sample_s: float = 0.01  # truth samples
+    timer_latency: tuple[int, int, int, int] | None = None  # jitter_us, stall_us, every, seed
     telemetry: bool = True  # the firmware's per-step telemetry
     series: SessionSeries | None = None
 
@@ -119,6 +120,8 @@ class Scenario:
             "sample_us": round(self.sample_s * 1e6),
             "power_sample_us": max(1_000_000, round(self.sample_s * 1e6)),
         }
+        if self.timer_latency is not None:
+            cfg["timer_latency"] = list(self.timer_latency)
         if self.series is not None:
             sr = self.series
             cfg["cycle"] = {
@@ -227,6 +230,7 @@ _TOP = {
     "events": list,
     "record": dict,
     "plant": dict,
+    "timer": dict,
 }
 _SCENARIO = {
     "name": (str,),
@@ -246,6 +250,9 @@ _SESSIONS = {
     "dock": (bool, True),
 }
 _RECORD = {"sample_s": (float, 0.01), "telemetry": (bool, True)}
+# every timer callback late by 0..jitter_us, and one in `every` (on average)
+# by stall_us/2..stall_us more: interrupts, a garbage collection (sim/mpapi/latency.py)
+_TIMER = {"jitter_us": (int, 0), "stall_us": (int, 0), "every": (int, 0), "seed": (int, 1)}
 _UNIT = {
     "r0_ohm": (float, 0.80),
     "tcr_per_k": (float, 0.0035),
@@ -341,6 +348,11 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
     ck.range(usb, "usb", "i_limit_a", 0.05, 5.0)
     rec = ck.table(top.get("record", {}), "record", _RECORD)
     ck.range(rec, "record", "sample_s", 0.001, 10.0)
+    timer = ck.table(top.get("timer", {}), "timer", _TIMER)
+    for k in ("jitter_us", "stall_us"):
+        ck.range(timer, "timer", k, 0, 16000)
+    ck.range(timer, "timer", "every", 0, 65535)
+    ck.range(timer, "timer", "seed", 1, 65535)
     unit = ck.table(top.get("unit", {}), "unit", _UNIT)
     ck.range(unit, "unit", "r0_ohm", 0.3, 2.0)
     ck.range(unit, "unit", "tcr_per_k", 0.0020, 0.0050)
@@ -375,6 +387,8 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
         sample_s=rec.get("sample_s", 0.01),
         telemetry=rec.get("telemetry", True),
     )
+    if timer.get("jitter_us") or timer.get("every"):
+        sc.timer_latency = (timer["jitter_us"], timer["stall_us"], timer["every"], timer["seed"])
     if not 0 <= sc.seed < 2**31:
         ck.fail("scenario", "seed", f"must be within 0..2147483647, got {sc.seed}")
     if "sessions" in top:
