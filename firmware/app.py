@@ -90,6 +90,7 @@ class App:
         self._kit = -1
         self._done = [0, 0]  # charges completed: USB, holder
         self._steps = -1  # the control step's count at the last pass, while heating
+        self._puffs = 0
 
     def _start_ble(self):
         try:
@@ -199,7 +200,7 @@ class App:
         h = self.heater
         if (h.state != self._state or h.fault != self._fault or h.refusals != self._refusals
                 or self.device.kit != self._kit or self.power.done != self._done
-                or self.fault_log.count != self._faults_saved):  # fmt: skip
+                or self.fault_log.count != self._faults_saved or h.puff_count != self._puffs):  # fmt: skip
             self._report(now_ms)
 
     def _report(self, now_ms):
@@ -222,6 +223,10 @@ class App:
                 c["puffs"] += h.puff_count
                 c["heater_on_s"] += time.ticks_diff(now_ms, self.session_ms) // 1000
                 store.save(COUNTERS, c)
+        if h.puff_count != self._puffs:
+            self._puffs = h.puff_count
+            if self._puffs:
+                self.console.event("puff %d" % self._puffs)
         if h.fault != self._fault:
             self._fault = h.fault
             if h.fault:

@@ -92,17 +92,19 @@ class CalCheck:
         record is found grossly wrong, 2 once the slope is set, else 0."""
         if self.phase != RISE:
             return 0
-        e = self._e_uj + p_mw * dt_us // 1000  # <= 15000 mW x 30 ms per period
+        e = self._e_uj + p_mw * dt_us // 1000  # <= 20000 mW x 50 ms per period
         self._e_uj = e
         d = temp_cc - self._t1_cc
-        if e > _E_TRIP_UJ:  # the rise too small for the energy
-            self.phase = IDLE
-            return 1
         if d < CHECK_CC:
+            if e > _E_TRIP_UJ:  # s > _TRIP_PM already: the rise too small for the energy
+                self.phase = IDLE
+                return 1
             return 0
         self.phase = IDLE
-        s = e * 1000 // (d * _K_UJ_PER_CC)  # e <= 6.3e5 uJ
+        s = (e >> 4) * 1000 // (d * _K_UJ_PER_CC >> 4)  # e <= 6.3e5 uJ and one period's: <= 1.7e6
         self.measured_pm = s
+        if s > _TRIP_PM and not self._fail_safe:
+            return 1
         if not self._fail_safe:
             c = s * (1000 - _TOL_PM) // 1000
             self.slope_pm = c if c > SLOPE_ONE else SLOPE_ONE

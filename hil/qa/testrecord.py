@@ -84,7 +84,15 @@ def build(
     if the run is a series of sessions: the limits are a session's)."""
     if limits is None and rec.meta.get("sessions", "1") == "1":
         limits = limits_mod.for_run(rec.meta.get("profile", ""), rec.meta.get("regime", ""))
-    ms = measure.evaluate(kpi, limits.by_name if limits else None, has_truth=rec.has_truth)
+    ambient = _float(rec.meta.get("ambient_c"))
+    ms = measure.evaluate(
+        kpi,
+        limits.at(ambient) if limits else None,
+        has_truth=rec.has_truth,
+        refusal_allowed=bool(
+            limits and limits.refusal_allowed(ambient, rec.meta.get("refused", ""))
+        ),
+    )
     return TestRecord(
         meta=dict(rec.meta),
         measurements=ms,
@@ -115,6 +123,13 @@ def read(path: Path) -> TestRecord:
         )
     except (KeyError, TypeError, ValueError, AssertionError) as e:
         raise RecordError(f"{path}: malformed measurement: {e!r}") from None
+
+
+def _float(s: str | None) -> float | None:
+    try:
+        return float(s) if s is not None else None
+    except ValueError:
+        return None
 
 
 def _int(s: str | None) -> int | None:

@@ -227,18 +227,19 @@ def _puffs(
                     f"the session from {s:.2f} s heated until {e:.2f} s, past its 14th puff's "
                     f"end at {end14:.2f} s ({len(taken)} puffs began while it heated)",
                 )
-    # the counts the firmware reported as each session ended, boot by boot
+    # the counts the firmware reported, session by session and boot by boot
+    faulted = _fault_windows(sc)
     cuts = [_reboot_t(r) for r in res.reboots]
-    counted = _session_counts(res.console)
+    reported = _session_counts(res.console)
     bounds = [0.0, *cuts, float("inf")]
     for k in range(len(bounds) - 1):
-        lo, hi = bounds[k], bounds[k + 1]
-        boot_runs = [(s, e) for s, e in runs if lo <= s < hi]
-        ended = [(s, e) for s, e in boot_runs if not _cut_by_power(e, cuts)]
-        reports = counted[k] if k < len(counted) else []
-        if len(ended) != len(reports):
-            continue  # a session shorter than a sample: not matched (none seen so far)
-        for (s, e), n in zip(ended, reports, strict=True):
+        boot_runs = [(s, e) for s, e in runs if bounds[k] <= s < bounds[k + 1]]
+        counts = reported[k] if k < len(reported) else []
+        if len(boot_runs) != len(counts):
+            continue  # a session shorter than a sample: not matched
+        for (s, e), n in zip(boot_runs, counts, strict=True):
+            if any(a < e and s < b for a, b in faulted):
+                continue  # a fault in the session: the heater's cut is what counts, not its puffs
             sure = [p for p in puffs if s <= p[0] <= e - PUFF_EDGE_S]
             maybe = [p for p in puffs if e - PUFF_EDGE_S < p[0] < e or p[0] < s < p[1]]
             v.exercised.add("puff_count")
@@ -258,6 +259,19 @@ def _puffs(
                 )
 
 
+def _fault_windows(sc: Scenario) -> list[tuple[float, float]]:
+    """When a fault was imposed: its conditions, and a stuck gate until cleared."""
+    out = [(c.start_s, c.end_s) for c in conditions(sc) if c.kind != "no_stick"]
+    evs = sorted(sc.events, key=lambda e: e.t_s)
+    for i, e in enumerate(evs):
+        if e.action == "fault" and e.arg[0] == "gate_stuck_on":
+            clear = next(
+                (x.t_s for x in evs[i + 1 :] if x.action == "fault" and x.arg[0] == "clear"), None
+            )
+            out.append((e.t_s, clear if clear is not None else sc.duration_s))
+    return out
+
+
 def _reboot_t(line: str) -> float:
     m = re.search(r"t_us=(\d+)", line)
     return int(m.group(1)) / 1e6 if m else 0.0
@@ -268,13 +282,16 @@ def _cut_by_power(end_s: float, cuts: list[float]) -> bool:
 
 
 def _session_counts(console: list[str]) -> list[list[int]]:
-    """Per boot, the puff count of every session that ended."""
+    """Per boot, every session's puff count: the last it reported, as it
+    ended or when the run (or the power) did."""
     out: list[list[int]] = []
     for line in console:
         if line.startswith(events.BOOT):
             out.append([])
-        elif line.startswith(events.SESSION) and out:
-            out[-1].append(int(line[len(events.SESSION) :].split()[0]))
+        elif line == events.state("preheat") and out:
+            out[-1].append(0)
+        elif out and out[-1] and line.startswith((events.PUFF + " ", events.SESSION)):
+            out[-1][-1] = int(line.rsplit(" ", 1)[-1].split("=")[-1])
     return out
 
 

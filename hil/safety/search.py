@@ -28,7 +28,7 @@ from hil.safety import generate, invariants
 from hil.scenarios import scenario
 from hil.simulator import runner
 
-CHUNK = 125  # scenarios per hypothesis search
+CHUNK = 50  # scenarios per hypothesis search: the plan is the same whatever runs it
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,21 @@ class Violation(AssertionError):
         super().__init__("; ".join(f"{k}: {w[0]}" for k, w in verdict.violations.items()))
         self.toml = toml
         self.verdict = verdict
+
+    def __reduce__(self) -> tuple[type[Violation], tuple[str, invariants.Verdict]]:
+        return Violation, (self.toml, self.verdict)
+
+
+def _violation(e: BaseException) -> Violation | None:
+    """The Violation hypothesis raised, perhaps inside a group (a flaky or
+    multiple failure)."""
+    if isinstance(e, Violation):
+        return e
+    for inner in getattr(e, "exceptions", ()):
+        found = _violation(inner)
+        if found is not None:
+            return found
+    return None
 
 
 def chunk_seed(campaign_seed: int, index: int) -> int:
@@ -127,27 +142,31 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
         v, sim_s, wall_s = seen[key]
         if first:  # shrinking: only the first violation's invariants count
             shrink_runs[0] += 1
-            if v.violations.keys() & first["names"]:
-                raise Violation(g.toml, v)
-            return
-        out.scenarios.append(
-            Summary(
-                key,
-                g.tags + tuple(sorted(v.observed)),
-                tuple(sorted(v.exercised)),
-                tuple(sorted(v.violations)),
-                dict(v.puffs),
-                sim_s,
-                wall_s,
+        else:
+            out.scenarios.append(
+                Summary(
+                    key,
+                    g.tags + tuple(sorted(v.observed)),
+                    tuple(sorted(v.exercised)),
+                    tuple(sorted(v.violations)),
+                    dict(v.puffs),
+                    sim_s,
+                    wall_s,
+                )
             )
-        )
-        if v.violations:
-            first.update(names=set(v.violations), toml=g.toml, at=len(out.scenarios))
-            raise Violation(g.toml, v)
+            if v.violations:
+                first.update(names=set(v.violations), toml=g.toml, at=len(out.scenarios))
+        if v.violations.keys() & first.get("names", set()):
+            raise Violation(
+                g.toml, v
+            )  # one place: hypothesis tells failures apart by where they rise
 
     try:
         search()
-    except Violation as e:
+    except Exception as raised:
+        e = _violation(raised)
+        if e is None:
+            raise
         out.counterexample = CounterExample(
             toml=e.toml,
             violations=e.verdict.violations,

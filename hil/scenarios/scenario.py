@@ -87,6 +87,7 @@ class Scenario:
     usb_plugged: bool = False
     usb_i_limit_a: float | None = None
     sample_s: float = 0.01  # truth samples
+    idle_sample_s: float | None = None  # truth samples while the heater is off and nothing is drawn
     timer_latency: tuple[int, int, int, int] | None = None  # jitter_us, stall_us, every, seed
     telemetry: bool = True  # the firmware's per-step telemetry
     series: SessionSeries | None = None
@@ -118,6 +119,7 @@ class Scenario:
             "plant": plant,
             "events": [[round(t * 1e6), kind, arg] for t, kind, arg in events],
             "sample_us": round(self.sample_s * 1e6),
+            "idle_sample_us": round(self.idle_sample_s * 1e6) if self.idle_sample_s else 0,
             "power_sample_us": max(1_000_000, round(self.sample_s * 1e6)),
         }
         if self.timer_latency is not None:
@@ -249,7 +251,7 @@ _SESSIONS = {
     "first_s": (float, 5.0),
     "dock": (bool, True),
 }
-_RECORD = {"sample_s": (float, 0.01), "telemetry": (bool, True)}
+_RECORD = {"sample_s": (float, 0.01), "idle_sample_s": (float,), "telemetry": (bool, True)}
 # every timer callback late by 0..jitter_us, and one in `every` (on average)
 # by stall_us/2..stall_us more: interrupts, a garbage collection (sim/mpapi/latency.py)
 _TIMER = {"jitter_us": (int, 0), "stall_us": (int, 0), "every": (int, 0), "seed": (int, 1)}
@@ -348,6 +350,7 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
     ck.range(usb, "usb", "i_limit_a", 0.05, 5.0)
     rec = ck.table(top.get("record", {}), "record", _RECORD)
     ck.range(rec, "record", "sample_s", 0.001, 10.0)
+    ck.range(rec, "record", "idle_sample_s", 0.001, 10.0)
     timer = ck.table(top.get("timer", {}), "timer", _TIMER)
     for k in ("jitter_us", "stall_us"):
         ck.range(timer, "timer", k, 0, 16000)
@@ -385,6 +388,7 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
         usb_plugged=usb.get("plugged", False),
         usb_i_limit_a=usb.get("i_limit_a"),
         sample_s=rec.get("sample_s", 0.01),
+        idle_sample_s=rec.get("idle_sample_s"),
         telemetry=rec.get("telemetry", True),
     )
     if timer.get("jitter_us") or timer.get("every"):

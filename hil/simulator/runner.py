@@ -196,7 +196,11 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Run
         raise SimError(f"{sc.name}: the run ended early: {info['reason']}\n{stray_text}")
     info.update(steps)
     offset = int(start["ticks_offset_us"]) if "ticks_offset_us" in start else None
-    rec = series.build(tel, truth, meta_for(sc), offset)
+    meta = meta_for(sc)
+    refused = next((c.split()[1] for c in console if c.startswith(events.REFUSED + " ")), None)
+    if refused:  # the first start refused up front, and why (limits bands may allow it)
+        meta["refused"] = refused
+    rec = series.build(tel, truth, meta, offset)
     rec.info = info
     pw = power.build(by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, []), offset)
     reboots = [

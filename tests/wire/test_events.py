@@ -16,7 +16,7 @@ from hil.wire import events
 _SENDERS = {"event": 0, "_event": 0, "reply": 0, "info": 0, "error": 1}
 
 FIRMWARE_WORDS = [
-    "BOOT", "STATE", "FAULT", "REFUSED", "KIT", "CHARGE", "SESSION", "CALIB", "VERSION",
+    "BOOT", "STATE", "FAULT", "REFUSED", "KIT", "CHARGE", "PUFF", "SESSION", "CALIB", "VERSION",
     "NO_CHANNEL",
 ]  # fmt: skip
 SIM_WORDS = ["SIM_START", "SIM_STEPS", "SIM_END", "SIM_REBOOT", "PAUSED"]
