@@ -30,6 +30,7 @@ its line.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +240,7 @@ def _band(ck: tomlfile.Checker, raw: Any, i: int) -> Band | None:
 
 def _no_overlap(ck: tomlfile.Checker, bands: list[Band]) -> None:
     ordered = sorted(bands, key=lambda b: b.lo_c)
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if b.lo_c < a.hi_c:
             ck.report(f"bands {a.describe()} and {b.describe()} overlap", "band", "ambient_c")
 

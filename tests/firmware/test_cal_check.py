@@ -25,7 +25,7 @@ def test_the_fail_safe_slope_is_the_spec_corners_ratio() -> None:
         * board.CAL_TCR_MAX_PPM
         / (board.CAL_R0_MIN_UOHM * board.CAL_TCR_MIN_PPM)
     )
-    assert cal_check.FAIL_SAFE_PM == int(worst * 1000)
+    assert int(worst * 1000) == cal_check.FAIL_SAFE_PM
 
 
 def test_the_fail_safe_record_is_the_spec_corner_that_reads_hot() -> None:

@@ -8,7 +8,6 @@ Runs on the simulator and, unchanged, on a board with the plant on board."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from conftest import simulate
 
@@ -20,6 +19,8 @@ pytestmark = pytest.mark.plant
 
 CAP_C = 350.0
 IO_LED_FAULT = contract.sim("plant").integer("IO_LED_FAULT")
+# a unit of R0 0.80 ohm, TCR 0.0030 /K with another heater's record of the same R0
+OTHER_HEATER = 'r0_ohm = 0.80\ntcr_per_k = 0.0030\nrecord = "other_heater"\nrecord_r0_ohm = 0.80\n'
 
 
 def _run(
@@ -91,7 +92,7 @@ def test_another_heaters_record_with_a_larger_tcr_is_read_down(dut: Dut) -> None
     corrected: no fault, the blade stays under the cap."""
     res = _run(
         dut,
-        'r0_ohm = 0.80\ntcr_per_k = 0.0030\nrecord = "other_heater"\nrecord_r0_ohm = 0.80\nrecord_tcr_per_k = 0.00345',
+        OTHER_HEATER + "record_tcr_per_k = 0.00345",
     )
     assert not _faults(res)
     assert 300.0 < _peak_c(res) < CAP_C
@@ -101,7 +102,7 @@ def test_another_heaters_record_far_off_trips_calibration(dut: Dut) -> None:
     """25 % too large, past the check's 20 %: the record is another heater's."""
     res = _run(
         dut,
-        'r0_ohm = 0.80\ntcr_per_k = 0.0030\nrecord = "other_heater"\nrecord_r0_ohm = 0.80\nrecord_tcr_per_k = 0.00375',
+        OTHER_HEATER + "record_tcr_per_k = 0.00375",
     )
     assert _faults(res) == ["fault calibration"]
     assert _peak_c(res) < 100.0  # found within the first 25 K of the rise
