@@ -4,6 +4,8 @@ CPython with Int30 arithmetic: in the control step nothing may need a bigint."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import fw_harness as fw
 import pytest
 from fw_harness import Int30
@@ -37,9 +39,7 @@ def test_the_fail_safe_record_is_the_spec_corner_that_reads_hot() -> None:
     assert not fs.stored and fs.why == calib.MISSING
 
 
-def _cold_start(
-    slope: float, per_period_mw: int = 10000, start_cc: int = 2000
-) -> tuple[int, object]:
+def _cold_start(slope: float, per_period_mw: int = 10000, start_cc: int = 2000) -> tuple[int, Any]:
     """A cold start whose reading rises 1/slope as fast as a record of its own
     heater would read it: (what rise() said last, the check)."""
     c = cal_check.CalCheck()
