@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench bench-baseline lint format layout-check clean deploy
+.PHONY: run test safety bench bench-baseline lint format layout-check clean deploy
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -15,6 +15,11 @@ run: $(STAMP)
 test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
 	$(BIN)/pytest -m dut --target serial --port virtual --junitxml=results/junit-serial.xml
+
+# the generated safety campaign: 10,000 scenarios on every core (docs/safety.md);
+# make test runs a fixed-seed slice of it. Results: results/campaigns/safety/
+safety: $(STAMP)
+	$(BIN)/heatrig campaign campaigns/safety.toml
 
 # deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
 deploy: $(STAMP)

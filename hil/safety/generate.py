@@ -24,6 +24,7 @@ ISO 3308 with the filter vents open puts 12 mL/s through the plug).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,19 +63,37 @@ class Generated:
     params: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def _f(lo: float, hi: float, nd: int = 3) -> st.SearchStrategy[float]:
-    return st.floats(lo, hi, allow_nan=False, allow_infinity=False).map(lambda x: round(x, nd))
+# Strategies are made once and kept: hypothesis checks a new one's structure
+# on its first use, and a scenario draws a hundred values. A value between
+# bounds known only while drawing is a fraction of its range.
+_UNIT = st.floats(0.0, 1.0, allow_nan=False)
+_BOOL = st.booleans()
+_PROFILES = st.sampled_from(PROFILES)
+_CHANNELS = st.sampled_from(scenario.ADC_CHANNELS)
+_RAILS = st.sampled_from(ADC_RAILS_UV)
 
 
+def _f(draw: st.DrawFn, lo: float, hi: float, nd: int = 3) -> float:
+    """A value in [lo, hi], rounded to nd digits; shrinks towards lo."""
+    return round(lo + draw(_UNIT) * (hi - lo), nd)
+
+
+@functools.cache
+def _int(lo: int, hi: int) -> st.SearchStrategy[int]:
+    return st.integers(lo, hi)
+
+
+@functools.cache
 def _weighted(*pairs: tuple[str, int]) -> st.SearchStrategy[str]:
     """A choice by weight; hypothesis shrinks towards the first."""
     return st.sampled_from([name for name, n in pairs for _ in range(n)])
 
 
-def _ambient() -> st.SearchStrategy[float]:
+def _ambient(draw: st.DrawFn) -> float:
     """0-50 C, a 10 K band first: hypothesis favours a range's ends, and the
     ends of one 0-50 range would be the two corners over and over."""
-    return st.integers(0, 4).flatmap(lambda k: _f(10.0 * k, 10.0 * k + 10.0, 2))
+    k = draw(_int(0, 4))
+    return _f(draw, 10.0 * k, 10.0 * k + 10.0, 2)
 
 
 @st.composite
@@ -92,31 +111,31 @@ def _puffs(draw: st.DrawFn, heat_s: float, end_s: float) -> tuple[str, list[dict
     )
     if pattern == "none":
         return pattern, []
-    first = {"early": _f(0.0, 3.0), "rapid": _f(0.0, 20.0)}.get(pattern, _f(0.0, 40.0))
-    count = draw(st.integers(1, 20))
-    t = heat_s + draw(first)
+    first = {"early": 3.0, "rapid": 20.0}.get(pattern, 40.0)
+    count = draw(_int(1, 20))
+    t = heat_s + _f(draw, 0.0, first)
     puffs = []
     for _ in range(count):
         if pattern == "deep":
-            vol, dur = draw(_f(70.0, 110.0, 1)), draw(_f(1.0, 4.0, 2))
+            vol, dur = _f(draw, 70.0, 110.0, 1), _f(draw, 1.0, 4.0, 2)
         elif pattern == "weak":
-            vol, dur = draw(_f(MIN_PUFF_ML, 35.0, 1)), draw(_f(1.0, 2.5, 2))
+            vol, dur = _f(draw, MIN_PUFF_ML, 35.0, 1), _f(draw, 1.0, 2.5, 2)
         elif pattern == "random":
-            vol, dur = draw(_f(MIN_PUFF_ML, 110.0, 1)), draw(_f(0.8, 4.0, 2))
+            vol, dur = _f(draw, MIN_PUFF_ML, 110.0, 1), _f(draw, 0.8, 4.0, 2)
         else:
-            vol, dur = draw(_f(30.0, 90.0, 1)), draw(_f(1.0, 3.0, 2))
+            vol, dur = _f(draw, 30.0, 90.0, 1), _f(draw, 1.0, 3.0, 2)
         dur = min(dur, round(vol / MIN_PUFF_ML_S, 2))  # a draw gentler than a puff is not one
         if t + dur >= end_s:
             break
         shape = draw(_weighted(("bell", 3), ("square", 1)))
         puffs.append({"t_s": round(t, 3), "volume_ml": vol, "duration_s": dur, "shape": shape})
-        gap = {
-            "rapid": _f(MIN_PUFF_GAP_S, 4.0),
-            "early": _f(MIN_PUFF_GAP_S, 20.0),
-            "regular": _f(15.0, 60.0),
-            "random": _f(MIN_PUFF_GAP_S, 40.0),
-        }.get(pattern, _f(3.0, 30.0))
-        t += dur + draw(gap)
+        lo, hi = {
+            "rapid": (MIN_PUFF_GAP_S, 4.0),
+            "early": (MIN_PUFF_GAP_S, 20.0),
+            "regular": (15.0, 60.0),
+            "random": (MIN_PUFF_GAP_S, 40.0),
+        }.get(pattern, (3.0, 30.0))
+        t += dur + _f(draw, lo, hi)
     return pattern, puffs
 
 
@@ -126,25 +145,28 @@ def _fault(draw: st.DrawFn, heat_s: float, end_s: float) -> tuple[str, list[dict
     if kind == "none":
         return kind, []
     # mostly while heating: that is where a fault matters
-    t = draw(st.one_of(_f(heat_s, min(heat_s + 400.0, end_s)), _f(0.0, end_s)))
+    if draw(_weighted(("heating", 3), ("any", 1))) == "heating":
+        t = _f(draw, heat_s, min(heat_s + 400.0, end_s))
+    else:
+        t = _f(draw, 0.0, end_s)
     t = round(min(t, end_s - 0.5), 3)
     if kind == "ambient_cold":
-        return kind, [{"t_s": t, "action": "ambient", "temp_c": draw(_f(-10.0, -2.0, 1))}]
+        return kind, [{"t_s": t, "action": "ambient", "temp_c": _f(draw, -10.0, -2.0, 1)}]
     if kind == "ambient_hot":
-        return kind, [{"t_s": t, "action": "ambient", "temp_c": draw(_f(52.0, 60.0, 1))}]
+        return kind, [{"t_s": t, "action": "ambient", "temp_c": _f(draw, 52.0, 60.0, 1)}]
     if kind == "cell_hot":
-        return kind, [{"t_s": t, "action": "cell_temp", "temp_c": draw(_f(63.0, 75.0, 1))}]
+        return kind, [{"t_s": t, "action": "cell_temp", "temp_c": _f(draw, 63.0, 75.0, 1)}]
     if kind == "cell_empty":
         return kind, [{"t_s": t, "action": "cell_soc", "soc_pct": 0.0}]
     ev: dict[str, Any] = {"t_s": t, "action": "fault", "kind": kind}
     if kind == "adc_stuck":
-        ev["channel"] = draw(st.sampled_from(scenario.ADC_CHANNELS))
-        ev["uv"] = draw(st.sampled_from(ADC_RAILS_UV))
+        ev["channel"] = draw(_CHANNELS)
+        ev["uv"] = draw(_RAILS)
     out = [ev]
-    if kind != "timer_stop" and draw(st.booleans()):  # the fault goes away again
+    if kind != "timer_stop" and draw(_BOOL):  # the fault goes away again
         out.append(
             {
-                "t_s": round(min(t + draw(_f(0.05, 60.0)), end_s - 0.1), 3),
+                "t_s": round(min(t + _f(draw, 0.05, 60.0), end_s - 0.1), 3),
                 "action": "fault",
                 "kind": "clear",
             }
@@ -153,74 +175,72 @@ def _fault(draw: st.DrawFn, heat_s: float, end_s: float) -> tuple[str, list[dict
 
 
 @st.composite
-def generated(draw: st.DrawFn) -> Generated:
-    """One scenario of the safety campaign."""
+def generated(draw: st.DrawFn, lengths: tuple[str, ...] = LENGTHS) -> Generated:
+    """One scenario of the safety campaign; `lengths` those it may have (a
+    quick slice leaves out the whole sessions)."""
     tags: list[str] = []
-    profile = draw(st.sampled_from(PROFILES))
+    profile = draw(_PROFILES)
     unit: dict[str, Any] = {
-        "r0_ohm": draw(_f(0.72, 0.88, 4)),
-        "tcr_per_k": draw(_f(0.0030, 0.0038, 6)),
+        "r0_ohm": _f(draw, 0.72, 0.88, 4),
+        "tcr_per_k": _f(draw, 0.0030, 0.0038, 6),
     }
     record = draw(
         _weighted(("good", 6), *((k, 1) for k in RECORDS if k != "good"), ("other_heater", 2))
     )
     unit["record"] = record
     if record not in ("good", "missing"):
-        unit["record_r0_ohm"] = draw(_f(0.72, 0.88, 4))
-        unit["record_tcr_per_k"] = draw(_f(0.0030, 0.0038, 6))
-    ambient = draw(_ambient())
+        unit["record_r0_ohm"] = _f(draw, 0.72, 0.88, 4)
+        unit["record_tcr_per_k"] = _f(draw, 0.0030, 0.0038, 6)
+    ambient = _ambient(draw)
     # charged for a session (the gate refuses below ~95 %, more in the cold), now and then anything
     charge = draw(_weighted(("full", 5), ("any", 1)))
     holder: dict[str, Any] = {
-        "soc_pct": draw(_f(95.0, 100.0, 2) if charge == "full" else _f(0.0, 100.0, 2)),
+        "soc_pct": _f(draw, 95.0, 100.0, 2) if charge == "full" else _f(draw, 0.0, 100.0, 2),
         "docked": draw(_weighted(("out", 7), ("in", 1))) == "in",
     }
     plant = {
-        "c_plug_j_per_k": draw(_f(0.225, 0.275, 4)),
-        "cell_capacity_mah": draw(_f(114.0, 126.0, 2)),
-        "cell_r0_ohm": draw(_f(0.06, 0.10, 4)),
+        "c_plug_j_per_k": _f(draw, 0.225, 0.275, 4),
+        "cell_capacity_mah": _f(draw, 114.0, 126.0, 2),
+        "cell_r0_ohm": _f(draw, 0.06, 0.10, 4),
     }
-    stick_s = draw(
-        _f(0.0, 1.0) if draw(_weighted(("before", 7), ("any", 1))) == "before" else _f(0.0, 6.0)
-    )
-    button_s = draw(_f(0.5, 3.0))
-    hold_s = draw(_f(1.1, 2.5))
+    stick_s = _f(draw, 0.0, 1.0 if draw(_weighted(("before", 7), ("any", 1))) == "before" else 6.0)
+    button_s = _f(draw, 0.5, 3.0)
+    hold_s = _f(draw, 1.1, 2.5)
     heat_s = button_s + scenario.HOLD_TO_START_S
     # a whole session (and a few seconds of cooling) one time in five: most of
     # what can go wrong does so in a session's first minutes, at a fraction of the time
-    length = draw(_weighted(("short", 9), ("medium", 7), ("full", 4)))
-    span = {"short": _f(10.0, 60.0), "medium": _f(60.0, 200.0), "full": _f(361.0, 380.0)}[length]
-    end_s = round(heat_s + draw(span), 3)
+    weights = (("short", 9), ("medium", 7), ("full", 4))
+    length = draw(_weighted(*((k, n) for k, n in weights if k in lengths)))
+    lo, hi = {"short": (10.0, 60.0), "medium": (60.0, 200.0), "full": (361.0, 380.0)}[length]
+    end_s = round(heat_s + _f(draw, lo, hi), 3)
     pattern, puffs = draw(_puffs(heat_s, end_s))
     events: list[dict[str, Any]] = []
-    for _ in range(
-        draw(st.integers(0, 2))
-    ):  # presses: a click clears a fault, a hold starts or stops
+    for _ in range(draw(_int(0, 2))):  # presses: a click clears a fault, a hold starts or stops
         events.append(
-            {"t_s": draw(_f(0.0, end_s - 3.0)), "action": "button", "hold_s": draw(_f(0.1, 2.5))}
+            {"t_s": _f(draw, 0.0, end_s - 3.0), "action": "button", "hold_s": _f(draw, 0.1, 2.5)}
         )
     if draw(_weighted(("no", 4), ("pull", 1))) == "pull":  # the stick pulled, and perhaps put back
-        out_s = draw(_f(0.0, end_s - 1.0))
+        out_s = _f(draw, 0.0, end_s - 1.0)
         events.append({"t_s": out_s, "action": "stick", "present": False})
-        if draw(st.booleans()):
+        if draw(_BOOL):
             events.append(
                 {
-                    "t_s": round(min(out_s + draw(_f(0.1, 30.0)), end_s - 0.5), 3),
+                    "t_s": round(min(out_s + _f(draw, 0.1, 30.0), end_s - 0.5), 3),
                     "action": "stick",
                     "present": True,
                 }
             )
         tags.append("stick_out")
-    for _ in range(draw(st.integers(0, 2))):  # the air changes, within the envelope
+    for _ in range(draw(_int(0, 2))):  # the air changes, within the envelope
         events.append(
-            {"t_s": draw(_f(0.0, end_s - 0.5)), "action": "ambient", "temp_c": draw(_ambient())}
+            {"t_s": _f(draw, 0.0, end_s - 0.5), "action": "ambient", "temp_c": _ambient(draw)}
         )
         tags.append("ambient_step")
     fault, fault_events = draw(_fault(heat_s, end_s))
     events += fault_events
     if draw(_weighted(("no", 5), ("cut", 1))) == "cut":
-        at = draw(st.one_of(st.just(-1), st.integers(0, 400)))
-        ev = {"t_s": draw(_f(0.5, max(1.0, end_s - 5.0))), "action": "power_cut"}
+        at = -1 if draw(_BOOL) else draw(_int(0, 400))
+        ev = {"t_s": _f(draw, 0.5, max(1.0, end_s - 5.0)), "action": "power_cut"}
         if at >= 0:
             ev["at_write_byte"] = at
         events.append(ev)
@@ -228,10 +248,10 @@ def generated(draw: st.DrawFn) -> Generated:
     timer = None
     if draw(_weighted(("no", 3), ("late", 1))) == "late":
         timer = {
-            "jitter_us": draw(st.integers(0, 2000)),
-            "stall_us": draw(st.integers(0, 16000)),
-            "every": draw(st.integers(1, 200)),
-            "seed": draw(st.integers(1, 65535)),
+            "jitter_us": draw(_int(0, 2000)),
+            "stall_us": draw(_int(0, 16000)),
+            "every": draw(_int(1, 200)),
+            "seed": draw(_int(1, 65535)),
         }
         tags.append("timer_latency")
     tags += [
@@ -250,12 +270,12 @@ def generated(draw: st.DrawFn) -> Generated:
             "name": "safety",
             "profile": profile,
             "duration_s": end_s,
-            "seed": draw(st.integers(1, 2**31 - 1)),
+            "seed": draw(_int(1, 2**31 - 1)),
         },
         "ambient": {"temp_c": ambient},
         "unit": unit,
         "holder": holder,
-        "charger": {"soc_pct": draw(_f(0.0, 100.0, 2))},
+        "charger": {"soc_pct": _f(draw, 0.0, 100.0, 2)},
         "start": {"stick_at_s": stick_s, "button_at_s": button_s, "hold_s": hold_s},
         "record": {"telemetry": False, "idle_sample_s": IDLE_SAMPLE_S},
         "plant": plant,

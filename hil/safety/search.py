@@ -37,6 +37,7 @@ class Chunk:
     index: int
     runs: int
     shrink: bool = True
+    lengths: tuple[str, ...] = generate.LENGTHS
 
 
 @dataclass
@@ -134,7 +135,7 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
         print_blob=False,
         verbosity=Verbosity.quiet,
     )
-    @given(generate.generated())
+    @given(generate.generated(chunk.lengths))
     def search(g: generate.Generated) -> None:
         key = hashlib.sha256(g.toml.encode()).hexdigest()[:16]
         if key not in seen:  # hypothesis may draw one scenario twice: it runs once
@@ -180,10 +181,17 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     return out
 
 
-def plan(campaign_seed: int, runs: int, chunk: int = CHUNK, shrink: bool = True) -> list[Chunk]:
+def plan(
+    campaign_seed: int,
+    runs: int,
+    chunk: int = CHUNK,
+    shrink: bool = True,
+    lengths: tuple[str, ...] = generate.LENGTHS,
+) -> list[Chunk]:
+    """The campaign's chunks: a pure function of its seed and size."""
     n = max(1, -(-runs // chunk))
     sizes = [runs // n + (1 if k < runs % n else 0) for k in range(n)]
-    return [Chunk(campaign_seed, k, s, shrink) for k, s in enumerate(sizes)]
+    return [Chunk(campaign_seed, k, s, shrink, lengths) for k, s in enumerate(sizes)]
 
 
 def execute(
