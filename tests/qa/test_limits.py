@@ -125,8 +125,12 @@ def test_a_refusal_a_band_allows_is_judged_on_that_alone() -> None:
     ls = limits.parse(BANDED)
     kpi = {"end_reason": "not_started"}
     assert ls.refusal_allowed(3.0, "holder_low")
-    for ambient, refused, outcome in ((3.0, "holder_low", Outcome.PASS), (3.0, "cell_overtemp", Outcome.FAIL),
-                                      (20.0, "holder_low", Outcome.FAIL)):  # fmt: skip
+    cases = (
+        (3.0, "holder_low", Outcome.PASS),
+        (3.0, "cell_overtemp", Outcome.FAIL),
+        (20.0, "holder_low", Outcome.FAIL),
+    )
+    for ambient, refused, outcome in cases:
         ms = measure.evaluate(
             kpi,
             ls.at(ambient),

@@ -45,9 +45,19 @@ def _truth(
     return tr
 
 
-def _result(sc: scenario.Scenario, tr: np.ndarray, console: list[str] | None = None,
-            reboots: list[str] | None = None) -> runner.RunResult:  # fmt: skip
-    boot = "boot heatrig 0.1.0 profile=standard calibrated=1 r0_uohm=800000 tcr_ppm=3500 boots=1 sessions=0 puffs=0"
+BOOT = (
+    "boot heatrig 0.1.0 profile=standard calibrated=1 r0_uohm=800000 tcr_ppm=3500 "
+    "boots=1 sessions=0 puffs=0"
+)
+
+
+def _result(
+    sc: scenario.Scenario,
+    tr: np.ndarray,
+    console: list[str] | None = None,
+    reboots: list[str] | None = None,
+) -> runner.RunResult:
+    boot = BOOT
     return runner.RunResult(
         sc,
         None,  # type: ignore[arg-type]  # the invariants read the truth and the console only
@@ -133,7 +143,7 @@ def test_puff_limit(after_s: float, ok: bool) -> None:
 @pytest.mark.parametrize(("counted", "why"), [(3, ""), (2, "missed"), (4, "phantom")])
 def test_puff_count(counted: int, why: str) -> None:
     sc = _scenario(puffs=_puffs(3))
-    boot = "boot heatrig 0.1.0 profile=standard calibrated=1 r0_uohm=800000 tcr_ppm=3500 boots=1 sessions=0 puffs=0"
+    boot = BOOT
     console = [
         boot,
         "state preheat",

@@ -4,6 +4,7 @@ curve; the same seed gives the same scenarios (hil/safety)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def test_every_generated_scenario_is_a_valid_file_inside_the_envelope(
             p.volume_ml >= generate.MIN_PUFF_ML
             and p.volume_ml / p.duration_s >= generate.MIN_PUFF_ML_S - 0.05
         )
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         assert b.t_s - (a.t_s + a.duration_s) >= generate.MIN_PUFF_GAP_S - 1e-6
     for e in sc.events:
         if e.action == "ambient":  # within the envelope, or a fault clearly outside it
