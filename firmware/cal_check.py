@@ -5,7 +5,7 @@ enter into (docs/safety.md):
   colder than the air (the ambient thermistor). A record that overstates the
   track's cold resistance R0 reads every temperature low by a fixed offset
   -- and a blade heated to a set-point would run hotter than it reads.
-- Heat capacity: from a cold start the first BLADE_CHECK_CC of the blade's
+- Heat capacity: from a cold start the first 25 K of the blade's
   rise takes a known energy -- the blade's heat capacity, which no record
   describes. The energy the heater delivered (its volts times amps times duty,
   not the record) per measured kelvin gives the ratio s of the record's
@@ -20,16 +20,17 @@ A warm blade cannot be checked this way (its losses swamp the energy): a
 session started warm uses the last slope this boot measured, or if none,
 the fail-safe slope (the largest any record in spec can be off by).
 
-Everything runs in the control step: small ints, nothing allocated.
+Everything runs in the control step: small ints, nothing allocated. Only
+correct() runs at every step (native code); the rest a few times a session.
 """
 
 import micropython
 from board import BLADE_HEAT_UJ_PER_CC, CAL_T0_C
 from micropython import const
 
-COLD_MARGIN_CC = const(600)  # the blade reads at most 6 K colder than the air
-WARM_CC = const(1500)  # more than 15 K above the air: a warm start, not checked
-CHECK_CC = const(2500)  # the rise the energy is measured over: 25 K
+_COLD_MARGIN_CC = const(600)  # the blade reads at most 6 K colder than the air
+_WARM_CC = const(1500)  # more than 15 K above the air: a warm start, not checked
+_CHECK_CC = const(2500)  # the rise the energy is measured over: 25 K
 # energy per measured 0.01 K over that rise, of a record that describes its
 # heater: the blade's heat capacity and ~5 % of losses (measured across the
 # unit spec, ambient 0-50 C and the holder's charge: 207-213 uJ/cC)
@@ -40,7 +41,7 @@ SLOPE_ONE = const(1000)
 # the largest ratio of dR/dT between a record in spec and a heater in spec:
 # board.CAL_R0_MAX x CAL_TCR_MAX / (CAL_R0_MIN x CAL_TCR_MIN)
 FAIL_SAFE_PM = const(1548)
-_E_TRIP_UJ = const(630000)  # _TRIP_PM x _K_UJ_PER_CC x CHECK_CC / 1000
+_E_TRIP_UJ = const(630000)  # _TRIP_PM x _K_UJ_PER_CC x _CHECK_CC / 1000
 
 IDLE = const(0)
 FIRST = const(1)  # a session's first reading comes next
@@ -62,7 +63,6 @@ class CalCheck:
         """A session starts: its first measurement comes next."""
         self.phase = FIRST
 
-    @micropython.native
     def first(self, temp_cc, amb_cc, fail_safe_record):
         """A session's first reading (0.01 C, uncorrected) and the air's:
         CALIBRATION's cause if the blade reads too cold (0: none). With the
@@ -73,9 +73,9 @@ class CalCheck:
         self.phase = IDLE
         if fail_safe_record:
             self.slope_pm = SLOPE_ONE
-        elif temp_cc < amb_cc - COLD_MARGIN_CC:
+        elif temp_cc < amb_cc - _COLD_MARGIN_CC:
             return 1
-        elif temp_cc > amb_cc + WARM_CC:
+        elif temp_cc > amb_cc + _WARM_CC:
             if not self.measured_pm:
                 self.slope_pm = FAIL_SAFE_PM
                 self.k_uj_per_cc = BLADE_HEAT_UJ_PER_CC * 1000 // FAIL_SAFE_PM
@@ -85,7 +85,6 @@ class CalCheck:
         self._e_uj = 0
         return 0
 
-    @micropython.native
     def rise(self, temp_cc, p_mw, dt_us):
         """One period of a cold start's rise: temp_cc uncorrected, p_mw the
         power delivered over the period that ended. Returns 1 once the
@@ -95,7 +94,7 @@ class CalCheck:
         e = self._e_uj + p_mw * dt_us // 1000  # <= 20000 mW x 50 ms per period
         self._e_uj = e
         d = temp_cc - self._t1_cc
-        if d < CHECK_CC:
+        if d < _CHECK_CC:
             if e > _E_TRIP_UJ:  # s > _TRIP_PM already: the rise too small for the energy
                 self.phase = IDLE
                 return 1

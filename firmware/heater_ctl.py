@@ -77,7 +77,7 @@ SESSION_PUFFS = const(14)
 WARN_BEFORE_END_MS = const(30000)
 WARN_PUFFS_LEFT = const(2)
 COOLING_MS = const(30000)
-PREHEAT_GRACE_MS = const(15000)  # past the profile's preheat, still not in band: PREHEAT_TIMEOUT
+_PREHEAT_GRACE_MS = const(15000)  # past the profile's preheat, still not in band: PREHEAT_TIMEOUT
 _PUFF_RISE_CC = const(8000)  # puffs are counted once the blade is 80 K above the air (a cold session: ~90 K)
 _AMB_MOVE_UV = const(3000)  # the ambient thermistor moved this much (~0.1 K): the air is read again
 
@@ -260,7 +260,7 @@ class HeaterControl:
                 self._trip(fault, v_mv)
             elif t_ms >= SESSION_MS:  # whatever the measurement says
                 self._end(END_TIME, now_us)
-            elif state == PREHEAT and t_ms >= self.profile.preheat_ms + PREHEAT_GRACE_MS:
+            elif state == PREHEAT and t_ms >= self.profile.preheat_ms + _PREHEAT_GRACE_MS:
                 self._trip(PREHEAT_TIMEOUT, self._temp_cc // 100)
             else:
                 self._control(now_us, t_ms, sampled, v_100uv, i_ma)

@@ -101,7 +101,6 @@ class HeaterSafety:
             self._amb_n = 0
         return 0
 
-    @micropython.native
     def derate(self, slope_pm):
         """The over-temperature trip where the reading, corrected by
         slope_pm (cal_check.py: 1000 none), reaches TEMP_CAP_C."""

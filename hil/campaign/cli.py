@@ -129,6 +129,11 @@ def summarize(
     for (profile, regime), runs in sorted(groups.items()):
         lim = _limits_for(spec, profile, regime)
         stats = statistics.summarize(runs, lim.by_name if lim else None)
+        for st in stats:  # Cpk is against the file's limits; a band's runs are judged by the band's
+            bands = [b.describe() for b in (lim.bands if lim else []) if st.name in b.by_name]
+            if bands:
+                note = f"{', '.join(bands)}: own limits"
+                st.cpk_note = f"{st.cpk_note}; {note}" if st.cpk_note else note
         out_groups.append(
             {
                 "profile": profile,
