@@ -185,14 +185,17 @@ class App:
         self.tele.drain()
 
     def _watch_control(self):
-        """The heater on and no control step since the last pass (50 ms): the
-        step has stopped; cut the heater (CONTROL_OVERRUN) and start it again."""
+        """No control step since the last pass (50 ms) while it should run
+        every 10 ms: it has stopped. With the heater on, cut it
+        (CONTROL_OVERRUN); either way, start the step again."""
         h = self.heater
-        if not states.PREHEAT <= h.state <= states.END_WARNING:
+        if not h.stepping():
             self._steps = -1
         elif h.steps == self._steps:
-            h.cut_for_fault(faults.CONTROL_OVERRUN)
+            if states.PREHEAT <= h.state <= states.END_WARNING:
+                h.cut_for_fault(faults.CONTROL_OVERRUN)
             h.restart()
+            self._steps = -1
         else:
             self._steps = h.steps
 

@@ -177,6 +177,10 @@ class HeaterControl:
             self.timer.init(mode=Timer.PERIODIC, period=CONTROL_PERIOD_MS if fast else IDLE_PERIOD_MS,
                             callback=self._cb)  # fmt: skip
 
+    def stepping(self):
+        """The step runs at CONTROL_PERIOD_MS (else at IDLE_PERIOD_MS)."""
+        return _fast
+
     def restart(self):
         """The control step's timer, started afresh (main loop: it had stopped)."""
         global _fast

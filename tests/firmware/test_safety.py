@@ -223,3 +223,34 @@ def test_a_control_step_that_stops_is_found_by_the_main_loop(dut: Dut) -> None:
     assert t[off[0]] - inject <= 2 * 0.050 + PERIOD_S
     assert "fault control_overrun" in res.console
     assert en[t > 28.0].any() and power[t > 28.0].max() > 1.0  # heating again
+
+
+def test_a_control_step_that_stops_while_cooling_is_started_again(dut: Dut) -> None:
+    """Stopped while the heater is off (cooling, stepping every 10 ms): no
+    fault to cut, but the step starts again -- cooling ends and the next
+    start is served."""
+    res = simulate(
+        dut,
+        """
+        [scenario]
+        name = "stopped while cooling"
+        duration_s = 60.0
+        [puffing]
+        regime = "none"
+        [[events]]
+        t_s = 10.0
+        action = "button"
+        hold_s = 1.5
+        [[events]]
+        t_s = 15.0013
+        action = "fault"
+        kind = "timer_stop"
+        [[events]]
+        t_s = 50.0
+        action = "button"
+        hold_s = 1.5
+        """,
+    )
+    assert "fault control_overrun" not in res.console
+    assert res.console.count("state preheat") == 2, res.console
+    assert "state sleep" in res.console

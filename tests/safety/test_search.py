@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from conftest import heatrig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,3 +91,44 @@ def test_a_toml_file_round_trips(data: st.DataObject) -> None:
         scenario.parse(g.toml, Path("<a>")).run_config()
         == scenario.parse(g.toml, Path("<b>")).run_config()
     )
+
+
+def _verdicts(
+    results: list[search.ChunkResult],
+) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    by_chunk = sorted(results, key=lambda r: r.index)
+    return [(s.key, s.exercised, s.violated) for r in by_chunk for s in r.scenarios]
+
+
+def test_dask_runs_the_same_chunks_to_the_same_verdicts() -> None:
+    from distributed import LocalCluster
+
+    chunks = search.plan(99, 6, chunk=3, shrink=False, lengths=("short",))
+    local = list(search.execute(chunks, workers=2))
+    with LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        on_dask = list(search.execute(chunks, scheduler=cluster.scheduler_address))
+    assert len(_verdicts(local)) == 6
+    assert _verdicts(on_dask) == _verdicts(local)
+
+
+def test_heatrig_campaign_runs_a_generated_spec_and_writes_its_report(tmp_path: Path) -> None:
+    spec = tmp_path / "safety.toml"
+    spec.write_text('[campaign]\nname = "s"\ngenerator = "safety"\nruns = 3\nseed = 4\n')
+    out = tmp_path / "out"
+    r = heatrig("campaign", str(spec), "--workers", "1", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "3 generated scenarios" in r.stdout and "0 invariant violations" in r.stdout
+    html = (out / "campaign.html").read_text()
+    for inv in invariants.INVARIANTS:
+        assert inv.name in html
+    assert "Calibration records" in html and "Puff patterns" in html
+
+
+def test_a_generated_spec_takes_no_scenario(tmp_path: Path) -> None:
+    spec = tmp_path / "safety.toml"
+    spec.write_text('[campaign]\nname = "s"\ngenerator = "safety"\nscenario = "hci"\n')
+    r = heatrig("campaign", str(spec))
+    assert r.returncode != 0
+    assert "a generated campaign takes no scenario" in r.stderr + r.stdout
