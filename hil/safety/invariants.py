@@ -86,6 +86,7 @@ class Condition:
     start_s: float
     end_s: float
     bound_s: float
+    while_on: bool = False  # only a heater-on interval under way at start_s is bound by it
 
 
 def check(sc: Scenario, res: runner.RunResult | None, error: str = "") -> Verdict:
@@ -147,8 +148,8 @@ def conditions(sc: Scenario) -> list[Condition]:
     for i, e in enumerate(evs):
         if e.action == "fault":
             kind = e.arg[0]
-            if kind == "timer_stop":
-                out.append(Condition(kind, e.t_s, e.t_s + CUT_STALLED_S, CUT_STALLED_S))
+            if kind == "timer_stop":  # a start restarts the step's timer: only a session under way
+                out.append(Condition(kind, e.t_s, e.t_s + CUT_STALLED_S, CUT_STALLED_S, True))
             elif kind in ("heater_open", "heater_short", "adc_stuck"):
                 stop = until(i, lambda x: x.action == "fault" and x.arg[0] == "clear")
                 out.append(Condition(kind, e.t_s, stop, CUT_S))
@@ -181,7 +182,7 @@ def _faults(
 ) -> None:
     for c in conditions(sc):
         for s, e in runs:
-            if e <= c.start_s or s >= c.end_s:
+            if e <= c.start_s or s >= c.end_s or (c.while_on and s > c.start_s):
                 continue
             onset = max(s, c.start_s)
             v.exercised.add("fault_cut")

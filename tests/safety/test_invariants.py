@@ -196,3 +196,11 @@ def test_kept_over_power_cut(after: str, mid_write: bool, ok: bool) -> None:
         _result(sc, _truth([(2.0, 40.0)]), console, ["sim reboot reason=power_cut t_us=50000000"]),
     )
     assert ("kept_over_power_cut" in v.violations) is not ok
+
+
+def test_a_stopped_step_binds_only_a_session_under_way() -> None:
+    """A start re-arms the step's timer (heater_ctl.request_start): a session
+    begun after the stop is a healthy one."""
+    sc = _scenario(FAULT.format(kind="timer_stop"))
+    assert invariants.check(sc, _result(sc, _truth([(5.05, 100.0)]))).ok
+    assert "fault_cut" in invariants.check(sc, _result(sc, _truth([(2.0, 100.0)]))).violations
