@@ -34,6 +34,7 @@ from usage import Usage
 from version import FIRMWARE_VERSION
 
 MAIN_PERIOD_MS = const(50)
+STEP_STALL_MS = const(40)  # no step in a main-loop pass this long after one: it has stopped (found within 2 passes)
 WDT_TIMEOUT_MS = const(2000)
 
 # lifetime counters, on flash: what diagnostics and the phone app report
@@ -89,7 +90,8 @@ class App:
         self._refusals = 0
         self._kit = -1
         self._done = [0, 0]  # charges completed: USB, holder
-        self._steps = -1  # the control step's count at the last pass, while heating
+        self._steps = -1  # the control step's count when it last moved, and when (below)
+        self._steps_ms = 0
         self._puffs = 0
 
     def _start_ble(self):
@@ -168,7 +170,7 @@ class App:
             time.sleep_ms(MAIN_PERIOD_MS)
 
     def service(self, now_ms):
-        self._watch_control()
+        self._watch_control(now_ms)
         self.device.service(now_ms)
         self.console.poll()
         tick = self.power.service(now_ms)
@@ -184,20 +186,22 @@ class App:
         self._report_changes(now_ms)
         self.tele.drain()
 
-    def _watch_control(self):
-        """No control step since the last pass (50 ms) while it should run
-        every 10 ms: it has stopped. With the heater on, cut it
-        (CONTROL_OVERRUN); either way, start the step again."""
+    def _watch_control(self, now_ms):
+        """No control step for STEP_STALL_MS while it should run every 10 ms:
+        it has stopped. With the heater on, cut it (CONTROL_OVERRUN); either
+        way, start the step again. (Time, not passes: a host-stepped clock
+        serves the console many times at one instant.)"""
         h = self.heater
         if not h.stepping():
             self._steps = -1
-        elif h.steps == self._steps:
+        elif h.steps != self._steps:
+            self._steps = h.steps
+            self._steps_ms = now_ms
+        elif time.ticks_diff(now_ms, self._steps_ms) >= STEP_STALL_MS:
             if states.PREHEAT <= h.state <= states.END_WARNING:
                 h.cut_for_fault(faults.CONTROL_OVERRUN)
             h.restart()
             self._steps = -1
-        else:
-            self._steps = h.steps
 
     def _report_changes(self, now_ms):
         h = self.heater

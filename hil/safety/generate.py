@@ -38,11 +38,8 @@ PUFF_PATTERNS = ("none", "regular", "early", "deep", "rapid", "weak", "random")
 PLANT_FAULTS = ("heater_open", "heater_short", "gate_stuck_on", "adc_stuck", "timer_stop")
 ENV_FAULTS = ("ambient_cold", "ambient_hot", "cell_hot", "cell_empty")
 FAULTS = (*PLANT_FAULTS, *ENV_FAULTS)
-ADC_RAILS_UV = (
-    0,
-    3_100_000,
-    3_300_000,
-)  # shorted to ground; at full scale; pulled to the 3.3 V rail
+# an ADC input shorted to ground, at full scale, pulled to the 3.3 V rail
+ADC_RAILS_UV = (0, 3_100_000, 3_300_000)
 MIN_PUFF_GAP_S = 1.5
 # The gentlest draw that is a puff: ISO 3308's 35 mL over 2 s with the filter
 # vents open (30 % of the air bypassing the plug) puts 12 mL/s through it.
