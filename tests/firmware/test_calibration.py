@@ -9,7 +9,7 @@ Runs on the simulator and, unchanged, on a board with the plant on board."""
 from __future__ import annotations
 
 import pytest
-from conftest import simulate
+from conftest import sim_scenario, simulate
 
 from hil.rig.dut import Dut
 from hil.simulator import runner
@@ -124,13 +124,12 @@ def test_a_record_overstating_r0_is_caught_cold(dut: Dut, record_r0: float, trip
         assert _peak_c(res) < CAP_C
 
 
-def test_a_warm_start_with_nothing_checked_this_boot_runs_fail_safe(dut: Dut) -> None:
+def test_a_warm_start_with_nothing_checked_this_boot_runs_fail_safe() -> None:
     """A session started on a hot blade cannot measure its heat capacity; if
     no cold start this boot has, the reading takes the largest error any
     record in spec can have: the blade runs far under its set-point (or the
     over-temperature trip, derated likewise, stops it)."""
-    res = simulate(
-        dut,
+    res = sim_scenario(  # a reboot from the plant's snapshot: the simulator itself
         """
         [scenario]
         name = "warm start"
