@@ -68,6 +68,7 @@ def summary(name: str, seed: int, t: Totals, wall_s: float, where: str) -> dict[
             {k: v for k, v in asdict(c).items() if k not in ("toml", "first_toml")}
             for c in t.counterexamples
         ],
+        "flakes": [asdict(f) for f in t.flakes],
     }
 
 
@@ -141,6 +142,13 @@ def _html(s: dict[str, Any], t: Totals, dirs: list[Path]) -> list[str]:
         "<h3>Other conditions</h3>"
         + report.table(["", "scenarios"], [[e(k), str(t.tags.get(k, 0))] for k in OTHER_TAGS])
     )
+    if t.flakes:
+        parts.append(
+            "<h2>Runs that failed once and passed again</h2><p>The simulation is deterministic: "
+            "these point at the rig (a host under load, a process killed), not the device.</p>"
+        )
+        for f in t.flakes:
+            parts.append(f"<p>{e(str(f.violations))}</p><pre>{e(f.toml)}</pre>")
     parts.append("<h2>Counter-examples</h2>")
     if not dirs:
         parts.append("<p>None: no scenario violated an invariant.</p>")

@@ -65,10 +65,22 @@ class CounterExample:
 
 
 @dataclass
+class Flake:
+    """A scenario that violated an invariant once and not when run again: the
+    simulation is deterministic, so the rig (a host under load, a process
+    killed) is at fault, not the device. Reported, not shrunk."""
+
+    toml: str
+    violations: dict[str, list[str]]
+    chunk: int
+
+
+@dataclass
 class ChunkResult:
     index: int
     scenarios: list[Summary] = field(default_factory=list)
     counterexample: CounterExample | None = None
+    flakes: list[Flake] = field(default_factory=list)
     wall_s: float = 0.0
     tree: str = ""
 
@@ -140,6 +152,11 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
         key = hashlib.sha256(g.toml.encode()).hexdigest()[:16]
         if key not in seen:  # hypothesis may draw one scenario twice: it runs once
             seen[key] = run_one(g.toml)
+            if seen[key][0].violations and not first:  # the first of a kind: run it again
+                again = run_one(g.toml)
+                if not again[0].violations:
+                    out.flakes.append(Flake(g.toml, seen[key][0].violations, chunk.index))
+                    seen[key] = again
         v, sim_s, wall_s = seen[key]
         if first:  # shrinking: only the first violation's invariants count
             shrink_runs[0] += 1
@@ -262,6 +279,7 @@ class Totals:
     tags: Counter[str] = field(default_factory=Counter)
     puffs: Counter[str] = field(default_factory=Counter)
     counterexamples: list[CounterExample] = field(default_factory=list)
+    flakes: list[Flake] = field(default_factory=list)
     _keys: set[str] = field(default_factory=set)
 
     def add(self, r: ChunkResult) -> None:
@@ -277,3 +295,4 @@ class Totals:
             self.puffs.update(s.puffs)
         if r.counterexample is not None:
             self.counterexamples.append(r.counterexample)
+        self.flakes += r.flakes

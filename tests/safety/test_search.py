@@ -132,3 +132,24 @@ def test_a_generated_spec_takes_no_scenario(tmp_path: Path) -> None:
     r = heatrig("campaign", str(spec))
     assert r.returncode != 0
     assert "a generated campaign takes no scenario" in r.stderr + r.stdout
+
+
+def test_a_violation_that_does_not_repeat_is_the_rigs_not_a_counter_example(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: dict[str, int] = {}
+
+    def once(toml: str) -> tuple[invariants.Verdict, float, float]:
+        calls[toml] = calls.get(toml, 0) + 1
+        v = invariants.Verdict()
+        if 'kind = "heater_short"' in toml and calls[toml] == 1:
+            v.fail("nothing_stuck", "made up: the host killed the run")
+        return v, 0.0, 0.0
+
+    monkeypatch.setattr(search, "run_one", once)
+    r = search.run_chunk(search.Chunk(campaign_seed=1, index=3, runs=400))
+    assert r.counterexample is None
+    assert r.flakes and r.flakes[0].violations == {
+        "nothing_stuck": ["made up: the host killed the run"]
+    }
+    assert not any(s.violated for s in r.scenarios)

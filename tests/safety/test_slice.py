@@ -36,6 +36,7 @@ def test_no_invariant_is_violated(totals: search.Totals) -> None:
         + "; ".join(f"{k}: {w[0]}" for c in totals.counterexamples for k, w in c.violations.items())
     )
     assert totals.scenarios == RUNS
+    assert not totals.flakes, f"runs that failed once and passed again: {totals.flakes}"
 
 
 def test_the_slice_exercises_every_invariant_it_can(totals: search.Totals) -> None:
