@@ -15,6 +15,7 @@ import time
 
 import board
 import boot_hold
+import bootslot
 import calib
 import faults
 import machine
@@ -81,6 +82,7 @@ class App:
         d.ind.notice = LED_OFF if self.cal.stored else LED_BLINK_SLOW
         d.ind.intensity = self.settings["intensity"]
         self.session_ms = 0
+        self.upd = None  # an update's main-loop work (update.py, ble_update.py), while there is one
         self.ble = None
         self._ble_error = ""
         if self.settings["ble"]:
@@ -153,6 +155,7 @@ class App:
             self.console.event("calib fail_safe " + calib.NAMES[self.cal.why])
         if self._ble_error:
             self.console.event(self._ble_error)
+        self._report_boot_slot()
         for p in store.problems:  # a damaged record: reported, never fatal
             self.console.event("store " + p)
         del store.problems[:]
@@ -181,8 +184,12 @@ class App:
                 self.usage.tick(now_ms)
                 if self.settings["power_telemetry"]:
                     self.power.frame(now_ms, self.device.kit, self.counters["sessions"], self.device.ind.bat_bits)
+                if bootslot.trial:
+                    self._trial(now_ms)
             if self.ble is not None:
                 self.ble.tick(now_ms, tick == 2)
+        if self.upd is not None:
+            self.upd.service(now_ms)
         self._report_changes(now_ms)
         self.tele.drain()
 
@@ -202,6 +209,19 @@ class App:
                 h.cut_for_fault(faults.CONTROL_OVERRUN)
             h.restart()
             self._steps = -1
+
+    def _report_boot_slot(self):
+        """A trial boot after an update, or the rollback of one (bootslot.py)."""
+        r = bootslot.record()
+        if bootslot.trial:
+            self.console.event("update trial %s slot=%s" % (r["ver"], r["slot"] or "-"))
+        elif bootslot.rolled_back:
+            self.console.event("update rollback from %s: %s" % (r["from"], r["why"]))
+
+    def _trial(self, now_ms):
+        import selfcheck
+
+        selfcheck.tick(self, now_ms)
 
     def _report_changes(self, now_ms):
         h = self.heater
