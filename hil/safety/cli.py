@@ -30,16 +30,18 @@ def run_campaign(spec: CampaignSpec, args: argparse.Namespace, out: Path) -> int
         file=sys.stderr,
         dynamic_ncols=True,
     )
+    dirs: list[Path] = []
     with bar:
         for r in search.execute(chunks, args.workers, args.scheduler):
             totals.add(r)
+            if r.counterexample is not None:  # written at once: a long campaign shows it early
+                d = report.write_counterexample(r.counterexample, out, len(dirs) + 1)
+                dirs.append(d)
+                bar.write(f"counter-example: {d / 'scenario.toml'}")
             bar.set_postfix(violations=sum(totals.violated.values()), refresh=False)
             bar.update(len(r.scenarios))
     wall_s = time.perf_counter() - t0
     s = report.summary(spec.name, spec.seed, totals, wall_s, where)
-    dirs = [
-        report.write_counterexample(c, out, k + 1) for k, c in enumerate(totals.counterexamples)
-    ]
     page = report.write(out, s, totals, dirs)
     print(format_summary(s, dirs))
     print(f"\n  report     {page}")
