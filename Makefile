@@ -9,7 +9,7 @@ ESP32_STUBS := $(VENV)/esp32-stubs
 # the 32-bit MicroPython (WebAssembly, npm) of the heap check: wasm/package.json
 WASM_STAMP := wasm/node_modules/.heatrig-installed
 
-.PHONY: run test test-net traces bench bench-baseline power-campaign lint format layout-check \
+.PHONY: run test test-net traces safety bench bench-baseline power-campaign lint format layout-check \
 	clean deploy flash update-sweep heap32 board-check
 
 run: $(STAMP)
@@ -41,6 +41,11 @@ traces: $(STAMP)
 update-sweep: $(STAMP)
 	HEATRIG_UPDATE_SWEEP=full $(BIN)/pytest -s tests/update/test_update_device.py \
 		tests/update/test_update_vboard.py
+
+# the generated safety campaign: 10,000 scenarios on every core (docs/safety.md);
+# make test runs a fixed-seed slice of it. Results: results/campaigns/safety/
+safety: $(STAMP)
+	$(BIN)/heatrig campaign campaigns/safety.toml
 
 # deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
 deploy: $(STAMP)

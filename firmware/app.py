@@ -28,7 +28,7 @@ from charger import Power
 from console import Console
 from device import KIT_NAMES, Device
 from heater_ctl import HeaterControl
-from indicator import Indicator
+from indicator import LED_BLINK_SLOW, LED_OFF, Indicator
 from machine import WDT, Pin
 from micropython import const
 from profiles import Profile
@@ -37,6 +37,7 @@ from usage import Usage
 from version import FIRMWARE_VERSION
 
 MAIN_PERIOD_MS = const(50)
+STEP_STALL_MS = const(40)  # no step in a main-loop pass this long after one: it has stopped (found within 2 passes)
 WDT_TIMEOUT_MS = const(2000)
 
 # lifetime counters, on flash: what diagnostics and the phone app report
@@ -63,6 +64,8 @@ class App:
         self.fault_log = faults.FaultLog()
         self.fault_log.load()
         self._faults_saved = self.fault_log.count
+        if not self.cal.stored:  # the fail-safe values in use: a fault code, and the red LED below
+            self.fault_log.record(faults.CALIB_RECORD, time.ticks_ms(), self.cal.why)
         gc.collect()
         self.tele = Telemetry(ring=self.settings["telemetry"])
         self.tele.enabled = self.settings["telemetry"]
@@ -79,6 +82,7 @@ class App:
         d.gate = self.usage.refusal
         d.event = self.console.event
         d.ind.haptics = self.settings["haptics"]
+        d.ind.notice = LED_OFF if self.cal.stored else LED_BLINK_SLOW
         d.ind.intensity = self.settings["intensity"]
         self.session_ms = 0
         self.upd = None  # an update's main-loop work (update.py, ble_update.py), while there is one
@@ -92,6 +96,9 @@ class App:
         self._kit = -1
         self._done = [0, 0]  # charges completed: USB, holder
         store.hold = self._heating  # no flash write while heating: it stalls the control step
+        self._steps = -1  # the control step's count when it last moved, and when (below)
+        self._steps_ms = 0
+        self._puffs = 0
 
     def _start_ble(self):
         try:
@@ -125,6 +132,7 @@ class App:
         calib.save(r0_uohm, tcr_ppm)
         self.cal = calib.load()
         self.heater.set_calibration(self.cal)
+        self.device.ind.notice = LED_OFF if self.cal.stored else LED_BLINK_SLOW
 
     def use_adc_cal(self, c):
         """Correct the ADC's readings with calibration c (adccal.py) from now on."""
@@ -168,6 +176,8 @@ class App:
             % (FIRMWARE_VERSION, self.heater.profile.name, self.cal.stored, self.cal.r0_uohm, self.cal.tcr_ppm,
                c["boots"], c["sessions"], c["puffs"])
         )  # fmt: skip
+        if not self.cal.stored:
+            self.console.event("calib fail_safe " + calib.NAMES[self.cal.why])
         if self._ble_error:
             self.console.event(self._ble_error)
         self._report_boot_slot()
@@ -188,6 +198,7 @@ class App:
             time.sleep_ms(MAIN_PERIOD_MS)
 
     def service(self, now_ms):
+        self._watch_control(now_ms)
         self.device.service(now_ms)
         self.console.poll()
         tick = self.power.service(now_ms)
@@ -209,6 +220,23 @@ class App:
         if store.waiting() and not self._heating():
             store.flush()
 
+    def _watch_control(self, now_ms):
+        """No control step for STEP_STALL_MS while it should run every 10 ms:
+        it has stopped. With the heater on, cut it (CONTROL_OVERRUN); either
+        way, start the step again. (Time, not passes: a host-stepped clock
+        serves the console many times at one instant.)"""
+        h = self.heater
+        if not h.stepping():
+            self._steps = -1
+        elif h.steps != self._steps:
+            self._steps = h.steps
+            self._steps_ms = now_ms
+        elif time.ticks_diff(now_ms, self._steps_ms) >= STEP_STALL_MS:
+            if states.PREHEAT <= h.state <= states.END_WARNING:
+                h.cut_for_fault(faults.CONTROL_OVERRUN)
+            h.restart()
+            self._steps = -1
+
     def _report_boot_slot(self):
         """A trial boot after an update, or the rollback of one (bootslot.py)."""
         r = bootslot.record()
@@ -226,7 +254,7 @@ class App:
         h = self.heater
         if (h.state != self._state or h.fault != self._fault or h.refusals != self._refusals
                 or self.device.kit != self._kit or self.power.done != self._done
-                or self.fault_log.count != self._faults_saved):  # fmt: skip
+                or self.fault_log.count != self._faults_saved or h.puff_count != self._puffs):  # fmt: skip
             self._report(now_ms)
 
     def _report(self, now_ms):
@@ -243,11 +271,16 @@ class App:
                 self.session_ms = now_ms
                 self.usage.started(now_ms)
             elif states.PREHEAT <= prev <= states.END_WARNING and not states.PREHEAT <= h.state <= states.END_WARNING:
+                self.console.event("session puffs=%d" % h.puff_count)
                 self.usage.ended(h.puff_count)
                 c["sessions"] += 1
                 c["puffs"] += h.puff_count
                 c["heater_on_s"] += time.ticks_diff(now_ms, self.session_ms) // 1000
                 store.save(COUNTERS, c)
+        if h.puff_count != self._puffs:
+            self._puffs = h.puff_count
+            if self._puffs:
+                self.console.event("puff %d" % self._puffs)
         if h.fault != self._fault:
             self._fault = h.fault
             if h.fault:

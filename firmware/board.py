@@ -41,10 +41,21 @@ NTC_B_K = const(3950)
 NTC_PULLUP_OHM = const(10000)
 NTC_SUPPLY_UV = const(3300000)
 
-# --- default calibration record (nominal unit, used if none is stored) ----
-CAL_R0_UOHM = const(800000)  # heater track resistance at CAL_T0_C
-CAL_TCR_PPM = const(3500)  # temperature coefficient of the track, ppm/K
+# --- heater blade ------------------------------------------------------------
+BLADE_HEAT_UJ_PER_CC = const(200)  # heat capacity of the ceramic blade: 0.020 J/K (E: docs/reference.md)
+
+# --- calibration: the unit spec of the heater track (docs/safety.md) -----
+CAL_R0_UOHM = const(800000)  # nominal track resistance at CAL_T0_C
+CAL_TCR_PPM = const(3500)  # nominal temperature coefficient, ppm/K
 CAL_T0_C = const(20)
+CAL_R0_MIN_UOHM = const(720000)  # R0 0.80 ohm +-10 %
+CAL_R0_MAX_UOHM = const(880000)
+CAL_TCR_MIN_PPM = const(3000)  # thick-film platinum, 0.0030-0.0038 /K
+CAL_TCR_MAX_PPM = const(3800)
+# With no usable record: the fail-safe end of the spec. The smallest R0 and
+# TCR make the blade read hotter than it is on every unit in spec.
+CAL_FAILSAFE_R0_UOHM = const(720000)
+CAL_FAILSAFE_TCR_PPM = const(3000)
 
 # --- holder ----------------------------------------------------------------
 HOLDER_CELL_MAH = const(120)

@@ -19,7 +19,9 @@ CONTROL_OVERRUN = const(11)  # control step deadline missed
 HOLDER_LOW = const(12)  # not enough charge to finish a session: refused up front
 CHARGE_TIMEOUT = const(13)  # a charge ran past its safety timer
 CHARGE_OVERVOLT = const(14)  # a cell above its maximum voltage while charging
-CALIBRATION = const(15)  # the blade measures colder than the air: the calibration overstates R0
+CALIBRATION = const(15)  # the record does not describe this heater (a plausibility check, cal_check.py)
+CALIB_RECORD = const(16)  # no usable calibration record: the fail-safe values are in use (detail: calib.NAMES)
+PREHEAT_TIMEOUT = const(17)  # the blade did not reach its band in time
 
 NAMES = (
     "none",
@@ -38,6 +40,8 @@ NAMES = (
     "charge_timeout",
     "charge_overvolt",
     "calibration",
+    "calib_record",
+    "preheat_timeout",
 )
 
 _LOG_SIZE = const(16)

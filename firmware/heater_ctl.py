@@ -5,13 +5,17 @@ Every CONTROL_PERIOD_MS, from a machine.Timer:
      thermistors and the stick detector;
   2. run the safety checks (heater_safety) on those raw readings: any fault
      cuts the heater through both the PWM and the load switch in this step;
-  3. compute the blade temperature from its resistance and the calibration
-     record, and the set-point from the profile;
-  4. a PI controller with anti-windup gives the power demand; dividing by the
+  3. bound the time the heater is on: the session's 6:00 from the start of
+     heating, the preheat's own limit (PREHEAT_TIMEOUT);
+  4. compute the blade temperature from its resistance and the calibration
+     record, checked against physics the record does not enter into
+     (cal_check.py), and the set-point from the profile;
+  5. a PI controller with anti-windup gives the power demand; dividing by the
      heater's full-on power (measured, so it follows the sagging cell) gives
      the duty: that is the cell-voltage feed-forward;
-  5. puff detection, session timing (time and puff limits, end warning);
-  6. one telemetry record.
+  6. puff detection from the start of heating (puff_detect.py, fed the
+     blade's heat loss), the puff limit, the end warning;
+  7. one telemetry record.
 
 The step is integer-only and allocates nothing; every product below is
 bounded to stay inside the ESP32's 30-bit small ints (ranges in comments).
@@ -28,6 +32,7 @@ import micropython
 from adccal import fix, sense
 from attr_map import make_room
 from board import (
+    BLADE_HEAT_UJ_PER_CC,
     CAL_T0_C,
     CELL_V_DIV,
     HEATER_PWM_FREQ_HZ,
@@ -43,7 +48,8 @@ from board import (
     PIN_STICK_DET,
     UV_PER_MA,
 )
-from faults import CALIBRATION, NONE, STICK_MISSING
+from cal_check import FIRST, RISE, SLOPE_ONE, CalCheck
+from faults import CALIBRATION, NONE, PREHEAT_TIMEOUT, STICK_MISSING
 from heater_safety import HeaterSafety
 from machine import ADC, PWM, Pin, Timer
 from micropython import const
@@ -72,6 +78,9 @@ SESSION_PUFFS = const(14)
 WARN_BEFORE_END_MS = const(30000)
 WARN_PUFFS_LEFT = const(2)
 COOLING_MS = const(30000)
+_PREHEAT_GRACE_MS = const(15000)  # past the profile's preheat, still not in band: PREHEAT_TIMEOUT
+_PUFF_RISE_CC = const(8000)  # puffs are counted once the blade is 80 K above the air (a cold session: ~90 K)
+_AMB_MOVE_UV = const(3000)  # the ambient thermistor moved this much (~0.1 K): the air is read again
 
 # controller (temperatures in 0.01 C, power in mW)
 _KP_MW_PER_CC = const(4)  # 400 mW per K
@@ -114,6 +123,7 @@ class HeaterControl:
         self.tele = telemetry
         self.fault_log = fault_log
         self.safety = HeaterSafety(cal)
+        self.cal_check = CalCheck()
         self.puffs = PuffDetector()
         # the load switch off first: before MicroPython 1.26 a new PWM runs at
         # 50 % until its duty applies (docs/esp32.md), and a soft reset leaves pins as they were
@@ -145,6 +155,10 @@ class HeaterControl:
         self._integ_q8 = 0
         self._temp_cc = 0
         self._amb_uv = 0  # the ambient thermistor at the last step
+        self._amb_cc = 0  # the air's temperature as the record reads it, every _AMB_EVERY steps
+        self._air_off_cc = 0  # ... that is, the thermistor's plus this (a cold start's first reading)
+        self._amb_seen_uv = 0  # the thermistor when the air was last read
+        self._last_us = 0  # the last step that measured (session time)
         self._sp_cc = 0
         self.demand_mw = 0
         self.power_mw = 0
@@ -165,6 +179,16 @@ class HeaterControl:
             _fast = fast
             self.timer.init(mode=Timer.PERIODIC, period=CONTROL_PERIOD_MS if fast else IDLE_PERIOD_MS,
                             callback=self._cb)  # fmt: skip
+
+    def stepping(self):
+        """The step runs at CONTROL_PERIOD_MS (else at IDLE_PERIOD_MS)."""
+        return _fast
+
+    def restart(self):
+        """The control step's timer, started afresh (main loop: it had stopped)."""
+        global _fast
+        _fast = False
+        self._rate(True)
 
     def idle(self):
         """Asleep with nothing asked: slow the step down (main loop)."""
@@ -207,6 +231,7 @@ class HeaterControl:
         """A new calibration record; the console allows it only while idle."""
         self.cal = cal
         self.safety = HeaterSafety(cal)
+        self.cal_check = CalCheck()  # nothing measured of this record yet
 
     # --- the control step (timer callback) -----------------------------------
     @micropython.native
@@ -238,10 +263,15 @@ class HeaterControl:
             fault = self.safety.check_heating(
                 sampled, v_mv, i_ma, cell_mv, vh_uv, ih_uv, cell_ntc_uv, amb_ntc_uv, stick
             )
+            t_ms = ticks_diff(now_us, self._t0_us) // 1000
             if fault:
                 self._trip(fault, v_mv)
+            elif t_ms >= SESSION_MS:  # whatever the measurement says
+                self._end(END_TIME, now_us)
+            elif state == PREHEAT and t_ms >= self.profile.preheat_ms + _PREHEAT_GRACE_MS:
+                self._trip(PREHEAT_TIMEOUT, self._temp_cc // 100)
             else:
-                self._control(now_us, sampled, v_100uv, i_ma)
+                self._control(now_us, t_ms, sampled, v_100uv, i_ma)
         elif state == COOLING and ticks_diff(now_us, self._t0_us) >= COOLING_MS * 1000:
             self.state = SLEEP
 
@@ -262,20 +292,16 @@ class HeaterControl:
         )  # fmt: skip
 
     @micropython.native
-    def _control(self, now_us, sampled, v_100uv, i_ma):
+    def _control(self, now_us, t_ms, sampled, v_100uv, i_ma):
         if not sampled or i_ma < _I_VALID_MA:
             # first step of a session: nothing measured yet, just feed the sample-and-hold
             self._apply(_DUTY_MIN)
             return
-        t_ms = ticks_diff(now_us, self._t0_us) // 1000
         cal = self.cal
-        t = temp_cc(v_100uv, i_ma, cal.r0_10u, cal.r0tcr_uohm_k)
-        if self._temp_cc:
-            t = (self._temp_cc + t) >> 1  # light filter against ADC noise
-        elif self.safety.check_first_sample(t, self._amb_uv):
-            self._trip(CALIBRATION, t // 100)
+        raw = temp_cc(v_100uv, i_ma, cal.r0_10u, cal.r0tcr_uohm_k)
+        if not self._measure(now_us, raw):
             return
-        self._temp_cc = t
+        t = self._temp_cc
         sp = self.profile.setpoint_cc(t_ms)
         self._sp_cc = sp
 
@@ -312,26 +338,73 @@ class HeaterControl:
         self.power_mw = duty * p_full >> 16
         self._duty = duty
         self.pwm.duty_u16(duty)
-        self._session(now_us, t_ms, err, sp, demand)
+        self._session(now_us, t_ms, err, sp)
 
     @micropython.native
-    def _session(self, now_us, t_ms, err, sp, demand):
+    def _measure(self, now_us, raw):
+        """The blade's temperature from a raw reading (0.01 C): checked and
+        corrected (cal_check.py), filtered, into self._temp_cc; the puff
+        detector fed. False if a check tripped."""
+        cc = self.cal_check
+        p_prev = self.power_mw  # delivered over the period that ended now
+        dt_us = ticks_diff(now_us, self._last_us)
+        self._last_us = now_us
+        phase = cc.phase
+        if phase == FIRST:  # the session's first measurement
+            amb_uv = self._amb_uv
+            self._amb_seen_uv = amb_uv
+            amb = dc_from_uv(amb_uv) * 10
+            if cc.first(raw, amb, not self.cal.stored):
+                self._trip(CALIBRATION, raw // 100)
+                return False
+            self.safety.derate(cc.slope_pm)
+            t = cc.correct(raw)
+            if cc.phase == RISE:  # a cold blade: the air as this record reads it
+                self._air_off_cc = t - amb
+            self._amb_cc = amb + self._air_off_cc
+            self._temp_cc = t
+            return True
+        if dt_us > 50000:
+            dt_us = 50000
+        if phase == RISE:
+            r = cc.rise(raw, p_prev, dt_us)
+            if r == 1:
+                self._trip(CALIBRATION, raw // 100)
+                return False
+            if r == 2:
+                self.safety.derate(cc.slope_pm)
+        amb_uv = self._amb_uv
+        d = amb_uv - self._amb_seen_uv
+        if d > _AMB_MOVE_UV or d < -_AMB_MOVE_UV:  # the air changed: read it again (a table walk)
+            self._amb_seen_uv = amb_uv
+            self._amb_cc = dc_from_uv(amb_uv) * 10 + self._air_off_cc
+        s = cc.slope_pm
+        if s != SLOPE_ONE:
+            raw = cc.correct(raw)
+        prev = self._temp_cc
+        t = (prev + raw) >> 1  # light filter against ADC noise
+        self._temp_cc = t
+        k = cc.k_uj_per_cc
+        rise = (t - self._amb_cc) * k // BLADE_HEAT_UJ_PER_CC  # true 0.01 K above the air: <= 1.5e7
+        if rise >= _PUFF_RISE_CC:
+            self.puffs.feed(p_prev, dt_us, t, rise, k)
+        return True
+
+    @micropython.native
+    def _session(self, now_us, t_ms, err, sp):
+        """Ready, the end warning and the puff limit (puffs count from the
+        start of heating, preheat included)."""
         state = self.state
+        pd = self.puffs
+        n = pd.count
         if state == PREHEAT:
             band = self.profile.band_cc(sp)
             if t_ms >= self.profile.preheat_ms and -band <= err <= band:
                 self.state = HEATING
                 self.ready = True
-                self.puffs.reset(demand)
-            return
-        pd = self.puffs
-        pd.update(demand)
-        n = pd.count
-        if state == HEATING and (t_ms >= SESSION_MS - WARN_BEFORE_END_MS or n >= SESSION_PUFFS - WARN_PUFFS_LEFT):
+        elif state == HEATING and (t_ms >= SESSION_MS - WARN_BEFORE_END_MS or n >= SESSION_PUFFS - WARN_PUFFS_LEFT):
             self.state = END_WARNING
-        if t_ms >= SESSION_MS:
-            self._end(END_TIME, now_us)
-        elif n >= SESSION_PUFFS and not pd.active:
+        if n >= SESSION_PUFFS and not pd.active:
             self._end(END_PUFFS, now_us)
 
     def _serve_request(self, now_us, stick, cell_mv, cell_ntc_uv, amb_ntc_uv):
@@ -356,10 +429,12 @@ class HeaterControl:
     def _begin(self, now_us):
         self.profile.rewind()
         self.safety.reset()
-        self.puffs.reset(0)
+        self.cal_check.begin()
+        self.puffs.reset()
         self._integ_q8 = 0
         self._temp_cc = 0
         self._t0_us = now_us
+        self._last_us = now_us
         self.fault = NONE
         self.end_reason = END_NONE
         self.ready = False

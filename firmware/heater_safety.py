@@ -14,7 +14,6 @@ from faults import (
     ADC_IMPLAUSIBLE,
     AMBIENT_COLD,
     AMBIENT_HOT,
-    CALIBRATION,
     CELL_OVERTEMP,
     CELL_UNDERVOLT,
     HEATER_OPEN,
@@ -40,12 +39,6 @@ CELL_MAX_C = const(60)
 AMBIENT_MIN_C = const(0)
 AMBIENT_MAX_C = const(50)
 _NTC_TOL_C = 0.5  # thermistor accuracy: trip only when clearly outside a limit
-# A blade is never colder than the air around it. Measured through a
-# calibration that overstates the track's cold resistance R0 it reads colder
-# -- and heated to a set-point it would run hotter than it reads (+4 % R0:
-# about 12 K low at the start, over 30 K high at 320 C). Checked once, on a
-# session's first measurement, before the blade has warmed.
-_CAL_MARGIN_CC = const(1200)
 
 _DEBOUNCE = const(2)  # samples: slow signals must be out of range twice in a row
 
@@ -54,7 +47,10 @@ class HeaterSafety:
     def __init__(self, cal):
         # resistance thresholds in 100 uOhm
         r0 = cal.r0_uohm
-        self.r_cap_100u = r0 * (1000000 + cal.tcr_ppm * (TEMP_CAP_C - CAL_T0_C)) // 100000000
+        self._r0_100u = r0 // 100
+        self._dppm_cap = cal.tcr_ppm * (TEMP_CAP_C - CAL_T0_C)  # R's rise to the cap, ppm of R0
+        self.r_cap_100u = 0
+        self.derate(1000)
         self.r_short_100u = r0 * _R_SHORT_PCT // 10000
         # thermistor thresholds in uV (the divider voltage falls as temperature rises)
         self.cell_hot_uv = ntc.uv_at_c(CELL_MAX_C + _NTC_TOL_C)
@@ -107,13 +103,11 @@ class HeaterSafety:
             self._amb_n = 0
         return 0
 
-    @staticmethod
-    def check_first_sample(temp_cc, amb_ntc_uv):
-        """CALIBRATION if a session's first blade temperature (0.01 C) is
-        implausibly far below the ambient thermistor's, else 0."""
-        if temp_cc < ntc.dc_from_uv(amb_ntc_uv) * 10 - _CAL_MARGIN_CC:
-            return CALIBRATION
-        return 0
+    def derate(self, slope_pm):
+        """The over-temperature trip where the reading, corrected by
+        slope_pm (cal_check.py: 1000 none), reaches TEMP_CAP_C."""
+        dppm = self._dppm_cap * 100 // slope_pm * 10  # the cap's rise, ppm of R0: <= 1.3e6
+        self.r_cap_100u = self._r0_100u + self._r0_100u * (dppm // 100) // 10000
 
     def start_refusal(self, cell_mv, cell_ntc_uv, amb_ntc_uv):
         """Why a session may not start now (a fault code), or 0. One sample, no debounce."""

@@ -44,6 +44,7 @@ class Indicator:
         self._on = False
         self.led_mode = LED_OFF
         self.fault_mode = LED_OFF
+        self.notice = LED_OFF  # the red LED's mode when no fault or refusal shows: service needed
         self._led_level = 0
         self._fault_level = 0
         self.haptics = HAPTICS_ALL
@@ -110,7 +111,7 @@ class Indicator:
         if level != self._led_level:
             self._led_level = level
             self.led.value(level)
-        level = _led_level(self.fault_mode, now_ms)
+        level = _led_level(self.fault_mode or self.notice, now_ms)
         if level != self._fault_level:
             self._fault_level = level
             self.led_fault.value(level)

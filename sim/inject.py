@@ -49,8 +49,18 @@ def charger_soc(plant, soc):
     plant.after_change()
 
 
+def _stop_control_timer():
+    """The heater's control-step timer (machine.Timer(0)) stops firing, as a
+    timer deinitialised by mistake would; a new init() starts it again."""
+    from sim.kernel import K
+
+    for tm in [t for t in K.timers if t.id == 0]:
+        K.remove_timer(tm)
+
+
 def fault(plant, args):
-    """heater_open | heater_short | gate_stuck_on | adc_stuck (channel, uV) | clear"""
+    """heater_open | heater_short | gate_stuck_on | adc_stuck (channel, uV) |
+    timer_stop | clear"""
     kind, value = args
     h = plant.heater
     st = plant.stage
@@ -63,6 +73,8 @@ def fault(plant, args):
         st.gate_stuck_on = True
     elif kind == "adc_stuck":
         bank.stick(ADC_NAMES[value[0]], value[1])
+    elif kind == "timer_stop":
+        _stop_control_timer()
     elif kind == "clear":
         h.open = h.short = st.gate_stuck_on = False
         for pin in ADC_PINS:

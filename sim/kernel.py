@@ -95,6 +95,12 @@ class Kernel:
         self.sample_period_us = period_us
         self._next_sample_us = self.now_us if period_us > 0 else _NEVER
 
+    @micropython.native
+    def sample_now(self):
+        """A truth sample at this instant, after the timers due at it."""
+        if self._next_sample_us > self.now_us:
+            self._next_sample_us = self.now_us
+
     def add_timer(self, tm):
         if tm not in self.timers:
             self.timers.append(tm)

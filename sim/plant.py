@@ -14,7 +14,7 @@ import board
 import micropython
 from micropython import const
 
-from sim.kernel import make_room
+from sim.kernel import K, make_room
 from sim.models.adc import AdcBank, MuxChannel, NtcTable
 from sim.models.cell import Cell
 from sim.models.charger import ChargerModel
@@ -94,6 +94,8 @@ class Plant:
         self.cell_v_div = p["cell_v_div"]
         self.shunt_uv_per_a = int(p["r_shunt_ohm"] * p["shunt_gain"] * _PPM)
         self.button_pressed = False
+        self.edge_samples = False  # a truth sample whenever the load switch moves (sim/run.py)
+        self._en_level = 0
         self.vibration = 0
         self.io = 0  # IO_* bits, kept current by the setters below
         self.flow_ul_s = 0
@@ -120,6 +122,9 @@ class Plant:
             self._set_io(_OUT_IO[k], level)
             if k == 0:
                 self.stage.en = level  # takes effect from the next interval (advance)
+                if self.edge_samples and level != self._en_level:
+                    K.sample_now()  # the truth at the instant the load switch moves
+                self._en_level = level
             elif k == 1:
                 self.vibration = level
         elif k < 7:  # multiplexer select

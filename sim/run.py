@@ -202,6 +202,10 @@ def setup(cfg):
     every = cfg.get("power_sample_us", 1000000) // sample_us if sample_us else 1
     rec = truth.Recorder(plant, power_every=max(1, every))
     K.set_sampler(rec.sample, sample_us)
+    if cfg.get("idle_sample_us") and sample_us:  # sparser while idle, and at every heater switch
+        rec.idle_us = cfg["idle_sample_us"]
+        rec.busy_us = sample_us
+        plant.edge_samples = True
     if cfg.get("pace"):
         K.start_pacing(cfg["pace"])
     if cfg.get("timer_latency"):

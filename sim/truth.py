@@ -26,7 +26,8 @@ from struct import pack_into
 import micropython
 from framing import OVERHEAD, T_PLANT, T_PLANT_POWER, seal
 
-from sim.kernel import make_room
+from sim.kernel import K, make_room
+from sim.plant import IO_HEATER_EN
 
 FMT = "<QqqqqiiiiiB"
 PAYLOAD_LEN = 61
@@ -47,6 +48,10 @@ class Recorder:
         self._pbuf = bytearray(_POWER_FRAME_LEN)
         self.power_every = power_every
         self._pn = 0
+        # idle_us > 0: samples this far apart while the heater is off and
+        # nothing is drawn (the kernel's period while it is on, or a puff is)
+        self.idle_us = 0
+        self.busy_us = 0
         make_room(self)  # sampled 100 times a second (sim/kernel.py)
 
     @micropython.native
@@ -62,6 +67,9 @@ class Recorder:
             cell.ocv_uv, st.v_cell_uv, cell.q_pc // cell.q_full_ppm, pl.flow_ul_s, pl.ambient_uc // 1000, pl.io,
         )  # fmt: skip
         seal(buf, off, T_PLANT, PAYLOAD_LEN)
+        if self.idle_us:
+            busy = pl.io & IO_HEATER_EN or pl.puffs.active
+            K._next_sample_us = now_us + (self.busy_us if busy else self.idle_us)
         self._n += 1
         if self._n == _BATCH:
             self.flush()

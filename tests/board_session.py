@@ -36,7 +36,7 @@ from pathlib import Path
 from hil.farm.share import PortServer
 from hil.rig.board import is_state_file
 from hil.rig.vboard import VirtualBoard
-from hil.wire.store_format import slot_file
+from hil.wire.store_format import calibration, slot_file
 
 RESULT = re.compile(rb" (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
 
@@ -59,7 +59,7 @@ def seed(flash: Path) -> None:
     records = {
         "settings.a": slot_file({**settings, "profile": "standard"}, seq=4),
         "settings.b": slot_file(settings, seq=5),
-        "calib.a": slot_file({"r0_uohm": 801200, "tcr_ppm": 3490}, seq=1),
+        "calib.a": slot_file(calibration(801200, 3490), seq=1),
         "counters.a": slot_file(
             {
                 "sessions": 41,

@@ -51,7 +51,7 @@ def run(n, r0_uohm, tcr_ppm, seed):
     for k in range(n):
         v, i = readings(rng, k)
         before = (hc._integ_q8, hc._temp_cc)
-        hc._control(t0 + 30000000 + k * 10000, True, v, i)
+        hc._control(t0 + 30000000 + k * 10000, 30000 + k * 10, True, v, i)
         want = (hc._integ_q8, hc._temp_cc, hc._duty, hc.power_mw, hc.demand_mw)
         p_full = v * i // 10000
         if hc.demand_mw > (10000 if p_full > 10000 else p_full):

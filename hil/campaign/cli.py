@@ -72,6 +72,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             raise CampaignError(f"--runs {args.runs}: needs at least 1")
         spec.runs = args.runs
     out = args.out or RESULTS_DIR / "campaigns" / spec.name
+    if spec.generator:
+        return _generated(spec, args, out)
     if args.only is not None:
         return rerun(spec, args.only, out)
     if args.keep_telemetry and spec.total_runs > MAX_KEPT_TELEMETRY:
@@ -104,6 +106,19 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generated(spec: CampaignSpec, args: argparse.Namespace, out: Path) -> int:
+    from hil.safety.cli import run_campaign
+
+    if args.only is not None or args.keep_telemetry:
+        raise CampaignError(
+            "a generated campaign has no --only or --keep-telemetry: its counter-examples "
+            "are written as scenario files with their telemetry"
+        )
+    if args.workers is not None and args.workers < 1:
+        raise CampaignError(f"--workers {args.workers}: needs at least 1")
+    return run_campaign(spec, args, out)
+
+
 # --- summary -----------------------------------------------------------------------
 
 
@@ -122,6 +137,11 @@ def summarize(
         by_name = {**(lim.by_name if lim else {}), **(plim.by_name if plim else {})}
         labels = [x.label for x, g in ((lim, HEATING), (plim, POWER)) if x and g in parts]
         stats = statistics.summarize(runs, by_name or None)
+        for st in stats:  # Cpk is against the file's limits; a band's runs are judged by the band's
+            bands = [b.describe() for b in (lim.bands if lim else []) if st.name in b.by_name]
+            if bands:
+                note = f"{', '.join(bands)}: own limits"
+                st.cpk_note = f"{st.cpk_note}; {note}" if st.cpk_note else note
         out_groups.append(
             {
                 "profile": profile,

@@ -38,6 +38,8 @@ class JobResult:
     params: dict[str, Any]
     profile: str = ""
     regime: str = ""
+    ambient_c: float | None = None  # limits bands are by ambient
+    refused: str = ""  # why a start was refused up front, if one was
     values: dict[str, measure.Value] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
     outcome: str = Outcome.UNSET.value
@@ -67,8 +69,9 @@ def run_job(job: Job) -> JobResult:
     out = JobResult(index=job.index, seed=job.seed, params=dict(job.params), tree=tree_id())
     try:
         sc = scenario.parse(job.scenario_text, Path(job.scenario_name), job.overrides)
-        out.profile, out.regime = sc.profile, sc.regime
+        out.profile, out.regime, out.ambient_c = sc.profile, sc.regime, sc.ambient_c
         res = runner.run(sc)
+        out.refused = res.series.meta.get("refused", "")
     except (scenario.ScenarioError, runner.SimError) as e:
         out.error = str(e).splitlines()[0] if str(e) else type(e).__name__
         out.outcome = Outcome.FAIL.value
@@ -109,7 +112,12 @@ def judge(
         return
     ms = []
     if HEATING in r.groups:
-        ms += measure.evaluate(r.values, lim.by_name if lim else None, has_truth=r.has_truth)
+        ms += measure.evaluate(
+            r.values,
+            lim.at(r.ambient_c) if lim else None,
+            has_truth=r.has_truth,
+            refusal_allowed=bool(lim and lim.refusal_allowed(r.ambient_c, r.refused)),
+        )
     if POWER in r.groups:
         ms += measure.evaluate(
             r.values,

@@ -43,6 +43,7 @@ from hil.scenarios import scenario
 
 MAX_RUNS = 100_000
 DISTRIBUTIONS = ("uniform", "normal", "choice")
+GENERATORS = ("safety",)
 _TABLES = ("scenario", "ambient", "holder", "charger", "usb", "unit", "start", "puffing", "plant")
 
 
@@ -90,6 +91,7 @@ class CampaignSpec:
     power_limits_path: Path | None = None
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     draws: list[Draw] = field(default_factory=list)
+    generator: str = ""  # "safety": scenarios drawn by hil/safety (docs/safety.md)
 
     @property
     def total_runs(self) -> int:
@@ -130,8 +132,14 @@ def parse(text: str, path: Path) -> CampaignSpec:
     ck.check_keys(
         head,
         "campaign",
-        ("name", "description", "scenario", "runs", "seed", "limits", "power_limits"),
+        ("name", "description", "scenario", "runs", "seed", "limits", "power_limits", "generator"),
     )
+    generator = head.get("generator", "")
+    if generator not in ("", *GENERATORS):
+        ck.fail(
+            "campaign", "generator", f"must be one of {', '.join(GENERATORS)}, got {generator!r}"
+        )
+        generator = ""
     name = head.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         ck.fail("campaign", "name", "needs a name of letters, digits, _ . -")
@@ -144,7 +152,12 @@ def parse(text: str, path: Path) -> CampaignSpec:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         ck.fail("campaign", "seed", f"must be an integer >= 0, got {seed!r}")
         seed = 1
-    scen_path = _scenario_path(ck, head.get("scenario"), path)
+    # a generator draws its own scenarios: no scenario file, sweep or draws
+    scen_path = None if generator else _scenario_path(ck, head.get("scenario"), path)
+    if generator and (data.get("sweep") or data.get("draw") or "scenario" in head):
+        ck.fail(
+            "campaign", "generator", "a generated campaign takes no scenario, [sweep] or [draw]"
+        )
     limits_path = _file(ck, head, "limits", path)
     power_limits_path = _file(ck, head, "power_limits", path)
     spec = CampaignSpec(
@@ -157,6 +170,7 @@ def parse(text: str, path: Path) -> CampaignSpec:
         seed=seed,
         limits_path=limits_path,
         power_limits_path=power_limits_path,
+        generator=str(generator),
     )
     for key, values in data.get("sweep", {}).items():
         if not isinstance(values, list) or not values:

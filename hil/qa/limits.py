@@ -20,12 +20,29 @@ measurements (hil/qa/power_kpi.py) in the same form:
     min = 20
     source = "docs/reference.md#cells-and-charging: 20 holder charges per charger charge"
 
-A file holds heating measurements or power ones, not both. The whole file
-is checked when it is read; every problem is reported with its line.
+A file holds heating measurements or power ones, not both.
+
+Where physics makes a limit impossible at an edge of the envelope, a band of
+ambient temperature says so -- its own limits for the measurements it names,
+the reason and the measured figure (all required), and the refusals (fault
+names) with which a session may be refused up front there:
+
+    [[band]]
+    ambient_c = [0.0, 10.0]     # from, to (the upper end excluded, but 50 C's)
+    reason = "cold air through the plug: the heater is at full power"
+    measured = "52.6 C at 0.2 C (campaigns/hci_monte_carlo.toml, 200 runs)"
+    refusals = ["holder_low"]
+
+    [band.max_puff_dip_c]
+    max = 55.0
+
+The whole file is checked when it is read; every problem is reported with
+its line.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +56,26 @@ LIMITS_DIR = ROOT / "limits"
 _HEAD = ("profile", "regime", "scenario", "description")  # the [limits] table
 _KNOWN = {**KPI_BY_NAME, **POWER_BY_NAME}
 _KEYS = ("min", "max", "marginal_min", "marginal_max", "equals", "source")
+_BAND = ("ambient_c", "reason", "measured", "refusals")
+AMBIENT_MAX_C = 50.0  # the envelope's top: a band ending here includes it
+
+
+@dataclass
+class Band:
+    """Limits that replace the file's within a range of ambient temperature."""
+
+    lo_c: float
+    hi_c: float
+    reason: str
+    measured: str
+    refusals: tuple[str, ...] = ()
+    by_name: dict[str, Limits] = field(default_factory=dict)
+
+    def holds(self, ambient_c: float) -> bool:
+        return self.lo_c <= ambient_c < self.hi_c or ambient_c == self.hi_c == AMBIENT_MAX_C
+
+    def describe(self) -> str:
+        return f"ambient {self.lo_c:g}-{self.hi_c:g} C"
 
 
 class LimitsError(tomlfile.TomlFileError):
@@ -52,10 +89,27 @@ class LimitSet:
     regime: str = ""
     description: str = ""
     by_name: dict[str, Limits] = field(default_factory=dict)
+    bands: list[Band] = field(default_factory=list)
     scenario: str = ""  # a power file's scenario
 
     def get(self, name: str) -> Limits | None:
         return self.by_name.get(name)
+
+    def band(self, ambient_c: float | None) -> Band | None:
+        if ambient_c is None:
+            return None
+        return next((b for b in self.bands if b.holds(ambient_c)), None)
+
+    def at(self, ambient_c: float | None) -> dict[str, Limits]:
+        """The limits of a run at this ambient: the file's, with its band's in their place."""
+        b = self.band(ambient_c)
+        return {**self.by_name, **b.by_name} if b else dict(self.by_name)
+
+    def refusal_allowed(self, ambient_c: float | None, refused: str) -> bool:
+        """A session refused up front for this reason (a fault name) is no
+        failure at this ambient."""
+        b = self.band(ambient_c)
+        return bool(refused) and b is not None and refused in b.refusals
 
     @property
     def group(self) -> str:
@@ -114,6 +168,15 @@ def parse(text: str, path: Path | None = None) -> LimitSet:
         scenario=str(head.get("scenario", "")),
     )
     ck.check_keys(head, "limits", _HEAD)
+    bands = data.pop("band", [])
+    if not isinstance(bands, list):
+        ck.fail("band", None, "must be an array of tables: [[band]]")
+        bands = []
+    for i, raw in enumerate(bands):
+        b = _band(ck, raw, i)
+        if b is not None:
+            ls.bands.append(b)
+    _no_overlap(ck, ls.bands)
     if ls.scenario and (ls.profile or ls.regime):
         ck.fail("limits", "scenario", "a power file's; profile and regime are a heating file's")
     power_file = bool(ls.scenario) or _power_file(data)
@@ -171,6 +234,54 @@ def _limits(ck: tomlfile.Checker, name: str, table: dict[str, Any]) -> Limits | 
         equals=table.get("equals"),
         source=table.get("source", ""),
     )
+
+
+def _band(ck: tomlfile.Checker, raw: Any, i: int) -> Band | None:
+    if not isinstance(raw, dict):
+        ck.fail("band", None, "must be a table", i)
+        return None
+    ok = True
+    rng = raw.get("ambient_c")
+    if (
+        not isinstance(rng, list)
+        or len(rng) != 2
+        or not all(tomlfile.is_number(x) for x in rng)
+        or not rng[0] < rng[1]
+    ):
+        ck.fail("band", "ambient_c", f"needs [from, to] in C, from < to; got {rng!r}", i)
+        ok = False
+    for key in ("reason", "measured"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            ck.fail("band", key, f"needs {key}: a band says why, and what was measured", i)
+            ok = False
+    refusals = raw.get("refusals", [])
+    if not isinstance(refusals, list) or not all(isinstance(x, str) for x in refusals):
+        ck.fail("band", "refusals", f"must be a list of fault names, got {refusals!r}", i)
+        ok = False
+    by_name: dict[str, Limits] = {}
+    for key, table in raw.items():
+        if key in _BAND:
+            continue
+        if key not in KPI_BY_NAME or not isinstance(table, dict):
+            ck.fail("band", key, "not a band key nor a measurement's table", i)
+            ok = False
+            continue
+        lim = _limits(ck, key, table)
+        if lim is None:
+            ok = False
+        else:
+            by_name[key] = lim
+    if not ok or not isinstance(rng, list):
+        return None
+    lo, hi = float(rng[0]), float(rng[1])
+    return Band(lo, hi, raw["reason"], raw["measured"], tuple(refusals), by_name)
+
+
+def _no_overlap(ck: tomlfile.Checker, bands: list[Band]) -> None:
+    ordered = sorted(bands, key=lambda b: b.lo_c)
+    for a, b in itertools.pairwise(ordered):
+        if b.lo_c < a.hi_c:
+            ck.report(f"bands {a.describe()} and {b.describe()} overlap", "band", "ambient_c")
 
 
 def _power_file(data: dict[str, Any]) -> bool:

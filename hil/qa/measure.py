@@ -167,22 +167,32 @@ class Measurement:
         )
 
 
+REFUSED_NOTE = "refused up front, as the limits allow at this ambient"
+
+
 def evaluate(
     kpi: Mapping[str, object],
     limits: dict[str, Limits] | None,
     *,
     has_truth: bool,
+    refusal_allowed: bool = False,
     group: str = HEATING,
 ) -> list[Measurement]:
     """Every measurement of the KPI dict (of one group: heating KPIs or
-    power measurements), judged against the limits."""
+    power measurements), judged against the limits. A session refused up
+    front where the limits allow it (a band's refusals) is judged on that
+    alone: it did not start, and nothing else is measured."""
     out = []
+    refused = refusal_allowed and group == HEATING and kpi.get("end_reason") == "not_started"
     for spec in SPECS[group]:
         raw = kpi.get(spec.name)
         value: Value = raw if raw is None or isinstance(raw, (int, float, str)) else str(raw)
         lim = (limits or {}).get(spec.name)
         note = ""
-        if spec.needs_truth and not has_truth:
+        if refused:
+            outcome = Outcome.PASS if spec.name == "end_reason" else Outcome.UNSET
+            note = REFUSED_NOTE
+        elif spec.needs_truth and not has_truth:
             outcome, note = Outcome.UNSET, "needs the simulator's truth"
         elif lim is None:
             outcome = Outcome.UNSET

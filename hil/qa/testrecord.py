@@ -122,7 +122,15 @@ def build(
     if why is None:
         if limits is None and meta.get("sessions", "1") == "1":
             limits = limits_mod.for_run(meta.get("profile", ""), meta.get("regime", ""))
-        ms = measure.evaluate(kpi, limits.by_name if limits else None, has_truth=rec.has_truth)
+        ambient = _float(meta.get("ambient_c"))
+        ms = measure.evaluate(
+            kpi,
+            limits.at(ambient) if limits else None,
+            has_truth=rec.has_truth,
+            refusal_allowed=bool(
+                limits and limits.refusal_allowed(ambient, meta.get("refused", ""))
+            ),
+        )
         label = limits.label if limits else "none"
     else:
         not_judged[HEATING] = why
@@ -180,6 +188,13 @@ def read(path: Path) -> TestRecord:
         )
     except (KeyError, TypeError, ValueError, AssertionError) as e:
         raise RecordError(f"{path}: malformed measurement: {e!r}") from None
+
+
+def _float(s: str | None) -> float | None:
+    try:
+        return float(s) if s is not None else None
+    except ValueError:
+        return None
 
 
 def _int(s: str | None) -> int | None:

@@ -76,7 +76,7 @@ def run_key(sc: Scenario, config: dict[str, Any]) -> str:
     deterministic), on any target; a trace keeps it, a replay matches it."""
     cfg = sc.run_config()
     cfg.update(config)
-    what = [cfg, sc.profile, sc.calibration_record()]
+    what = [cfg, sc.profile, sc.record, sc.calibration_record()]
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 

@@ -15,12 +15,16 @@ from typing import Any
 
 from hil import tomlfile
 from hil.scenarios.regimes import REGIMES, Regime
-from hil.wire import contract
+from hil.wire import contract, store_format
 
 PROFILES = contract.firmware("profiles").keys("PROFILES")
 # what sim/inject.py's fault() takes (tests/wire/test_host_copies.py compares them)
-FAULT_KINDS = ("heater_open", "heater_short", "gate_stuck_on", "adc_stuck", "clear")
+FAULT_KINDS = ("heater_open", "heater_short", "gate_stuck_on", "adc_stuck", "timer_stop", "clear")
 ADC_CHANNELS = contract.sim("inject").keys("ADC_NAMES")
+# the unit's calibration record on flash (docs/safety.md): as end-of-line test
+# left it ("good"), none, a damaged newest copy (an older one behind it), an
+# older format, another controller's, or this unit's naming another heater
+RECORD_KINDS = ("good", "missing", "damaged", "stale", "other_unit", "other_heater")
 SESSION_S = 360.0
 COOLING_S = 30.0
 HOLD_TO_START_S = contract.firmware("device").integer("HOLD_START_MS") / 1000
@@ -71,6 +75,9 @@ class Scenario:
     r0_ohm: float = 0.80
     tcr_per_k: float = 0.0035
     calibrated: bool = True
+    record: str = "good"  # RECORD_KINDS
+    record_r0_ohm: float = 0.80  # what a record other than "good" says
+    record_tcr_per_k: float = 0.0035
     regime: str = "hci"
     puffs: list[Puff] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -81,6 +88,8 @@ class Scenario:
     usb_plugged: bool = False
     usb_i_limit_a: float | None = None
     sample_s: float = 0.01  # truth samples
+    idle_sample_s: float | None = None  # truth samples while the heater is off and nothing is drawn
+    timer_latency: tuple[int, int, int, int] | None = None  # jitter_us, stall_us, every, seed
     telemetry: bool = True  # the firmware's per-step telemetry
     series: SessionSeries | None = None
     starts_session: bool = True  # [start] session: false -- nobody starts one (charging, say)
@@ -112,8 +121,11 @@ class Scenario:
             "plant": plant,
             "events": [[round(t * 1e6), kind, arg] for t, kind, arg in events],
             "sample_us": round(self.sample_s * 1e6),
+            "idle_sample_us": round(self.idle_sample_s * 1e6) if self.idle_sample_s else 0,
             "power_sample_us": max(1_000_000, round(self.sample_s * 1e6)),
         }
+        if self.timer_latency is not None:
+            cfg["timer_latency"] = list(self.timer_latency)
         if self.series is not None:
             sr = self.series
             cfg["cycle"] = {
@@ -124,11 +136,34 @@ class Scenario:
             }
         return cfg
 
-    def calibration_record(self) -> dict[str, int] | None:
-        """The unit's calibration record as end-of-line test would store it."""
-        if not self.calibrated:
+    def calibration_record(self) -> dict[str, Any] | None:
+        """The unit's calibration record as end-of-line test would store it
+        (None: the unit has none)."""
+        if self.record == "missing":
             return None
-        return {"r0_uohm": round(self.r0_ohm * 1e6), "tcr_ppm": round(self.tcr_per_k * 1e6)}
+        if self.record == "good":
+            return store_format.calibration(round(self.r0_ohm * 1e6), round(self.tcr_per_k * 1e6))
+        r0, tcr = round(self.record_r0_ohm * 1e6), round(self.record_tcr_per_k * 1e6)
+        if self.record == "stale":  # the format before records were bound to a unit
+            return {"r0_uohm": r0, "tcr_ppm": tcr}
+        unit = (
+            store_format.OTHER_UNIT_ID if self.record == "other_unit" else store_format.SIM_UNIT_ID
+        )
+        return store_format.calibration(r0, tcr, unit)
+
+    def calibration_files(self) -> dict[str, bytes | None]:
+        """The record's two slot files (firmware/store.py) on the device's flash."""
+        rec = self.calibration_record()
+        if rec is None:
+            return {"calib.a": None, "calib.b": None}
+        if self.record != "damaged":
+            return {"calib.a": store_format.slot_file(rec), "calib.b": None}
+        # the newest copy damaged; behind it an older one, of the record's values
+        newest = store_format.calibration(round(self.r0_ohm * 1e6), round(self.tcr_per_k * 1e6))
+        return {
+            "calib.a": store_format.slot_file(rec, seq=1),
+            "calib.b": store_format.damaged(store_format.slot_file(newest, seq=2)),
+        }
 
     def adc_calibration_record(self) -> dict[str, int] | None:
         """The unit's ADC record (firmware/adccal.py) as end of line leaves it
@@ -216,6 +251,7 @@ _TOP = {
     "events": list,
     "record": dict,
     "plant": dict,
+    "timer": dict,
 }
 _SCENARIO = {
     "name": (str,),
@@ -234,8 +270,18 @@ _SESSIONS = {
     "first_s": (float, 5.0),
     "dock": (bool, True),
 }
-_RECORD = {"sample_s": (float, 0.01), "telemetry": (bool, True)}
-_UNIT = {"r0_ohm": (float, 0.80), "tcr_per_k": (float, 0.0035), "calibrated": (bool, True)}
+_RECORD = {"sample_s": (float, 0.01), "idle_sample_s": (float,), "telemetry": (bool, True)}
+# every timer callback late by 0..jitter_us, and one in `every` (on average)
+# by stall_us/2..stall_us more: interrupts, a garbage collection (sim/mpapi/latency.py)
+_TIMER = {"jitter_us": (int, 0), "stall_us": (int, 0), "every": (int, 0), "seed": (int, 1)}
+_UNIT = {
+    "r0_ohm": (float, 0.80),
+    "tcr_per_k": (float, 0.0035),
+    "calibrated": (bool, True),
+    "record": (RECORD_KINDS,),
+    "record_r0_ohm": (float, 0.80),
+    "record_tcr_per_k": (float, 0.0035),
+}
 _START = {
     "session": (bool, True),  # false: nobody starts one (a charging scenario)
     "stick_at_s": (float, 0.0),
@@ -323,9 +369,21 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
     ck.range(usb, "usb", "i_limit_a", 0.05, 5.0)
     rec = ck.table(top.get("record", {}), "record", _RECORD)
     ck.range(rec, "record", "sample_s", 0.001, 10.0)
+    ck.range(rec, "record", "idle_sample_s", 0.001, 10.0)
+    timer = ck.table(top.get("timer", {}), "timer", _TIMER)
+    for k in ("jitter_us", "stall_us"):
+        ck.range(timer, "timer", k, 0, 16000)
+    ck.range(timer, "timer", "every", 0, 65535)
+    ck.range(timer, "timer", "seed", 1, 65535)
     unit = ck.table(top.get("unit", {}), "unit", _UNIT)
     ck.range(unit, "unit", "r0_ohm", 0.3, 2.0)
     ck.range(unit, "unit", "tcr_per_k", 0.0020, 0.0050)
+    ck.range(unit, "unit", "record_r0_ohm", 0.3, 2.0)
+    ck.range(unit, "unit", "record_tcr_per_k", 0.0020, 0.0050)
+    calibrated = unit.get("calibrated", True)
+    record = unit.get("record", "good" if calibrated else "missing")
+    if not calibrated and record != "missing":
+        ck.fail("unit", "record", f"calibrated = false has no record, not {record!r}")
     start = ck.table(top.get("start", {}), "start", _START)
     for k in ("stick_at_s", "button_at_s", "hold_s"):
         ck.range(start, "start", k, 0, 3600)
@@ -340,14 +398,20 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
         soc_pct=hold.get("soc_pct", 100.0),
         r0_ohm=unit.get("r0_ohm", 0.80),
         tcr_per_k=unit.get("tcr_per_k", 0.0035),
-        calibrated=unit.get("calibrated", True),
+        calibrated=record == "good",
+        record=record,
+        record_r0_ohm=unit.get("record_r0_ohm", 0.80),
+        record_tcr_per_k=unit.get("record_tcr_per_k", 0.0035),
         charger_soc_pct=chg.get("soc_pct", 100.0),
         holder_docked=hold.get("docked", False),
         usb_plugged=usb.get("plugged", False),
         usb_i_limit_a=usb.get("i_limit_a"),
         sample_s=rec.get("sample_s", 0.01),
+        idle_sample_s=rec.get("idle_sample_s"),
         telemetry=rec.get("telemetry", True),
     )
+    if timer.get("jitter_us") or timer.get("every"):
+        sc.timer_latency = (timer["jitter_us"], timer["stall_us"], timer["every"], timer["seed"])
     if not 0 <= sc.seed < 2**31:
         ck.fail("scenario", "seed", f"must be within 0..2147483647, got {sc.seed}")
     if "sessions" in top:

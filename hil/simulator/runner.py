@@ -89,6 +89,7 @@ def meta_for(sc: Scenario) -> dict[str, str]:
         "unit_r0_ohm": f"{sc.r0_ohm:g}",
         "unit_tcr_per_k": f"{sc.tcr_per_k:g}",
         "calibrated": str(sc.calibrated).lower(),
+        "calibration_record": sc.record,
         "sessions": str(sc.series.count) if sc.series else str(int(sc.starts_session)),
     }
 
@@ -105,10 +106,9 @@ def device_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None
     the unit's calibration record and the settings as end-of-line test and the
     user would leave them (in the firmware's store format), and the run
     configuration for the simulator."""
-    cal = sc.calibration_record()
     settings = {"profile": sc.profile, "telemetry": sc.telemetry, "power_telemetry": True}
     files: dict[str, bytes | None] = {f"{r}.{slot}": None for r in STORE_RECORDS for slot in "ab"}
-    files["calib.a"] = store_format.slot_file(dict(cal)) if cal is not None else None
+    files.update(sc.calibration_files())
     adc = sc.adc_calibration_record()
     files["adccal.a"] = store_format.slot_file(dict(adc)) if adc is not None else None
     files["settings.a"] = store_format.slot_file(settings)
@@ -210,7 +210,11 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Run
         raise SimError(f"{sc.name}: the run ended early: {info['reason']}\n{stray_text}")
     info.update(steps)
     offset = int(start["ticks_offset_us"]) if "ticks_offset_us" in start else None
-    rec = series.build(tel, truth, meta_for(sc), offset)
+    meta = meta_for(sc)
+    refused = next((c.split()[1] for c in console if c.startswith(events.REFUSED + " ")), None)
+    if refused:  # the first start refused up front, and why (limits bands may allow it)
+        meta["refused"] = refused
+    rec = series.build(tel, truth, meta, offset)
     rec.info = info
     pw = power.build(
         by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, []), offset, rec.meta

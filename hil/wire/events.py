@@ -20,6 +20,9 @@ FAULT = "fault"  # "fault NAME" (faults.NAMES)
 REFUSED = "refused"  # "refused NAME": a fault name (heater gate) or usage.py's locked | limit
 KIT = "kit"  # "kit NAME" (device.KIT_NAMES)
 CHARGE = "charge"  # "charge usb|holder STAGE" (charge_loop.NAMES)
+PUFF = "puff"  # "puff N": the session's N-th puff counted (from the start of heating)
+SESSION = "session puffs="  # "session puffs=N": the puffs a session counted, as it ends
+CALIB = "calib fail_safe"  # "calib fail_safe WHY": no usable calibration record (calib.NAMES)
 
 # firmware replies
 VERSION = "OK heatrig"  # to `ver`: "OK heatrig VERSION protocol N"

@@ -5,12 +5,18 @@ Only what the firmware uses, plus what a reader would expect next to it.
 Installed as sys.modules["machine"] before the firmware is imported.
 """
 
+from binascii import unhexlify
+
 import micropython
 
 from sim.kernel import K, Kernel, SimEnd
 from sim.mpapi import wiring
 
 _N_GPIO = 40  # ESP32: GPIO 0..39
+# machine.unique_id() in hex: on the ESP32 the base MAC (ports/esp32/modmachine.c,
+# esp_efuse_mac_get_default); this one has Espressif's prefix. A unit's
+# calibration record names it (firmware/calib.py).
+UNIT_ID = "240ac4000001"
 _levels = bytearray(_N_GPIO)  # each GPIO's level, as an output or the pull left it
 _outs = bytearray(b"\xff" * _N_GPIO)  # the plant signal each drives (wiring.OUTPUTS), 255: none
 
@@ -214,7 +220,7 @@ def freq(hz=None):
 
 
 def unique_id():
-    return b"\x24\x0a\xc4\x00\x00\x01"
+    return unhexlify(UNIT_ID)
 
 
 def reset_cause():

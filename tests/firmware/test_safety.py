@@ -135,7 +135,9 @@ def test_faults_are_logged_and_the_device_keeps_running(dut: Dut) -> None:
     assert (c["state"][after] == series.FAULT).all()
 
 
-def _unit(dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "") -> runner.RunResult:
+def _unit(
+    dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "", record: str = ""
+) -> runner.RunResult:
     return simulate(
         dut,
         f"""
@@ -145,6 +147,7 @@ def _unit(dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "") -> runner.
         [unit]
         r0_ohm = {r0_ohm}
         calibrated = {str(calibrated).lower()}
+        {record}
         [puffing]
         regime = "hci"
         {extra}
@@ -152,12 +155,12 @@ def _unit(dut: Dut, r0_ohm: float, calibrated: bool, extra: str = "") -> runner.
     )
 
 
-def test_a_calibration_that_overstates_r0_stops_the_session_cold(dut: Dut) -> None:
-    """A unit 10 % under the nominal R0 with no calibration record of its own
-    would run its blade far past the cap (the firmware reads it colder than
-    it is); its first measurement reads colder than the air, and the session
-    ends there with the blade still cold."""
-    res = _unit(dut, 0.72, calibrated=False)
+def test_a_record_that_overstates_r0_stops_the_session_cold(dut: Dut) -> None:
+    """A unit 10 % under the nominal R0 with another heater's record (the
+    nominal unit's) would run its blade far past the cap (the firmware reads
+    it colder than it is); its first measurement reads colder than the air,
+    and the session ends there with the blade still cold."""
+    res = _unit(dut, 0.72, calibrated=True, record='record = "other_heater"\nrecord_r0_ohm = 0.80')
     assert "fault calibration" in res.console
     assert res.truth["blade_uc"].max() / 1e6 < 25.0
 
@@ -189,3 +192,95 @@ def test_a_warm_blade_does_not_trip_the_calibration_check(dut: Dut) -> None:
     )
     assert not [line for line in res.console if line.startswith("fault")], res.console
     assert res.console.count("state preheat") == 2, res.console
+
+
+# --- every heater-on state has a time bound ---------------------------------------------
+
+
+def test_a_blade_that_never_reaches_its_band_stops_at_the_preheat_timeout(dut: Dut) -> None:
+    """A blade losing five times its heat to the air cannot pass about 220 C
+    on 10 W: preheat would heat forever. It stops 15 s after the profile's
+    20 s preheat, to the period."""
+    res = simulate(
+        dut,
+        """
+        [scenario]
+        name = "cold blade"
+        duration_s = 45.0
+        [plant]
+        g_blade_amb_w_per_k = 0.035
+        [puffing]
+        regime = "none"
+        """,
+    )
+    t, en, _, _ = _truth_times(res)
+    on = t[en]
+    assert abs((on[-1] - on[0]) - 35.0) <= 2 * PERIOD_S, (on[0], on[-1])
+    assert res.truth["blade_uc"].max() / 1e6 < 300.0  # it never got to the 320 C band
+    assert "fault preheat_timeout" in res.console
+
+
+def test_a_control_step_that_stops_is_found_by_the_main_loop(dut: Dut) -> None:
+    """The control step's timer stops while the heater is on: the main loop
+    sees no step in one of its periods and cuts the heater (control_overrun)
+    within two of them, then starts the step again: a click clears the fault
+    and the next session heats."""
+    inject = 20.0013
+    res = simulate(
+        dut,
+        f"""
+        [scenario]
+        name = "stopped step"
+        duration_s = 40.0
+        [puffing]
+        regime = "hci"
+        [[events]]
+        t_s = {inject}
+        action = "fault"
+        kind = "timer_stop"
+        [[events]]
+        t_s = 24.0
+        action = "button"
+        hold_s = 0.2
+        [[events]]
+        t_s = 26.0
+        action = "button"
+        hold_s = 1.5
+        """,
+    )
+    t, en, power, _ = _truth_times(res)
+    off = np.flatnonzero((t >= inject) & ~en)
+    assert t[off[0]] - inject <= 2 * 0.050 + PERIOD_S
+    assert "fault control_overrun" in res.console
+    assert en[t > 28.0].any() and power[t > 28.0].max() > 1.0  # heating again
+
+
+def test_a_control_step_that_stops_while_cooling_is_started_again(dut: Dut) -> None:
+    """Stopped while the heater is off (cooling, stepping every 10 ms): no
+    fault to cut, but the step starts again -- cooling ends and the next
+    start is served."""
+    res = simulate(
+        dut,
+        """
+        [scenario]
+        name = "stopped while cooling"
+        duration_s = 60.0
+        [puffing]
+        regime = "none"
+        [[events]]
+        t_s = 10.0
+        action = "button"
+        hold_s = 1.5
+        [[events]]
+        t_s = 15.0013
+        action = "fault"
+        kind = "timer_stop"
+        [[events]]
+        t_s = 50.0
+        action = "button"
+        hold_s = 1.5
+        """,
+    )
+    assert "fault control_overrun" not in res.console
+    assert res.console.count("state preheat") == 2, res.console
+    assert "state sleep" in res.console

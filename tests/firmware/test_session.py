@@ -4,6 +4,7 @@ and, unchanged, on a board (--target serial)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import builtin, kpis, simulate
 
 from hil.rig.dut import Dut
@@ -111,3 +112,71 @@ def test_record_carries_the_run_metadata(hci: runner.RunResult) -> None:
     header = [line for line in text.splitlines()[:20] if line.startswith("#")]
     for key in ("firmware_version", "target: ", "scenario: hci", "seed: 1"):
         assert any(key in line for line in header), key
+
+
+# --- every puff counts, from the start of heating -----------------------------------------
+
+
+def _puffing(
+    dut: Dut, puffs: str, ambient: float = 20.0, profile: str = "standard"
+) -> runner.RunResult:
+    return simulate(
+        dut,
+        f"""
+        [scenario]
+        name = "puffs"
+        profile = "{profile}"
+        duration_s = 400.0
+        [ambient]
+        temp_c = {ambient}
+        [puffing]
+        {puffs}
+        """,
+    )
+
+
+def test_a_session_whose_first_puffs_fall_in_preheat_ends_at_its_14th(dut: Dut) -> None:
+    """HCI puffs every 20 s from 4 s into the preheat: the 15th puff, which an
+    uncounted preheat puff once let through, finds the heater off."""
+    res = _puffing(dut, 'regime = "hci"\nfirst_s = 6.0\ninterval_s = 20.0\ncount = 16')
+    k = kpis(res)
+    assert (k["end_reason"], k["puffs_taken"], k["puffs_detected"]) == ("puff_limit", 14, 14)
+    assert (k["missed_puffs"], k["phantom_puffs"]) == (0, 0)
+    t = res.truth["t_us"] / 1e6
+    en = (res.truth["io"] & series.IO_HEATER_EN) > 0
+    fifteenth = res.scenario.puffs[14]
+    assert not en[(t >= fifteenth.t_s) & (t < fifteenth.t_s + fifteenth.duration_s)].any()
+    assert "session puffs=14" in res.console
+
+
+def test_a_puff_drawn_from_the_first_moment_of_heating_counts(dut: Dut) -> None:
+    """A square draw that starts as heating does is in the detector's
+    reference when counting begins: it counts when it ends."""
+    puffs = 'regime = "custom"\n' + "".join(
+        f'[[puffing.puffs]]\nt_s = {t}\nvolume_ml = 70\nduration_s = 1.5\nshape = "square"\n'
+        for t in (2.0, 30.0, 60.0)
+    )
+    k = kpis(_puffing(dut, puffs))
+    assert (k["puffs_taken"], k["puffs_detected"], k["missed_puffs"], k["phantom_puffs"]) == (
+        3,
+        3,
+        0,
+        0,
+    )
+
+
+@pytest.mark.parametrize("ambient", [0.0, 50.0])
+@pytest.mark.parametrize("profile", ["standard", "intense"])
+def test_no_phantom_puff_from_the_preheat_ramp_set_point_steps_or_the_air(
+    dut: Dut, ambient: float, profile: str
+) -> None:
+    """A whole session drawn on by nobody, in the coldest and the hottest air
+    the kit accepts: preheat ramp, the profile's set-point steps, the cell
+    sagging, and no puff counted."""
+    res = _puffing(dut, 'regime = "none"', ambient=ambient, profile=profile)
+    if "refused holder_low" in res.console:  # the gate's, in the cold: nothing heated
+        assert ambient == 0.0 and profile == "intense"
+        return
+    k = kpis(res)
+    assert k["end_reason"] == "time_limit"
+    assert k["puffs_detected"] == 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import binascii
+import struct
 from pathlib import Path
 
 import pytest
 
 from hil.paths import SCENARIOS_DIR
 from hil.scenarios import scenario
+from hil.wire.store_format import SIM_UNIT_ID as SIM_UNIT
 
 
 def problems(text: str) -> list[str]:
@@ -94,9 +97,42 @@ def test_custom_puffs_and_overlaps() -> None:
 
 def test_calibration_record_follows_the_unit() -> None:
     sc = scenario.parse('[scenario]\nname = "x"\n[unit]\nr0_ohm = 0.72\ntcr_per_k = 0.0031\n')
-    assert sc.calibration_record() == {"r0_uohm": 720000, "tcr_ppm": 3100}
+    rec = sc.calibration_record()
+    assert rec is not None
+    assert (rec["r0_uohm"], rec["tcr_ppm"], rec["unit"], rec["v"]) == (720000, 3100, SIM_UNIT, 2)
+    assert rec["crc"] == binascii.crc32(f"720000,3100,{SIM_UNIT},2".encode())
     raw = scenario.parse('[scenario]\nname = "x"\n[unit]\ncalibrated = false\n')
     assert raw.calibration_record() is None
+    assert raw.record == "missing" and raw.calibration_files() == {"calib.a": None, "calib.b": None}
+
+
+def _unit(extra: str) -> scenario.Scenario:
+    return scenario.parse(f'[scenario]\nname = "x"\n[unit]\nr0_ohm = 0.76\n{extra}')
+
+
+def test_a_record_can_be_wrong_in_every_way_end_of_line_test_would_not_leave_it() -> None:
+    other = _unit('record = "other_heater"\nrecord_r0_ohm = 0.81\nrecord_tcr_per_k = 0.0036\n')
+    rec = other.calibration_record()
+    assert rec is not None and (rec["r0_uohm"], rec["tcr_ppm"], rec["unit"]) == (
+        810000,
+        3600,
+        SIM_UNIT,
+    )
+    assert not other.calibrated
+    rec = _unit('record = "other_unit"').calibration_record()
+    assert rec is not None and rec["unit"] != SIM_UNIT
+    assert _unit('record = "stale"').calibration_record() == {"r0_uohm": 800000, "tcr_ppm": 3500}
+    files = _unit('record = "damaged"').calibration_files()
+    newest, older = files["calib.b"], files["calib.a"]
+    assert newest is not None and older is not None
+    seq, _ = struct.unpack("<IH", newest[8:14])
+    assert seq == 2 and binascii.crc32(newest[8:]) != struct.unpack("<I", newest[4:8])[0]
+    assert struct.unpack("<I", older[8:12])[0] == 1  # a whole, older copy behind the damaged one
+
+
+def test_a_record_contradicting_calibrated_false_is_an_error() -> None:
+    with pytest.raises(scenario.ScenarioError, match="calibrated = false has no record"):
+        _unit('calibrated = false\nrecord = "good"')
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

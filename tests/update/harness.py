@@ -23,7 +23,7 @@ def provision(flash: Path, *, keys: list[Any] | None = None, hw: str | None = No
     pub = image.load_public_key(image.TEST_PUBLIC_KEY)
     files = {
         "settings.a": store_format.slot_file({"profile": "standard", "telemetry": False}),
-        "calib.a": store_format.slot_file({"r0_uohm": 801000, "tcr_ppm": 3490}),
+        "calib.a": store_format.slot_file(store_format.calibration(801000, 3490)),
         "counters.a": store_format.slot_file({"sessions": 7, "puffs": 84}),
         "bonds.a": store_format.slot_file(
             {"bonds": [[2, "AAECAwQFBg==", "AAECAwQFBgcICQoLDA0ODw=="]]}

@@ -303,7 +303,11 @@ for phase in ('select', 'confirm', 'fail'):
         if not cut:
             break
         n += 1
-print(json.dumps(rows))
+# one line, written row by row: no string of the whole on a heap fragmented by the boots
+sys.stdout.write('[')
+for i, r in enumerate(rows):
+    sys.stdout.write((',' if i else '') + json.dumps(r))
+print(']')
 """
 
 

@@ -15,7 +15,10 @@ from hil.wire import events
 # the device's senders, and which argument carries the text
 _SENDERS = {"event": 0, "_event": 0, "reply": 0, "info": 0, "error": 1}
 
-FIRMWARE_WORDS = ["BOOT", "STATE", "FAULT", "REFUSED", "KIT", "CHARGE", "VERSION", "NO_CHANNEL"]
+FIRMWARE_WORDS = [
+    "BOOT", "STATE", "FAULT", "REFUSED", "KIT", "CHARGE", "PUFF", "SESSION", "CALIB", "VERSION",
+    "NO_CHANNEL",
+]  # fmt: skip
 SIM_WORDS = ["SIM_START", "SIM_STEPS", "SIM_END", "SIM_REBOOT", "PAUSED"]
 
 

@@ -1,0 +1,64 @@
+"""A fixed-seed slice of the generated safety campaign (`make safety` runs
+10,000; docs/safety.md): 300 scenarios drawn over the whole envelope -- the
+whole sessions left to the campaign --, each checked on the simulator's truth
+at every sample. A failure names the scenario file that shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hil.safety import generate, invariants, report, search
+
+SEED = 20261207
+RUNS = 300
+LENGTHS = ("short", "medium")
+
+
+@pytest.fixture(scope="module")
+def totals(tmp_path_factory: pytest.TempPathFactory) -> search.Totals:
+    t = search.Totals()
+    chunks = search.plan(SEED, RUNS, shrink=False, lengths=LENGTHS)
+    for r in search.execute(chunks, workers=2):
+        t.add(r)
+    out = tmp_path_factory.mktemp("slice")
+    for k, c in enumerate(t.counterexamples):
+        report.write_counterexample(c, out, k + 1)
+    t.out = out  # type: ignore[attr-defined]
+    return t
+
+
+def test_no_invariant_is_violated(totals: search.Totals) -> None:
+    where = getattr(totals, "out", Path("?"))
+    assert not totals.counterexamples, (
+        f"{len(totals.counterexamples)} violation(s); scenario files under {where}: "
+        + "; ".join(f"{k}: {w[0]}" for c in totals.counterexamples for k, w in c.violations.items())
+    )
+    assert totals.scenarios == RUNS
+    assert not totals.flakes, f"runs that failed once and passed again: {totals.flakes}"
+
+
+def test_the_slice_exercises_every_invariant_it_can(totals: search.Totals) -> None:
+    """Whole sessions (the 6:00 bound) are the full campaign's."""
+    for name in ("blade_cap", "fault_cut", "puff_count", "nothing_stuck", "kept_over_power_cut"):
+        assert totals.exercised[name] >= 10, (name, dict(totals.exercised))
+    assert totals.distinct >= RUNS * 0.8
+
+
+def test_the_slice_draws_every_fault_record_and_puff_pattern(totals: search.Totals) -> None:
+    for fault in generate.FAULTS:
+        assert totals.tags[f"fault:{fault}"] >= 3, fault
+    for record in generate.RECORDS:
+        assert totals.tags[f"record:{record}"] >= 3, record
+    for pattern in generate.PUFF_PATTERNS:
+        assert totals.tags[f"puffs:{pattern}"] >= 3, pattern
+    assert totals.tags["puffs:in_preheat"] >= 30 and totals.tags["puffs:70ml_and_up"] >= 30
+    assert totals.puffs["taken"] >= 100
+    assert (totals.puffs["missed"], totals.puffs["phantom"]) == (0, 0)
+
+
+def test_the_invariants_are_the_documented_ones() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "safety.md").read_text()
+    for inv in invariants.INVARIANTS:
+        assert f"`{inv.name}`" in text, inv.name
