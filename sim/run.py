@@ -208,9 +208,10 @@ def plant_channel(rec, host_stepped, eager):
     return handler
 
 
-def install_ble(eager, program=None):
+def install_ble(eager, program=None, irq_stack=None):
     """The emulated `bluetooth` module and its "@ble" channel, on a platform
-    without a radio of its own (a board's radio is kept); as from power-on."""
+    without a radio of its own (a board's radio is kept); as from power-on.
+    irq_stack: the IRQ handler's stack in bytes (None: the ESP32's)."""
     emulated = sys.modules.get("bluetooth")
     if emulated is None or emulated.__name__ != "sim.mpapi.vbluetooth":
         try:
@@ -223,6 +224,7 @@ def install_ble(eager, program=None):
     from sim.mpapi import vbluetooth
 
     vbluetooth.reset()
+    vbluetooth.configure(irq_stack=vbluetooth.IRQ_STACK if irq_stack is None else irq_stack)
     sys.modules["bluetooth"] = vbluetooth
     console.register_channel("ble", vbluetooth.channel)
     if eager:
@@ -232,7 +234,7 @@ def install_ble(eager, program=None):
         vbluetooth.mute()
 
 
-def install(rec, host_stepped, eager=False, ble_program=None):
+def install(rec, host_stepped, eager=False, ble_program=None, ble_irq_stack=None):
     """The simulated modules in place of the hardware ones, and the plant's
     console channel; from here on, imports see the simulated hardware."""
     import console
@@ -242,7 +244,7 @@ def install(rec, host_stepped, eager=False, ble_program=None):
     sys.modules["time"] = vtime
     sys.modules["machine"] = vmachine
     console.register_channel("plant", plant_channel(rec, host_stepped, eager))
-    install_ble(eager, ble_program)
+    install_ble(eager, ble_program, ble_irq_stack)
     if host_stepped:
 
         def paused(now_us):
@@ -266,6 +268,7 @@ def run(cfg):
     resume = cfg.get("resume")  # the snapshot this run continues from
     budget = cfg.get("heap_budget")  # the firmware's free heap at boot; None: all there is
     ble_program = cfg.get("ble_program")
+    ble_irq_stack = cfg.get("ble_irq_stack")  # bytes of stack for the BLE IRQ handler (0: no limit)
     cfg = None
     run = {"boots": 0, "cycle": None}
     if resume:
@@ -279,7 +282,7 @@ def run(cfg):
         _boot_heap = run["heap_boot"]
         if _cycle is not None and run["cycle"]:
             _cycle.resume(*run["cycle"])
-    install(rec, host_stepped, budget is not None, ble_program)
+    install(rec, host_stepped, budget is not None, ble_program, ble_irq_stack)
     ble_program = None
     gc.collect()
     sim_bytes = gc.mem_alloc()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.ble.bridge import decode_keys, encode_keys
+from hil.ble.bridge import SEC_SIZE, SecRecord, records
 from hil.ble.client import (
     AttError,
     BleClient,
@@ -128,12 +128,20 @@ def test_uuids_and_bond_records() -> None:
         ltk=PairingKeys.Key(bytes(range(16)), authenticated=False),
         irk=PairingKeys.Key(bytes(range(16, 32))),
     )
-    value = encode_keys(addr, keys)
-    assert len(value) <= 64
-    back_addr, back = decode_keys(value)
-    assert back_addr == addr and back.ltk is not None and back.irk is not None
-    assert back.ltk.value == bytes(range(16)) and not back.ltk.authenticated
-    assert back.irk.value == bytes(range(16, 32)) and back.csrk is None
+    both = records(addr, keys, sc=True, authenticated=False)
+    assert len(both) == 2 * SEC_SIZE == 176  # NimBLE's struct ble_store_value_sec, twice
+    ours, peer = SecRecord.decode(both[:SEC_SIZE]), SecRecord.decode(both[SEC_SIZE:])
+    assert both[:7] == b"\x01" + bytes(addr)  # the key: ble_addr_t, the address little-endian
+    assert both[80] == 0b10 and both[40] == 1  # sc, not authenticated; ltk_present
+    assert ours.address == addr and ours.ltk == bytes(range(16)) and ours.irk is None
+    assert (ours.ediv, ours.rand, ours.sc, ours.authenticated) == (0, 0, True, False)
+    assert peer.ltk == ours.ltk and peer.irk == bytes(range(16, 32)) and peer.csrk is None
+    legacy = PairingKeys(
+        ltk_central=PairingKeys.Key(bytes(16), authenticated=False, ediv=7, rand=bytes(range(8))),
+        ltk_peripheral=PairingKeys.Key(bytes([9] * 16), authenticated=False, ediv=8, rand=bytes(8)),
+    )
+    ours = SecRecord.decode(records(addr, legacy, sc=False, authenticated=False)[:SEC_SIZE])
+    assert not ours.sc and ours.ediv == 7 and ours.rand == int.from_bytes(bytes(range(8)), "little")
 
 
 def test_bleak_without_an_adapter_says_so() -> None:
@@ -243,8 +251,11 @@ def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: VirtualAi
     t0 = time.perf_counter()
     phone.pair()
     pair_s = time.perf_counter() - t0
+    # NimBLE (the model's "enc" order): the encryption update first, Just Works (not
+    # authenticated), bonded (the procedure's flag), then our keys and the peer's stored
+    dut.expect_event(r"^ble enc 1 0 1$", timeout_s=0.1)
     dut.expect_event(r"^ble bonded$", timeout_s=0.1)
-    dut.expect_event(r"^ble enc 1 0 1$", timeout_s=0.1)  # Just Works: not authenticated
+    dut.expect_event(r"^ble bonded$", timeout_s=0.1)
     assert phone.read(HAPTICS) == b"\x01\x0f\x50"
     phone.write(HAPTICS, b"\x01\x03\x10")
     assert phone.read(HAPTICS) == b"\x01\x03\x10"
@@ -277,9 +288,9 @@ def test_bond_refused_outside_the_pairing_window(dut: Dut, ble: VirtualAir) -> N
     phone.write(WINDOW, b"\x00")
     with pytest.raises(PairingFailed):
         phone.pair()
-    dut.expect_event(r"^ble bond refused$", timeout_s=0.1)
-    dut.expect_event(r"^ble enc 1 0 0$", timeout_s=0.1)
-    assert not phone.connected  # the program dropped the unbonded link
+    dut.expect_event(r"^ble enc 1 0 1$", timeout_s=0.1)  # NimBLE reports it bonded ...
+    dut.expect_event(r"^ble bond refused$", timeout_s=0.1)  # ... before the store refuses
+    assert not phone.connected  # the program dropped the link at the refusal
     assert ble.run(ble.keystore.get_all()) == []
 
 
