@@ -263,6 +263,7 @@ class Ble:
         self._clear_until = time.ticks_add(time.ticks_ms(), -_CLEAR_REST_MS)
         self._clearing = False
         self._find_req = 0
+        self._usage_stale = False
         self._hstate = -1
         self._puffs = -1
         self._bucket = -1
@@ -327,7 +328,11 @@ class Ble:
             if event == _IRQ_GATTS_READ_REQUEST:
                 return self._on_read(data[0], data[1])
             if event == _IRQ_GATTS_WRITE:
-                return self._on_write(data[0], data[1])
+                code = self._on_write(data[0], data[1])
+                if self._usage_stale:  # sharing or the limit changed: the value follows now
+                    self._usage_stale = False
+                    self._usage()
+                return code
             if event == _IRQ_GET_SECRET:
                 return self._get_secret(data[0], data[1], data[2])
             if event == _IRQ_SET_SECRET:
@@ -339,7 +344,13 @@ class Ble:
                 self._say(_EV_CONNECT)
                 now = time.ticks_ms()  # every value current for the phone's first reads
                 self._heating(now, True)
-                self._refresh(now)
+                self._status()  # (called one by one, not through _refresh: a frame less deep)
+                self._heating(now, False)
+                self._battery()
+                self._counters()
+                self._faults()
+                self._alerts()
+                self._usage()
             elif event == _IRQ_CENTRAL_DISCONNECT:
                 self._on_disconnect(data[0])
         except Exception:  # refuse, drop the untrusted, tell the console: never raise
@@ -349,7 +360,8 @@ class Ble:
         return None
 
     def _failed(self, event, data):
-        """What an event whose handling failed gets: nothing granted."""
+        """What an event whose handling failed gets: nothing granted, the
+        links not trusted dropped."""
         try:
             if event == _IRQ_GATTS_WRITE or event == _IRQ_GATTS_READ_REQUEST:
                 if event == _IRQ_GATTS_WRITE:
@@ -358,7 +370,9 @@ class Ble:
                         self._ble.gatts_write(self._h[k], self._val[k])
                 return _ATT_UNLIKELY
             if event == _IRQ_SET_SECRET or event == _IRQ_ENCRYPTION_UPDATE:
-                self._drop_untrusted()
+                for c in self._conns:
+                    if c not in self._trusted:
+                        self._ble.gap_disconnect(c)
         except Exception:  # already failing: the main loop drops what it must
             pass
         return False if event == _IRQ_SET_SECRET else None
@@ -374,13 +388,14 @@ class Ble:
         for lst in (self._conns, self._trusted, self._pend):
             if conn in lst:
                 lst.remove(conn)
+        self._served = None  # an LTK read for a link that failed to encrypt with it
         if not self._pend:
             self._bonds.resume()  # a new pairing that hid a bond died with its link
             self._acc = None
             self._trust_next = False
             self._refused = None
         self._say(_EV_DISCONNECT)
-        self._advertise()
+        self._ble.gap_advertise(_ADV_INTERVAL_US, self._adv)
 
     # --- trust -----------------------------------------------------------------------
     def _on_encryption(self, conn, encrypted):
@@ -450,13 +465,10 @@ class Ble:
         if key != self._refused:
             self._refused = key
             self._say(code)
-        self._drop_untrusted()
-        return False
-
-    def _drop_untrusted(self):
         for c in self._conns:
             if c not in self._trusted:
                 self._ble.gap_disconnect(c)
+        return False
 
     # --- the pairing window (the charger button's double click) ----------------------
     def open_pairing(self, now_ms):
@@ -487,11 +499,14 @@ class Ble:
         if k == _N or k not in self._forms:
             return 0
         if self._enc[k] and conn not in self._trusted:
-            self._ble.gatts_write(handle, self._val[k])  # undone; `result` untouched
+            if k != _CONTROL:  # (control keeps no value: nobody can read what was written)
+                self._ble.gatts_write(handle, self._val[k])  # undone; `result` untouched
             return _ATT_AUTHENTICATION
         code, vals = check(self._forms[k], self._ble.gatts_read(handle))
         if not code:
-            code = self._apply(k, vals)
+            code = self._register(vals) if k == _REGISTRATION else self._apply(k, vals)
+            if not code and k != _CONTROL:
+                self._commit(k)  # the new value (packed by _apply), notified
         if k != _CONTROL:
             self._ble.gatts_write(handle, self._val[k])  # as it is now: unchanged if refused
         pack_into("<BB", self._alt[_RESULT], 0, k - _NN0, code)
@@ -499,9 +514,9 @@ class Ble:
         return code
 
     def _apply(self, k, vals):
-        """A valid write from a trusted link: the setting in RAM and its value;
-        the rest (flash, indications, derived values) at the next tick. An ATT
-        code (0 ok)."""
+        """A valid write from a trusted link: the setting in RAM and its value
+        packed (committed by the caller); the rest (flash, indications,
+        derived values) at the next tick. An ATT code (0 ok)."""
         s = self.settings
         a = self._alt[k]
         if k == _HAPTICS:
@@ -518,20 +533,16 @@ class Ble:
                 s["sharing"] = vals[0] == 1
             a[0] = vals[0]
             self.usage.forget()  # RAM: what the new settings do not allow goes now
-            self._usage()
+            self._usage_stale = True
             self._req[_R_FORGET] = 1
         elif k == _FIND:
             self._find_req = vals[0]
             a[0] = vals[0]
-            self._commit(k)
             self._req[_R_FIND] = 1
             return 0
-        elif k == _REGISTRATION:
-            return self._register(vals)
         elif k == _CONTROL:
             self._req[(_R_RESET, _R_UNPAIR, _R_CLEAR_FAULTS)[vals[0] - 1]] = 1
             return 0
-        self._commit(k)
         self._req[_R_SETTINGS] = 1
         return 0
 
@@ -564,7 +575,7 @@ class Ble:
             self._clear_until = time.ticks_add(now, _CLEAR_MS)
             self._req[_R_PROMPT] = 1
         self._req[_R_REGISTRATION] = 1
-        self._registration()
+        pack_into("<BBIB", self._alt[_REGISTRATION], 0, 1, r["registered"], r["date"], self._clearing)
         return 0
 
     def _registration(self):
@@ -599,6 +610,9 @@ class Ble:
     def tick(self, now_ms, slow):
         """At the charger's ticks (4 Hz; slow: once a second)."""
         self._serve(now_ms)
+        if self._clearing and time.ticks_diff(self._clear_until, now_ms) <= 0:
+            self._clearing = False  # lapsed
+            self._registration()
         if slow:
             self._expire(now_ms)
         if self._conns:
@@ -657,9 +671,6 @@ class Ble:
     def _expire(self, now_ms):
         if self._pairing and time.ticks_diff(self._pair_until, now_ms) <= 0:
             self._close_pairing()
-        if self._clearing and time.ticks_diff(self._clear_until, now_ms) <= 0:
-            self._clearing = False  # lapsed
-            self._registration()
         if self._pend and time.ticks_diff(now_ms, self._pend_ms) >= _PENDING_MS:
             for c in self._pend:  # encrypted, and no bond came: not a link of this kit's
                 self._ble.gap_disconnect(c)
@@ -678,15 +689,21 @@ class Ble:
         """Once a second, connected: whatever may have changed."""
         self._status()
         self._heating(now_ms, False)
+        self._battery()
+        self._counters()
+        self._faults()
+        self._alerts()
+        self._usage()
+
+    def _battery(self):
         self._alt[_BATTERY][0] = self.power.chg.soc() // 100
         self._commit(_BATTERY)
+
+    def _counters(self):
         c = self.app.counters
         pack_into("<BIIIIII", self._alt[_COUNTERS], 0, 1, c["sessions"], c["puffs"], c["heater_on_s"],
                   c["charge_cycles"], c["holder_charges"], c["boots"])  # fmt: skip
         self._commit(_COUNTERS)
-        self._faults()
-        self._alerts()
-        self._usage()
 
     # --- values ------------------------------------------------------------------------------
     def _write(self, k):

@@ -91,18 +91,31 @@ class Bonds:
     def put(self, sec_type, key, value):
         """Keep (sec_type, key) = value in RAM; False if it cannot be kept.
         A hidden peer's old secrets go; a new peer beyond MAX_BONDS drops the
-        oldest one."""
+        oldest one. (Plain loops: it runs in the BLE interrupt, where each
+        call, a comprehension's too, takes stack.)"""
         if not 1 <= sec_type <= 3 or len(key) > MAX_KEY or len(value) > MAX_VALUE:
             return False
-        if key in self.hidden:
+        hidden = key in self.hidden
+        if hidden:
             self.hidden.remove(key)
-            self.entries = [e for e in self.entries if e[1] != key]
-        ents = [e for e in self.entries if not (e[0] == sec_type and e[1] == key)]
-        if not self.has(key):
-            peers = self.peers()
-            while len(peers) >= MAX_BONDS:  # the oldest peer goes
-                old = peers.pop(0)
-                ents = [e for e in ents if e[1] != old]
+        ents = []
+        peers = []
+        known = False
+        for e in self.entries:
+            if e[1] == key and (hidden or e[0] == sec_type):
+                continue  # replaced
+            ents.append(e)
+            if e[1] == key:
+                known = True
+            elif e[1] not in peers:
+                peers.append(e[1])
+        while not known and len(peers) >= MAX_BONDS:  # the oldest peer goes
+            gone = peers.pop(0)
+            kept = []
+            for e in ents:
+                if e[1] != gone:
+                    kept.append(e)
+            ents = kept
         ents.append([sec_type, bytes(key), bytes(value)])
         self.entries = ents
         self.dirty = True

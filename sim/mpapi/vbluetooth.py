@@ -87,6 +87,15 @@ _BASE = b"\x00\x00\x10\x00\x80\x00\x00\x80\x5f\x9b\x34\xfb"  # Bluetooth base UU
 # calls are C, a frame or two of stack, and the handler's 4 kB are its own.
 _held = []
 _holding = [False]
+_depth = [0, 0]  # where the handler's frames begin (stack use); the deepest an API call found them
+
+
+def _probe():
+    """An emulated API call from inside the handler: how deep its frames are."""
+    if _holding[0]:
+        d = micropython.stack_use() - _depth[0]
+        if d > _depth[1]:
+            _depth[1] = d
 
 
 def _out(text):
@@ -265,6 +274,7 @@ class _Task:
         if micropython.stack_use() < self.start:
             return self._pad()
         fn, event, data = self._job
+        _depth[0] = micropython.stack_use()
         try:
             self._out = (fn(event, data), None)
         except BaseException as e:  # SimEnd and the rest: told apart by the caller
@@ -497,9 +507,11 @@ class Radio:
         return tuple(out)
 
     def gatts_read(self, value_handle):
+        _probe()
         return bytes(self._value(value_handle))
 
     def gatts_write(self, value_handle, data, send_update=False):
+        _probe()
         v = self._value(value_handle)
         v[:] = data
         buf = self._bufs[value_handle]
@@ -522,6 +534,7 @@ class Radio:
         self._bufs[value_handle] = [length, bool(append)]
 
     def gap_advertise(self, interval_us, adv_data=None, resp_data=None, connectable=True):
+        _probe()
         self._need_active()
         if interval_us is None:
             if self._adv is not None:
@@ -537,6 +550,7 @@ class Radio:
         self._emit("adv %d %d %s %s" % (self._adv[0], connectable, _hex(adv_data), _hex(resp_data)))
 
     def gap_disconnect(self, conn_handle):
+        _probe()
         if conn_handle not in self._conns:
             return False
         self._emit("disc %d" % conn_handle)
@@ -554,6 +568,7 @@ class Radio:
         return v
 
     def _notify(self, kind, conn, handle, data):
+        _probe()
         if conn not in self._conns:
             raise OSError(128)  # ENOTCONN
         v = self._value(handle) if data is None else data
@@ -796,7 +811,9 @@ class BleChannel:
                                             the end of a pairing: HEX is our record then the
                                             peer's (SEC_SIZE bytes each; staged with "more")
                                             -> ok SEQ W_OURS W_PEER (0 stored) [stall]
-        stats SEQ                           -> ok SEQ irqs N disabled 0|1 flash_writes N stack B step S
+        stats SEQ                           -> ok SEQ irqs N disabled 0|1 flash_writes N stack B
+                                            step S deepest D (bytes below the handler's entry
+                                            at the deepest API call it made)
         dump SEQ                            the table, advertising and config again -> ok SEQ
     """
 
@@ -905,8 +922,9 @@ class BleChannel:
     def _stats(self, seq, w):
         b = self.ble
         t = _the_task()
-        _out("ok %s irqs %d disabled %d flash_writes %d stack %d step %d" % (
-            seq, b.irqs, b.disabled, flash_writes(), t.budget if t else 0, t.step if t else 0))  # fmt: skip
+        _out("ok %s irqs %d disabled %d flash_writes %d stack %d step %d deepest %d" % (
+            seq, b.irqs, b.disabled, flash_writes(), t.budget if t else 0, t.step if t else 0,
+            _depth[1]))  # fmt: skip
 
     def _sset(self, seq, w):
         key = _unhex(w[1])
