@@ -247,7 +247,7 @@ def _usage(flash: _Flash | None = None, **kw: Any) -> Any:
     s = {"locked": False, "limit": 0, "sharing": True}
     s.update(kw)
     mod = fw.firmware("usage")
-    mod.store = flash or _Flash()
+    setattr(mod, "store", flash or _Flash())  # noqa: B010  (mypy: the module is loaded at run time)
     return mod.Usage(s)
 
 
