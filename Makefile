@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench bench-baseline lint format layout-check clean deploy
+.PHONY: run test bench bench-baseline lint format layout-check clean deploy ble-fuzz
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -15,6 +15,11 @@ run: $(STAMP)
 test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
 	$(BIN)/pytest -m dut --target serial --port virtual --junitxml=results/junit-serial.xml
+
+# the BLE security fuzz: 2,000 seeded hostile sequences (make test runs the first 40);
+# SEQUENCES=N for another count, HEATRIG_BLE_FUZZ_SEED / _ONLY to vary or rerun one
+ble-fuzz: $(STAMP)
+	HEATRIG_BLE_FUZZ=$(or $(SEQUENCES),2000) $(BIN)/pytest tests/ble/test_ble_fuzz.py -q
 
 # deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
 deploy: $(STAMP)

@@ -36,6 +36,7 @@ from hil.ble.uuids import uuid128
 T = TypeVar("T")
 ANSWER_S = 5.0  # a request not answered by then is a failure (a GATT timeout would be 30 s)
 NO_ANSWER = -1  # the code of a request left unanswered
+PAIR_S = 2.0  # a pairing takes ~10 ms on the virtual link; one not done by then never will be
 
 
 class Hostile:
@@ -93,6 +94,11 @@ class Hostile:
         if self._ctrl is not None and self._ctrl in self.air.air.controllers:
             self.air.air.remove_controller(self._ctrl)
 
+    def rejoin(self) -> None:
+        """Back on the air, after leave()."""
+        if self._ctrl is not None and self._ctrl not in self.air.air.controllers:
+            self.air.air.add_controller(self._ctrl)
+
     # --- the link -------------------------------------------------------------------
     @property
     def connected(self) -> bool:
@@ -144,7 +150,7 @@ class Hostile:
         """Pairs as configured; True if the stack's pairing completed (the kit
         may still refuse the bond and drop the link)."""
         try:
-            await asyncio.wait_for(self._need().pair(), ANSWER_S)
+            await asyncio.wait_for(self._need().pair(), PAIR_S)
         except (Exception, asyncio.CancelledError):  # refused, dropped, failed: all the same
             return False
         return True
