@@ -345,7 +345,6 @@ class Ble:
                 now = time.ticks_ms()  # every value current for the phone's first reads
                 self._heating(now, True)
                 self._status()  # (called one by one, not through _refresh: a frame less deep)
-                self._heating(now, False)
                 self._battery()
                 self._counters()
                 self._faults()

@@ -49,9 +49,13 @@ class Hostile:
         *,
         sc: bool = True,
         bonding: bool = True,
+        mitm: bool = False,
+        io: int = PairingDelegate.NO_OUTPUT_NO_INPUT,
         name: str = "hostile",
     ):
         self.air = air
+        self.mitm = mitm
+        self.io = io
         self.address = hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS)
         self.sc = sc
         self.bonding = bonding
@@ -70,9 +74,9 @@ class Hostile:
         dev.keystore = self.keystore
         dev.pairing_config_factory = lambda _c: PairingConfig(
             sc=self.sc,
-            mitm=False,
+            mitm=self.mitm,
             bonding=self.bonding,
-            delegate=PairingDelegate(io_capability=PairingDelegate.NO_OUTPUT_NO_INPUT),
+            delegate=PairingDelegate(io_capability=PairingDelegate.IoCapability(self.io)),
         )
         await dev.power_on()
         return dev
