@@ -651,7 +651,7 @@ class Ble:
             self._settings_values()
             self._status()
         if self._take(_R_FORGET):
-            self.usage.save()
+            self.usage.keep()
         if self._take(_R_REGISTRATION):
             store.save(REG_FILE, self._reg)
         if self._take(_R_PROMPT):

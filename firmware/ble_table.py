@@ -148,8 +148,8 @@ CHARS = (
         ("sharing", "u8", "", 0, 1, "1 usage history kept"),
     ), None, None, "sessions_24h and puffs_24h read 0 while sharing is off. The history holds the "
                    "last 64 sessions and is kept on flash as far as sharing allows (with it off, only "
-                   "the start times a daily limit needs): it survives a reboot, the time the kit was "
-                   "off counting as none (it has no clock)."),
+                   "the start times a daily limit needs), after each session: it survives a reboot, "
+                   "the time the kit was off counting as none (it has no clock)."),
     (0x09, "limit", READ | WRITE, True, (
         ("limit", "u8", "", 0, 30, "sessions per rolling 24 h, 0 = no limit"),
     ), None, (

@@ -145,6 +145,25 @@ def test_daily_limit_refuses_the_next_session(dut: Dut, ble: VirtualAir) -> None
     assert phone.read(USAGE)[1:4] == b"\x00\x00\x00"
 
 
+def test_the_usage_history_survives_a_reboot(dut: Dut, ble: VirtualAir) -> None:
+    phone = paired(dut, ble)
+    phone.write(LIMIT, b"\x02")
+    for _ in range(2):
+        dut.press(1.5)
+        dut.wait_state("preheat", timeout_s=1.0)
+        dut.advance(1.0)
+        dut.press(1.5)  # stops it
+        dut.wait_state("cooling", timeout_s=2.0)
+        dut.advance(0.5)
+    before = struct.unpack("<BBHBB", phone.read(USAGE))
+    assert before[1:4] == (2, 0, 2)  # two sessions (no puffs), the limit 2
+    dut.reset()
+    phone.connect()
+    assert struct.unpack("<BBHBB", phone.read(USAGE)) == before
+    dut.press(1.5)
+    dut.expect_event(r"^refused limit$", timeout_s=0.5)  # a reset does not undo the limit
+
+
 def motor_runs(dut: Dut, since_s: float) -> list[tuple[float, float]]:
     """(start, length) of each run of the vibration motor since since_s, in s."""
     assert dut.live is not None

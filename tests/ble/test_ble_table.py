@@ -295,15 +295,19 @@ def test_the_usage_history_survives_a_reboot_as_far_as_sharing_allows() -> None:
     u = _usage(flash)
     for puffs in (12, 14):
         u.started(0)
+        u.tick(0)
+        assert "usage" not in flash.recs, "nothing reaches flash while the heater runs"
         u.ended(puffs)
-    u.now_s += 3600
+    u.tick(0)  # the next second, out of a session: to flash
+    u.now_s += 1800
     again = _usage(flash)  # the next boot: the uptime goes on from the last save
     assert (again.sessions_24h(), again.puffs_24h()) == (2, 26)
-    assert again.now_s == u.now_s - 3600  # the hour since, without a save, is lost: counts as none
+    assert again.now_s == u.now_s - 1800  # the half hour since, without a save, counts as none
     flash_off = _Flash()
     u = _usage(flash_off, sharing=False, limit=2)  # opted out: only the starts a limit needs
     u.started(0)
     u.ended(9)
+    u.tick(0)
     again = _usage(flash_off, sharing=False, limit=2)
     assert (again.sessions_24h(), again.puffs_24h()) == (1, 0)
     assert json.loads(flash_off.recs["usage"])["p"] == [0]
