@@ -93,7 +93,7 @@ def meta_for(sc: Scenario) -> dict[str, str]:
 
 # Every record of the firmware's store (firmware/store.py keeps two slots of
 # each): a run starts from a fresh store, whatever a board's flash held.
-STORE_RECORDS = ("calib", "settings", "counters", "faults", "bonds")
+STORE_RECORDS = ("calib", "settings", "counters", "faults", "bonds", "registration", "usage")
 
 
 def device_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None]:
