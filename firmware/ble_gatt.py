@@ -45,6 +45,7 @@ import time
 from binascii import unhexlify
 from struct import pack_into, unpack_from
 
+import ble_update
 import bluetooth
 import bonds
 import indicator
@@ -65,7 +66,7 @@ _IRQ_GET_SECRET = const(29)
 _IRQ_SET_SECRET = const(30)
 
 _IO_NO_INPUT_OUTPUT = const(3)
-_MTU = const(64)  # the faults value (45 bytes) in one notification
+_MTU = const(251)  # update data in writes of 244 bytes (ble_update.py); faults (45 bytes) in one notification
 _ADV_INTERVAL_US = const(500000)
 _PAIRING_MS = const(60000)
 _CLEAR_MS = const(30000)  # a registration clear waits this long for the holder's triple click
@@ -113,7 +114,7 @@ _REGISTRATION = const(18)
 _IDS = const(19)
 _CONTROL = const(20)
 _RESULT = const(21)
-_N = const(22)
+_N = const(22)  # the values served here; the update service's follow (ble_update.py)
 
 # requests from interrupts to tick(): one byte each (a byte store is atomic where the
 # handler runs on another task, as on the ESP32; a bit in a shared int would not be)
@@ -212,8 +213,8 @@ def _plan():
         chars = []
         for k in range(first, end):
             c = t.CHARS[k]
-            chars.append((_uuid(t, c[0], uuid == 0), _flags(t, c[2], c[3])))
-        svcs.append((_uuid(t, uuid, uuid == 0), tuple(chars)))
+            chars.append((_uuid(t, c[0], uuid <= t.CUSTOM_MAX), _flags(t, c[2], c[3])))
+        svcs.append((_uuid(t, uuid, uuid <= t.CUSTOM_MAX), tuple(chars)))
     sizes = [0] * _N
     ntf = bytearray(_N)  # 1: the characteristic notifies
     enc = bytearray(_N)  # 1: for trusted links only
@@ -300,6 +301,7 @@ class Ble:
         for k, text in enumerate(texts):
             ble.gatts_write(self._h[k], (text or "H%s-C%s" % (ids[0], ids[1])).encode())
         self._adv = adv_payload(name, uuid)
+        self.upd = ble_update.Service(ble, app, self._h[_N], self._h[_N + 1], self.trusted)
 
         pack_into("<B8s8s12s", self._val[_IDS], 0, 1, ids[0].encode(), ids[1].encode(), ids[2].encode())
         self._settings_values()
@@ -328,6 +330,8 @@ class Ble:
             if event == _IRQ_GATTS_READ_REQUEST:
                 return self._on_read(data[0], data[1])
             if event == _IRQ_GATTS_WRITE:
+                if data[1] >= self._h[_N]:  # the update service's (ble_update.py)
+                    return self._update_write(data[0], data[1])
                 code = self._on_write(data[0], data[1])
                 if self._usage_stale:  # sharing or the limit changed: the value follows now
                     self._usage_stale = False
@@ -351,7 +355,10 @@ class Ble:
                 self._alerts()
                 self._usage()
             elif event == _IRQ_CENTRAL_DISCONNECT:
+                self.upd.on_disconnect(data[0])
                 self._on_disconnect(data[0])
+            elif event == _IRQ_MTU_EXCHANGED:
+                self.upd.on_mtu(data[0], data[1])
         except Exception:  # refuse, drop the untrusted, tell the console: never raise
             self._irq_error = event
             self._say(_EV_ERROR)
@@ -487,11 +494,27 @@ class Ble:
 
     # --- reads and writes ---------------------------------------------------------------
     def _on_read(self, conn, handle):
-        """_IRQ_GATTS_READ_REQUEST: a protected value only for a trusted link."""
+        """_IRQ_GATTS_READ_REQUEST: a protected value only for a trusted link
+        (the update service's are all protected)."""
         k = self._index(handle)
-        if k < _N and self._enc[k] and conn not in self._trusted:
+        protected = handle >= self._h[_N] if k == _N else self._enc[k]
+        if protected and conn not in self._trusted:
             return _ATT_AUTHENTICATION
         return 0
+
+    def _update_write(self, conn, handle):
+        """A write to the update service: its own, from a trusted link only
+        (else undone, as the values here are)."""
+        u = self.upd
+        if conn in self._trusted:
+            return u.write(conn, handle)
+        if handle == u.ctl:
+            self._ble.gatts_write(handle, u.val)  # type: ignore[arg-type]  # (a buffer: the stubs say bytes)
+        return _ATT_AUTHENTICATION
+
+    def trusted(self):
+        """The trusted links now (the update service notifies them only)."""
+        return self._trusted
 
     def _on_write(self, conn, handle):
         k = self._index(handle)
@@ -812,6 +835,6 @@ def _flags(t, props, enc):
     if enc:
         if props & t.READ:
             f |= t.READ_ENCRYPTED
-        if props & t.WRITE:
+        if props & (t.WRITE | t.WRITE_NO_RESPONSE):
             f |= t.WRITE_ENCRYPTED
     return f

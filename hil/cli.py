@@ -11,13 +11,19 @@ from hil.ble import cli as ble_cli
 from hil.ble.client import BleError
 from hil.campaign import cli as campaign_cli
 from hil.campaign import spec as campaign_spec
+from hil.farm import cli as farm_cli
 from hil.paths import RESULTS_DIR, SCENARIOS_DIR
 from hil.qa import kpi, limits, measure, power, testrecord
 from hil.report import html as report
 from hil.report import plot
+from hil.rig import trace
 from hil.rig.board import Board, BoardError
 from hil.scenarios import scenario
 from hil.simulator import runner, toolchain
+from hil.update import cli as update_cli
+from hil.update import image
+from hil.update.image import ImageError
+from hil.update.transfer import UpdateError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="X",
         help="keep virtual time at X times the wall clock (1 = real time); default: flat out",
     )
+    s.add_argument("--trace", type=Path, metavar="FILE", help="keep a trace of the run's link")
     s.set_defaults(fn=cmd_sim)
+
+    rp = sub.add_parser(
+        "replay",
+        help="decode a link trace (a board's or the simulator's) again: telemetry CSV, "
+        "heating-curve PNG, KPIs, test record",
+    )
+    rp.add_argument("trace", type=Path, help="a .trace file (pytest --keep-traces, sim --trace)")
+    rp.add_argument("--out", type=Path, help="output directory (default: results/replay/<name>)")
+    rp.add_argument("--json", action="store_true", help="print the KPIs as JSON, nothing else")
+    rp.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    rp.add_argument("--limits", type=Path, help="limits file (default: by profile and regime)")
+    rp.set_defaults(fn=cmd_replay)
 
     ls = sub.add_parser("scenarios", help="list the built-in scenarios")
     ls.set_defaults(fn=cmd_scenarios)
@@ -55,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the board has the real heater stage: deploy the firmware alone, no plant models",
     )
     d.add_argument("--no-start", action="store_true", help="leave the board in the REPL")
+    d.add_argument(
+        "--update-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="a public key (PEM) whose signed images the kit takes (docs/update.md); repeatable",
+    )
     d.set_defaults(fn=cmd_deploy)
 
     v = sub.add_parser("vboard", help="run a virtual board (the unix port behind a pty)")
@@ -70,8 +96,14 @@ def main(argv: list[str] | None = None) -> int:
 
     campaign_cli.add_parser(sub)
     ble_cli.add_parser(sub)
+    farm_cli.add_parser(sub)
+    update_cli.add_parsers(sub)
 
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    if extra and args.cmd == "ble" and args.seconds is None and len(extra) == 1:
+        args.seconds = extra[0]  # `heatrig ble update --sim IMAGE`: the image after an option
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args))
     except (
@@ -84,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         report.ReportError,
         campaign_spec.CampaignError,
         BleError,
+        trace.TraceError,
+        ImageError,
+        UpdateError,
     ) as e:
         print(f"heatrig: {e}", file=sys.stderr)
         return 2
@@ -109,14 +144,55 @@ def cmd_sim(args: argparse.Namespace) -> int:
     overrides = {"scenario.seed": args.seed} if args.seed is not None else None
     sc = scenario.load(resolve_scenario(args.scenario), overrides)
     lim = limits.load(args.limits) if args.limits else None
-    res = runner.run(sc, extra_config={"pace": args.pace} if args.pace else None)
+    extra = {"pace": args.pace} if args.pace else {}
+    writer = None
+    if args.trace:
+        head = trace.header("run", "sim", sc, run_key=trace.run_key(sc, extra), config=extra)
+        writer = trace.TraceWriter(args.trace, head)
+    try:
+        res = runner.run(
+            sc, extra_config=extra or None, on_output=writer.rx if writer is not None else None
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+    rc = report_run(res, args.out or RESULTS_DIR / sc.name, lim, as_json=args.json,
+                    plot_it=not args.no_plot)  # fmt: skip
+    if writer is not None and not args.json:
+        print(f"  trace      {writer.path}")
+    return rc
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    tr = trace.read(args.trace)
+    res = trace.decode(tr)
+    lim = limits.load(args.limits) if args.limits else None
+    out = args.out or RESULTS_DIR / "replay" / args.trace.name.removesuffix(".trace")
+    if not args.json:
+        print(
+            f"{args.trace}: a {tr.kind} of {res.scenario.name} on {tr.header.get('target')}, "
+            f"recorded {tr.header.get('recorded')} by heatrig {tr.header.get('firmware_version')}"
+        )
+    return report_run(res, out, lim, as_json=args.json, plot_it=not args.no_plot)
+
+
+def report_run(
+    res: runner.RunResult,
+    out: Path,
+    lim: limits.LimitSet | None,
+    *,
+    as_json: bool,
+    plot_it: bool,
+) -> int:
+    """A run's outputs: the KPIs printed (or as JSON alone), telemetry CSV,
+    KPIs, console log, test record, power CSV and the heating curve in `out`."""
+    sc = res.scenario
     puffs = kpi.true_puffs(res.truth)
     k = kpi.compute(res.series, puffs, res.realtime_factor)
     pw = power.summary(res.power) if res.power is not None and len(res.power) else None
-    if args.json:
+    if as_json:
         print(json.dumps(k if pw is None else {**k, "power": pw}))
         return 0
-    out = args.out or RESULTS_DIR / sc.name
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "telemetry.csv"
     res.series.write_csv(csv_path)
@@ -134,7 +210,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if pw is not None and res.power is not None:
         res.power.write_csv(out / "power.csv", res.series.meta)
         print(f"  power      {out / 'power.csv'}")
-    if not args.no_plot and len(res.series):
+    if plot_it and len(res.series):
         png = plot.heating_curve(res.series, out / "heating_curve.png", puffs)
         print(f"  plot       {png}")
     print(f"  KPIs       {out / 'kpi.json'}")
@@ -180,7 +256,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     board = Board(args.port, args.baud)
     try:
-        report = deploy.deploy(board, plant=not args.hardware, start=not args.no_start)
+        keys = [image.modulus_hex(image.load_public_key(p)) for p in args.update_key]
+        report = deploy.deploy(board, plant=not args.hardware, start=not (args.no_start or keys))
+        if keys:
+            deploy.provision_update_keys(board, keys)
+            if not args.no_start:
+                board.hard_reset()
+                report.boot_event = deploy.wait_boot(board, deploy.BOOT_TIMEOUT_S)
     except (serial.SerialException, OSError) as e:
         raise BoardError(
             f"the link to {args.port} broke during the deploy ({e}): was the board unplugged "

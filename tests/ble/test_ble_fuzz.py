@@ -53,9 +53,10 @@ SEED = int(os.environ.get("HEATRIG_BLE_FUZZ_SEED", "14"))
 ONLY = os.environ.get("HEATRIG_BLE_FUZZ_ONLY")
 PER_BOOT = 50  # sequences on one boot of the kit (then a fresh one: a new model, a clean flash)
 ATTACKERS = ("C0:00:00:00:B0:01", "C0:00:00:00:B0:02", "C0:00:00:00:B0:03")
-READABLE = [u for u in P.PROTECTED if u != P.CONTROL]
+READABLE = [u for u in P.PROTECTED if u != P.CONTROL] + [P.UPDATE_CONTROL]
 WRITABLE = [P.HAPTICS, P.FIND, P.LOCK, P.LIMIT, P.SHARING, P.REGISTRATION, P.CONTROL]
-NOTIFYING = [P.FAULTS, P.LOCK, P.RESULT]
+WRITABLE += [P.UPDATE_CONTROL]
+NOTIFYING = [P.FAULTS, P.LOCK, P.RESULT, P.UPDATE_CONTROL]
 VALUES = {  # valid and invalid values a phone may write
     P.HAPTICS: [P.haptics_value((), 0), bytes((1, 0x0F, 100)), bytes((1, 0x10, 0))],
     P.FIND: [b"\x78", b"\x00", b"\xff"],
@@ -68,6 +69,7 @@ VALUES = {  # valid and invalid values a phone may write
         bytes([P.CONTROL_RESET]),
         bytes([P.CONTROL_CLEAR_FAULTS]),
     ],
+    P.UPDATE_CONTROL: [b"\x04", b"\x02", b"\x01" + bytes(12)],  # status, abort, begin
 }
 READS = ("read", "blob", "by_type", "multiple", "multiple_variable")
 WRITES = ("write", "command", "prepared")
