@@ -48,7 +48,6 @@ from struct import pack_into, unpack_from
 import ble_update
 import bluetooth
 import bonds
-import indicator
 import settings
 import states
 import store
@@ -609,24 +608,9 @@ class Ble:
         """The holder button's triple click: clears the registration if a
         clear is armed, and with it every bond (the previous owner's phones
         lose the kit), then tells with a vibration of its own."""
-        if not self._clearing or time.ticks_diff(self._clear_until, now_ms) <= 0:
-            return
-        r = self._reg
-        r["registered"] = False
-        r["date"] = 0
-        self._clearing = False
-        self._clear_until = time.ticks_add(now_ms, -_CLEAR_REST_MS)
-        self._registration()
-        store.save(REG_FILE, r)
-        self._unpair()
-        self.ind.vibrate(indicator.OWNER_CLEARED, now_ms)
-        self.app.console.event("ble ownership cleared")
-
-    def _unpair(self):
-        self._bonds.clear()
-        self._trusted = []
-        for c in self._conns:
-            self._ble.gap_disconnect(c)
+        if self._clearing and time.ticks_diff(self._clear_until, now_ms) > 0:
+            _owner().clear(self, now_ms, REG_FILE, _CLEAR_REST_MS)
+            _drop_owner()
 
     # --- the main loop's side ------------------------------------------------------------
     def tick(self, now_ms, slow):
@@ -678,14 +662,16 @@ class Ble:
         if self._take(_R_REGISTRATION):
             store.save(REG_FILE, self._reg)
         if self._take(_R_PROMPT):
-            self.ind.vibrate(indicator.OWNER_PROMPT, now_ms)
+            _owner().prompt(self, now_ms)
+            _drop_owner()
         if self._take(_R_FIND):
             self.ind.find(self._find_req * 1000, now_ms)
         if self._take(_R_CLEAR_FAULTS):
             self.app.fault_log.clear()
             self._faults()
         if self._take(_R_UNPAIR):
-            self._unpair()
+            _owner().unpair(self)
+            _drop_owner()
             con.event("ble unpaired")
         if self._take(_R_RESET):
             self.app.reset()
@@ -824,6 +810,17 @@ class Ble:
         pack_into("<BBHBB", self._alt[_USAGE], 0, 1, min(255, u.sessions_24h()) if share else 0,
                   min(65535, u.puffs_24h()) if share else 0, s["limit"], share)  # fmt: skip
         self._commit(_USAGE)
+
+
+def _owner():
+    """ble_owner.py, for one of its rare acts (see there)."""
+    import ble_owner
+
+    return ble_owner
+
+
+def _drop_owner():
+    sys.modules.pop("ble_owner", None)
 
 
 def _uuid(t, n, custom):

@@ -15,10 +15,6 @@ BUZZ_ONCE = ((250, 0),)
 BUZZ_TWICE = ((200, 150), (200, 0))
 BUZZ_LONG = ((800, 0),)
 FIND_PULSE = ((500, 500),)
-# ownership (ble_gatt.py), never silenced by the haptics mask: a registration clear
-# waits for the holder's triple click; the registration and every bond cleared
-OWNER_PROMPT = ((100, 100), (100, 100), (100, 0))
-OWNER_CLEARED = ((600, 200), (150, 200), (600, 0))
 
 # the haptics mask: which vibrations buzz() plays
 HAPTIC_START = 0x01  # heating start
