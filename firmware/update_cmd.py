@@ -24,6 +24,12 @@ def command(con, args):
     if not ((op in ("begin", "data") and n == 3) or (op in ("status", "commit", "abort") and n == 1)):
         con.error(2, "usage: update begin SIZE ID | data OFFSET B64 | status | commit | abort")
         return
+    try:  # the words first: a malformed line opens no session
+        number = int(args[1]) if n == 3 else 0
+        blob = (unhexlify if op == "begin" else a2b_base64)(args[2]) if n == 3 else b""
+    except ValueError:
+        con.error(2, "usage: update begin SIZE ID | data OFFSET B64 | status | commit | abort")
+        return
     now = time.ticks_ms()
     try:
         s = update.open_session(con.app)
@@ -33,9 +39,9 @@ def command(con, args):
         return
     code = update.OK
     if op == "begin":
-        code = s.begin(int(args[1]), unhexlify(args[2]), now)
+        code = s.begin(number, blob, now)
     elif op == "data":
-        code = s.feed(int(args[1]), a2b_base64(args[2]))
+        code = s.feed(number, blob)
         s.service(now)  # a whole block: taken now, so that this reply tells
     elif op == "abort":
         code = s.abort()

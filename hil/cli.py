@@ -13,9 +13,10 @@ from hil.campaign import cli as campaign_cli
 from hil.campaign import spec as campaign_spec
 from hil.farm import cli as farm_cli
 from hil.paths import RESULTS_DIR, SCENARIOS_DIR
-from hil.qa import kpi, limits, measure, power, testrecord
+from hil.qa import kpi, limits, measure, power_kpi, testrecord
+from hil.qa.measure import HEATING, POWER
 from hil.report import html as report
-from hil.report import plot
+from hil.report import plot, power_plot
 from hil.rig import trace
 from hil.rig.board import Board, BoardError
 from hil.scenarios import scenario
@@ -30,16 +31,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="heatrig", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    s = sub.add_parser("sim", help="simulate a scenario: telemetry CSV, heating-curve PNG, KPIs")
+    s = sub.add_parser(
+        "sim", help="simulate a scenario: telemetry and power CSV, plots, KPIs, the test record"
+    )
     s.add_argument("scenario", help="scenario file (TOML), or the name of a built-in one")
     s.add_argument("--out", type=Path, help="output directory (default: results/<scenario name>)")
     s.add_argument("--seed", type=int, help="override the scenario's seed")
     s.add_argument(
         "--json", action="store_true", help="print the KPIs as one JSON object, nothing else"
     )
-    s.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    s.add_argument("--no-plot", action="store_true", help="skip the PNGs")
     s.add_argument(
-        "--limits", type=Path, help="limits file (default: limits/<profile>-<regime>.toml)"
+        "--limits",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="limits file, heating or power; once for each (default: "
+        "limits/<profile>-<regime>.toml and limits/power-<scenario>.toml)",
     )
     s.add_argument(
         "--pace",
@@ -59,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--out", type=Path, help="output directory (default: results/replay/<name>)")
     rp.add_argument("--json", action="store_true", help="print the KPIs as JSON, nothing else")
     rp.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    rp.add_argument("--limits", type=Path, help="limits file (default: by profile and regime)")
+    rp.add_argument(
+        "--limits",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="limits file, heating or power; once for each (default: as heatrig sim)",
+    )
     rp.set_defaults(fn=cmd_replay)
 
     ls = sub.add_parser("scenarios", help="list the built-in scenarios")
@@ -90,7 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report", help="one self-contained HTML report of one or more runs")
     r.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directory or CSV")
     r.add_argument("-o", "--out", type=Path, help="HTML file (default: results/report.html)")
-    r.add_argument("--limits", type=Path, help="judge every run against this limits file")
+    r.add_argument(
+        "--limits",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="judge every run against this limits file (heating or power; once for each)",
+    )
     r.add_argument("--title", default="", help="the report's title")
     r.set_defaults(fn=cmd_report)
 
@@ -143,7 +163,7 @@ def resolve_scenario(name: str) -> Path:
 def cmd_sim(args: argparse.Namespace) -> int:
     overrides = {"scenario.seed": args.seed} if args.seed is not None else None
     sc = scenario.load(resolve_scenario(args.scenario), overrides)
-    lim = limits.load(args.limits) if args.limits else None
+    heat_lim, power_lim = limit_files(args.limits)
     extra = {"pace": args.pace} if args.pace else {}
     writer = None
     if args.trace:
@@ -156,8 +176,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     finally:
         if writer is not None:
             writer.close()
-    rc = report_run(res, args.out or RESULTS_DIR / sc.name, lim, as_json=args.json,
-                    plot_it=not args.no_plot)  # fmt: skip
+    rc = report_run(res, args.out or RESULTS_DIR / sc.name, heat_lim, power_lim,
+                    as_json=args.json, plot_it=not args.no_plot)  # fmt: skip
     if writer is not None and not args.json:
         print(f"  trace      {writer.path}")
     return rc
@@ -166,61 +186,117 @@ def cmd_sim(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     tr = trace.read(args.trace)
     res = trace.decode(tr)
-    lim = limits.load(args.limits) if args.limits else None
+    heat_lim, power_lim = limit_files(args.limits)
     out = args.out or RESULTS_DIR / "replay" / args.trace.name.removesuffix(".trace")
     if not args.json:
         print(
             f"{args.trace}: a {tr.kind} of {res.scenario.name} on {tr.header.get('target')}, "
             f"recorded {tr.header.get('recorded')} by heatrig {tr.header.get('firmware_version')}"
         )
-    return report_run(res, out, lim, as_json=args.json, plot_it=not args.no_plot)
+    return report_run(res, out, heat_lim, power_lim, as_json=args.json, plot_it=not args.no_plot)
 
 
 def report_run(
     res: runner.RunResult,
     out: Path,
-    lim: limits.LimitSet | None,
+    heat_lim: limits.LimitSet | None,
+    power_lim: limits.LimitSet | None = None,
     *,
     as_json: bool,
     plot_it: bool,
 ) -> int:
-    """A run's outputs: the KPIs printed (or as JSON alone), telemetry CSV,
-    KPIs, console log, test record, power CSV and the heating curve in `out`."""
+    """A run's outputs: what `write_run` writes and prints, or the KPIs and
+    power figures as JSON alone."""
+    if as_json:
+        print(json.dumps(run_json(res)))
+        return 0
+    print(write_run(res, out, heat_lim, power_lim, plots=plot_it))
+    return 0
+
+
+def limit_files(
+    paths: list[Path] | None,
+) -> tuple[limits.LimitSet | None, limits.LimitSet | None]:
+    """The heating and the power limits among the files given (at most one each)."""
+    by_group: dict[str, limits.LimitSet] = {}
+    for path in paths or []:
+        ls = limits.load(path)
+        if ls.group in by_group:
+            raise limits.LimitsError(
+                [f"{path}: a second {ls.group} limits file ({by_group[ls.group].label} is one)"]
+            )
+        by_group[ls.group] = ls
+    return by_group.get(HEATING), by_group.get(POWER)
+
+
+def run_json(res: runner.RunResult) -> dict[str, object]:
+    """The heating KPIs, and the power figures under "power" (`--json`)."""
+    k: dict[str, object] = dict(
+        kpi.compute(res.series, kpi.true_puffs(res.truth), res.realtime_factor)
+    )
+    if res.power is not None and len(res.power):
+        k["power"] = {
+            **power_kpi.summary(res.power),
+            "measurements": power_kpi.compute(res.power),
+        }
+    return k
+
+
+def write_run(
+    res: runner.RunResult,
+    out: Path,
+    heat_lim: limits.LimitSet | None = None,
+    power_lim: limits.LimitSet | None = None,
+    *,
+    plots: bool = True,
+) -> str:
+    """Write a run's files (CSVs, plots, KPIs, test record) under `out`, and
+    return what `heatrig sim` prints: the parts of the run that apply, in
+    plain values, the outcome, and the files."""
     sc = res.scenario
+    out.mkdir(parents=True, exist_ok=True)
     puffs = kpi.true_puffs(res.truth)
     k = kpi.compute(res.series, puffs, res.realtime_factor)
-    pw = power.summary(res.power) if res.power is not None and len(res.power) else None
-    if as_json:
-        print(json.dumps(k if pw is None else {**k, "power": pw}))
-        return 0
-    out.mkdir(parents=True, exist_ok=True)
+    pw = res.power if res.power is not None and len(res.power) else None
     csv_path = out / "telemetry.csv"
     res.series.write_csv(csv_path)
-    (out / "kpi.json").write_text(json.dumps(k, indent=2) + "\n")
+    (out / "kpi.json").write_text(json.dumps(k, indent=2) + "\n")  # the power's: record.json
     (out / "console.log").write_text("\n".join(res.console) + "\n")
     info = {"realtime_factor": k["realtime_factor"], "wall_s": round(res.wall_s, 3)}
-    test = testrecord.build(res.series, k, lim, info=info)
+    test = testrecord.build(res.series, k, heat_lim, info=info, power=pw, power_limits=power_lim)
     test_path = test.write(out / "record.json")
-    print(f"{sc.name}: {sc.description}" if sc.description else sc.name)
-    print(kpi.table(k))
-    print(outcome_lines(test))
-    if pw is not None and res.power is not None:
-        print("\npower\n" + power.table(pw))
-    print(f"\n  telemetry  {csv_path}")
-    if pw is not None and res.power is not None:
-        res.power.write_csv(out / "power.csv", res.series.meta)
-        print(f"  power      {out / 'power.csv'}")
-    if plot_it and len(res.series):
-        png = plot.heating_curve(res.series, out / "heating_curve.png", puffs)
-        print(f"  plot       {png}")
-    print(f"  KPIs       {out / 'kpi.json'}")
-    print(f"  record     {test_path}")
-    return 0
+    lines = [f"{sc.name}: {sc.description}" if sc.description else sc.name]
+    if HEATING in test.parts:
+        lines.append(kpi.table(k))
+    else:
+        lines.append(f"  heating    not judged: {test.not_judged[HEATING]}")
+        lines.append(f"  simulation speed  {k['realtime_factor']} x real time")
+    if POWER not in test.parts:
+        lines.append(outcome_lines(test))
+    files = [f"  telemetry  {csv_path}"]
+    if pw is not None:
+        lines.append("\npower")
+        lines += [f"  {line}" for line in power_kpi.summary_lines(pw)]
+        if POWER in test.parts:
+            shown = [m for m in test.of(POWER) if m.value is not None or m.limits is not None]
+            lines += ["", measure.table(shown)] if shown else []
+            lines.append(outcome_lines(test))
+        pw.write_csv(out / "power.csv", res.series.meta)
+        files.append(f"  power      {out / 'power.csv'}")
+    pngs: list[Path] = []
+    if plots and len(res.series):
+        pngs.append(plot.heating_curve(res.series, out / "heating_curve.png", puffs))
+    if plots and pw is not None:
+        pngs += power_plot.write_all(pw, out)
+    for i, png in enumerate(pngs):
+        files.append(f"  {'plot' if i == 0 else '':<9}  {png}")
+    files += [f"  KPIs       {out / 'kpi.json'}", f"  record     {test_path}"]
+    return "\n".join([*lines, "", *files])
 
 
 def outcome_lines(test: testrecord.TestRecord) -> str:
     """The overall outcome, and each measurement that is not a plain pass."""
-    lines = [f"\n  outcome    {test.outcome.value.upper()} (limits: {test.limits})"]
+    lines = [f"\n  outcome    {test.outcome.value.upper()} (limits: {test.limits_label})"]
     for m in test.measurements:
         if m.outcome in (measure.Outcome.FAIL, measure.Outcome.MARGINAL):
             lim = m.limits.describe() if m.limits else ""
@@ -230,11 +306,11 @@ def outcome_lines(test: testrecord.TestRecord) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    lim = limits.load(args.limits) if args.limits else None
-    runs = [report.load_run(p, lim) for p in args.runs]
+    heat_lim, power_lim = limit_files(args.limits)
+    runs = [report.load_run(p, heat_lim, power_lim) for p in args.runs]
     out = report.write(runs, args.out or RESULTS_DIR / "report.html", args.title)
     for r in runs:
-        print(f"  {r.name:<20} {r.test.outcome.value.upper():<8} {r.test.limits}")
+        print(f"  {r.name:<20} {r.test.outcome.value.upper():<8} {r.test.limits_label}")
     print(f"  report     {out}")
     return 0
 

@@ -254,7 +254,8 @@ def live(tr: Trace) -> runner.RunResult:
     console = [
         frames.text(bytes(p)) for t in (frames.T_EVENT, frames.T_REPLY) for p in by_type.get(t, [])
     ]
-    pw = power.build(by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, []), offset)
+    fw_power, truth_power = by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, [])
+    pw = power.build(fw_power, truth_power, offset, meta)
     return runner.RunResult(
         sc, rec, series.truth_array(truth), {}, console, stray.decode(errors="replace"),
         tr.seconds(), pw,

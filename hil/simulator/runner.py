@@ -89,7 +89,7 @@ def meta_for(sc: Scenario) -> dict[str, str]:
         "unit_r0_ohm": f"{sc.r0_ohm:g}",
         "unit_tcr_per_k": f"{sc.tcr_per_k:g}",
         "calibrated": str(sc.calibrated).lower(),
-        "sessions": str(sc.series.count) if sc.series is not None else "1",
+        "sessions": str(sc.series.count) if sc.series else str(int(sc.starts_session)),
     }
 
 
@@ -208,7 +208,9 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Run
     offset = int(start["ticks_offset_us"]) if "ticks_offset_us" in start else None
     rec = series.build(tel, truth, meta_for(sc), offset)
     rec.info = info
-    pw = power.build(by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, []), offset)
+    pw = power.build(
+        by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, []), offset, rec.meta
+    )
     reboots = [
         frames.text(bytes(p))
         for p in by_type.get(frames.T_PLANT_INFO, [])

@@ -7,6 +7,7 @@ Runs on the simulator and, unchanged, on a board."""
 from __future__ import annotations
 
 import ast
+import binascii
 import random
 from collections.abc import Callable
 
@@ -43,6 +44,15 @@ def _int(word: str) -> bool:
     return True
 
 
+def _decodes(op: str, word: str) -> bool:
+    """`update begin`'s image id is hex, `update data`'s block base64."""
+    try:
+        (binascii.unhexlify if op == "begin" else binascii.a2b_base64)(word)
+    except (ValueError, binascii.Error):
+        return False
+    return True
+
+
 # what each command takes (docs/console_protocol.md): True for an argument list
 # in its grammar, whatever the values' ranges
 GRAMMAR: dict[str, Callable[[list[str]], bool]] = {
@@ -58,6 +68,10 @@ GRAMMAR: dict[str, Callable[[list[str]], bool]] = {
     "set": lambda a: len(a) == 2 and a[0] in ("profile", "telemetry", "ble"),
     "cal": lambda a: not a or (len(a) == 2 and all(_int(w) for w in a)),
     "reset": lambda a: a in ([], ["repl"]),
+    "update": lambda a: (
+        a in (["status"], ["commit"], ["abort"])
+        or (len(a) == 3 and a[0] in ("begin", "data") and _int(a[1]) and _decodes(a[0], a[2]))
+    ),
 }
 
 # words a sweep draws from: every command's own words, numbers, and junk
