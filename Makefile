@@ -10,7 +10,7 @@ ESP32_STUBS := $(VENV)/esp32-stubs
 WASM_STAMP := wasm/node_modules/.heatrig-installed
 
 .PHONY: run test test-net traces safety bench bench-baseline power-campaign lint format layout-check \
-	clean deploy flash update-sweep heap32 board-check
+	clean deploy flash update-sweep heap32 board-check ble-fuzz
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -46,6 +46,11 @@ update-sweep: $(STAMP)
 # make test runs a fixed-seed slice of it. Results: results/campaigns/safety/
 safety: $(STAMP)
 	$(BIN)/heatrig campaign campaigns/safety.toml
+
+# the BLE security fuzz: 2,000 seeded hostile sequences (make test runs the first 40);
+# SEQUENCES=N for another count, HEATRIG_BLE_FUZZ_SEED / _ONLY to vary or rerun one
+ble-fuzz: $(STAMP)
+	HEATRIG_BLE_FUZZ=$(or $(SEQUENCES),2000) $(BIN)/pytest tests/ble/test_ble_fuzz.py -q
 
 # deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
 deploy: $(STAMP)

@@ -115,7 +115,7 @@ class App:
             return
         d = self.device
         d.on_double_click = self.ble.open_pairing
-        d.on_click = self.ble.confirm
+        d.on_triple_click = self.ble.confirm
 
     def select_profile(self, name):
         self.heater.profile = Profile(name)

@@ -10,7 +10,7 @@ itself also puts the previous value back (gatts_write) and reports the
 outcome in the `result` characteristic.
 
 Costs to the device: nothing runs on the control timer, and nothing on a
-main-loop pass. tick() runs at the charger's ticks (4 Hz): actions that BLE
+main-loop pass. tick() runs at the charger's ticks (4 Hz): what BLE
 interrupts asked for (flash writes, reset, unpair, console events), and,
 only while a central is connected, the values' change checks -- the
 heating state and puffs at every tick, the rest once a second. Values are
@@ -18,13 +18,25 @@ packed into buffers allocated at boot and written to the stack (and
 notified) only when they changed. On a connection every value is brought up
 to date at once.
 
-Security: the stack enforces encryption on the characteristics marked enc
-(READ_ENCRYPTED / WRITE_ENCRYPTED). Bonds are the stack's secrets, kept by
-bonds.py. A new bond is stored only while the pairing window is open (the
-charger button's double click, 60 s, the holder LED blinking fast; it
-closes when a bond is stored); outside it _IRQ_SET_SECRET returns False, and
-the link is dropped at its _IRQ_ENCRYPTION_UPDATE, as is a link encrypted
-without a bond while the window is closed.
+Security: a link is trusted once the firmware has accepted its bond (a new
+one, inside the pairing window: the charger button's double click, 60 s,
+the holder LED blinking fast, closed when a bond is stored) or recognised
+one it keeps (bonds.py: the stack's LTK came from this store). Trust, not
+encryption, opens the characteristics marked enc: until then their reads
+are refused at _IRQ_GATTS_READ_REQUEST and their writes undone, both with
+ATT 0x05 (the stack itself refuses them on an unencrypted link), and their
+notifications go to trusted links only. A new bond is accepted only in the
+window and only with LE Secure Connections (the record's `sc` flag); a bond
+refused drops the link at once. NimBLE reports the encryption before or
+after it stores the keys, depending on its version: either order ends the
+same way. The stack's deletes of a peer's keys (before it pairs with it
+again) only hide them until the new bond is accepted or the link is gone.
+
+IRQ discipline: the handler (on the ESP32 it runs on the NimBLE host task,
+with ~4 kB of stack, and an exception it lets out disables it for good)
+catches every exception, keeps its calls shallow, allocates little, never
+writes flash or JSON, and hands the rest to tick() through flags in a
+bytearray and a ring of event codes.
 """
 
 import gc
@@ -56,13 +68,30 @@ _IO_NO_INPUT_OUTPUT = const(3)
 _MTU = const(251)  # update data in writes of 244 bytes (ble_update.py); faults (45 bytes) in one notification
 _ADV_INTERVAL_US = const(500000)
 _PAIRING_MS = const(60000)
-_CLEAR_MS = const(30000)  # a registration clear waits this long for the holder button
+_CLEAR_MS = const(30000)  # a registration clear waits this long for the holder's triple click
+_CLEAR_REST_MS = const(30000)  # after a clear lapsed, a new one is refused this long
+_PENDING_MS = const(1000)  # an encrypted link without an accepted bond is dropped after this
 _HEATING_NOTIFY_S = const(10)
 _PUFFS_MAX = const(14)  # heater_ctl.SESSION_PUFFS
 _SESSION_S = const(360)  # heater_ctl.SESSION_MS
 
+# registration dates (unix seconds UTC): the product's life, and the phone's clock
+# (plain ints: past 2**30 they are not a 32-bit port's small ints, which const() needs)
+LAUNCH_S = 1767225600  # 2026-01-01, the first day of sale of this hardware (A)
+LIFE_S = 315360000  # 10 years of sale and use
+CLOCK_TOL_S = 86400  # a phone's clock a day off (a zone, set by hand) still passes
+
+_ATT_AUTHENTICATION = const(0x05)  # insufficient authentication: not a trusted link
+_ATT_UNLIKELY = const(0x0E)
 _ATT_VALUE = const(0x13)
 _ATT_STATE = const(0x80)
+
+# NimBLE's security record (struct ble_store_value_sec, esp-nimble host/ble_store.h,
+# as laid out on the ESP32): ltk_present at byte 40, authenticated and sc bits at 80
+_SEC_LTK = const(40)
+_SEC_FLAGS = const(80)
+_SEC_SC = const(0x02)
+_SEC_OUR = const(1)  # sec_type of our keys for a peer (BLE_STORE_OBJ_TYPE_OUR_SEC)
 
 # value indices: ble_table.CHARS in order (tests/ble/test_ble_table.py checks them)
 _SERIAL = const(2)
@@ -86,22 +115,53 @@ _CONTROL = const(20)
 _RESULT = const(21)
 _N = const(22)  # the values served here; the update service's follow (ble_update.py)
 
-# requests from interrupts, served by tick()
-_DO_EVENTS = const(0x01)
-_DO_SETTINGS = const(0x02)
-_DO_REGISTRATION = const(0x04)
-_DO_FIND = const(0x08)
-_DO_RESET = const(0x10)
-_DO_UNPAIR = const(0x20)
-_DO_CLEAR_FAULTS = const(0x40)
-_DO_DISCONNECT = const(0x80)  # links refused at pairing
+# requests from interrupts to tick(): one byte each (a byte store is atomic where the
+# handler runs on another task, as on the ESP32; a bit in a shared int would not be)
+_R_SETTINGS = const(0)
+_R_REGISTRATION = const(1)
+_R_FIND = const(2)
+_R_RESET = const(3)
+_R_UNPAIR = const(4)
+_R_CLEAR_FAULTS = const(5)
+_R_BONDS = const(6)  # the bonds changed: to flash
+_R_BONDED = const(7)  # a new bond: the window closes
+_R_FORGET = const(8)  # sharing or the limit changed: usage keeps what they allow
+_R_PROMPT = const(9)  # a registration clear armed: the holder prompts
+_R_N = const(10)
+
+# console events from interrupts: codes in a ring, words by tick()
+_EVENTS = ("", "ble connect", "ble disconnect", "ble pairing refused", "ble bonded",
+           "ble pairing refused legacy", "ble error irq")  # fmt: skip
+_EV_CONNECT = const(1)
+_EV_DISCONNECT = const(2)
+_EV_REFUSED = const(3)
+_EV_BONDED = const(4)
+_EV_LEGACY = const(5)
+_EV_ERROR = const(6)
+_EVQ = const(16)
 
 REG_FILE = "registration"
-REG_DEFAULTS = {"registered": False, "date": 0}
+REG_DEFAULTS = {"registered": False, "date": 0, "clock": 0}  # clock: the latest phone time accepted
 IDS_FILE = "ids"
 IDS_DEFAULTS = {"holder": "", "charger": "", "box": ""}
 
 _FAULT_MAX = const(8)
+
+
+def date_ok(date, now, floor):
+    """A registration's warranty start `date`, given with the phone's clock
+    `now` (unix seconds): the clock within the product's life and not behind
+    the latest one the kit accepted (`floor`) by more than CLOCK_TOL_S, and the
+    date from the first day of sale to the clock's now, give or take the
+    tolerance."""
+    if now < LAUNCH_S or now > LAUNCH_S + LIFE_S or now < floor - CLOCK_TOL_S:
+        return False
+    return LAUNCH_S <= date <= now + CLOCK_TOL_S
+
+
+def sc_record(value):
+    """A security record with an LTK from LE Secure Connections pairing."""
+    return len(value) > _SEC_FLAGS and value[_SEC_LTK] & 1 and value[_SEC_FLAGS] & _SEC_SC
 
 
 def check(forms, data):
@@ -156,11 +216,13 @@ def _plan():
         svcs.append((_uuid(t, uuid, uuid <= t.CUSTOM_MAX), tuple(chars)))
     sizes = [0] * _N
     ntf = bytearray(_N)  # 1: the characteristic notifies
+    enc = bytearray(_N)  # 1: for trusted links only
     forms = {}
     entry_fmt = ""
     for k in range(_BATTERY, _N):
         c = t.CHARS[k]
         ntf[k] = 1 if c[2] & t.NOTIFY else 0
+        enc[k] = 1 if c[3] else 0
         if c[4]:
             n = t.field_fmt(c[4])[1]
             rep = c[5]
@@ -171,7 +233,7 @@ def _plan():
         if c[6]:
             forms[k] = t.compile_forms(c[6])
     texts = (t.MANUFACTURER, t.MODEL, None, t.HARDWARE_REV, FIRMWARE_VERSION, t.SOFTWARE_REV)
-    return tuple(svcs), sizes, ntf, forms, entry_fmt, texts, t.NAME, t.custom_uuid(0)
+    return tuple(svcs), sizes, ntf, enc, forms, entry_fmt, texts, t.NAME, t.custom_uuid(0)
 
 
 class Ble:
@@ -182,23 +244,33 @@ class Ble:
         self.ind = app.device.ind
         self.usage = app.usage
         self.settings = app.settings
-        self._events = []  # console events from interrupts, sent by tick()
-        self._do = 0
+        self._req = bytearray(_R_N)  # requests from interrupts, served by tick()
+        self._evq = bytearray(_EVQ)  # console event codes, a ring: interrupts write at _evw
+        self._evw = 0
+        self._evr = 0
+        self._irq_error = 0  # the last event whose handling raised (0 none)
         self._conns = []
+        self._trusted = []  # conns of accepted or recognised bonds
+        self._pend = []  # encrypted conns without an accepted bond (yet)
+        self._pend_ms = time.ticks_ms()
+        self._acc = None  # the key of the bond accepted in the pairing going on
+        self._acc_ms = time.ticks_ms()
+        self._trust_next = False  # a bond accepted before its link's encryption update
+        self._served = None  # the key whose LTK the stack just read (a bonded peer re-encrypting)
+        self._refused = None  # the key of the last bond refused (one event a pairing)
         self._pairing = False
         self._pair_until = time.ticks_ms()
-        self._refused = False  # a new bond was refused since the last encryption update
-        self._bonded_now = 0  # >0: a new bond was stored within the last 1-2 s
-        self._clear_until = time.ticks_ms()
+        self._clear_until = time.ticks_add(time.ticks_ms(), -_CLEAR_REST_MS)
         self._clearing = False
         self._find_req = 0
+        self._usage_stale = False
         self._hstate = -1
         self._puffs = -1
         self._bucket = -1
         self._amb_c = 0
         # the table first, alone: its ~20 KB go before anything lasting is allocated,
         # so they leave no holes among the server's buffers
-        svcs, sizes, self._ntf, self._forms, self._entry_fmt, texts, name, uuid = _plan()
+        svcs, sizes, self._ntf, self._enc, self._forms, self._entry_fmt, texts, name, uuid = _plan()
         del sys.modules["ble_table"]
         gc.collect()
         self._bonds = bonds.Bonds()
@@ -222,13 +294,13 @@ class Ble:
             if n:
                 self._val[k] = bytearray(n)
                 self._alt[k] = bytearray(n)
-                if n > 20:  # the default; writes longer than the longest valid one (6 bytes) fit it
+                if n > 20:  # the default; writes longer than the longest valid one (10 bytes) fit it
                     ble.gatts_set_buffer(self._h[k], n)
         ids = ids_for(ids_rec, ble.config("mac")[1])
         for k, text in enumerate(texts):
             ble.gatts_write(self._h[k], (text or "H%s-C%s" % (ids[0], ids[1])).encode())
         self._adv = adv_payload(name, uuid)
-        self.upd = ble_update.Service(ble, app, self._h[_N], self._h[_N + 1])
+        self.upd = ble_update.Service(ble, app, self._h[_N], self._h[_N + 1], self.trusted)
 
         pack_into("<B8s8s12s", self._val[_IDS], 0, 1, ids[0].encode(), ids[1].encode(), ids[2].encode())
         self._settings_values()
@@ -243,65 +315,165 @@ class Ble:
     def _advertise(self):
         self._ble.gap_advertise(_ADV_INTERVAL_US, self._adv)
 
-    def _say(self, text):
-        """A console event, from an interrupt: sent at the next tick."""
-        self._events.append(text)
-        self._do |= _DO_EVENTS
+    def _say(self, code):
+        """A console event, from an interrupt: its code in the ring, sent by tick()."""
+        w = self._evw
+        if (w + 1) % _EVQ != self._evr:  # full: dropped
+            self._evq[w] = code
+            self._evw = (w + 1) % _EVQ
 
     def _irq(self, event, data):
-        if event == _IRQ_GATTS_WRITE:
-            if data[1] >= self._h[_N]:
-                return self.upd.write(data[0], data[1])
-            return self._on_write(data[1])
-        if event == _IRQ_GATTS_READ_REQUEST:
-            return 0
-        if event == _IRQ_GET_SECRET:
-            key = data[2]
-            return self._bonds.get(data[0], data[1], bytes(key) if key is not None else None)
-        if event == _IRQ_SET_SECRET:
-            return self._set_secret(data[0], bytes(data[1]), bytes(data[2]) if data[2] is not None else None)
-        if event == _IRQ_CENTRAL_CONNECT:
-            self._conns.append(data[0])
-            self._say("ble connect")
-            self._refresh_all(time.ticks_ms())
-        elif event == _IRQ_MTU_EXCHANGED:
-            self.upd.on_mtu(data[0], data[1])
-        elif event == _IRQ_CENTRAL_DISCONNECT:
-            self.upd.on_disconnect(data[0])
-            if data[0] in self._conns:
-                self._conns.remove(data[0])
-            if not self._conns:
-                self._refused = False  # a pairing refused died with its link
-                self._bonded_now = 0
-            self._say("ble disconnect")
-            self._advertise()
-        elif event == _IRQ_ENCRYPTION_UPDATE:
-            # (conn, encrypted, authenticated, bonded, key_size). NimBLE stores
-            # the keys first, then reports; a stack that reports first is
-            # covered by the window still being open then.
-            if self._refused or (data[1] and not data[3] and not self._pairing and not self._bonded_now):
-                if not self._refused:
-                    self._say("ble pairing refused")  # encrypted, no bond, the window closed
-                self._refused = False
-                self._ble.gap_disconnect(data[0])
-            self._bonded_now = 0
+        """Every BLE event. Shallow and short (see the module's doc); nothing
+        it does may let an exception out, which would disable it for good."""
+        try:
+            if event == _IRQ_GATTS_READ_REQUEST:
+                return self._on_read(data[0], data[1])
+            if event == _IRQ_GATTS_WRITE:
+                if data[1] >= self._h[_N]:  # the update service's (ble_update.py)
+                    return self._update_write(data[0], data[1])
+                code = self._on_write(data[0], data[1])
+                if self._usage_stale:  # sharing or the limit changed: the value follows now
+                    self._usage_stale = False
+                    self._usage()
+                return code
+            if event == _IRQ_GET_SECRET:
+                return self._get_secret(data[0], data[1], data[2])
+            if event == _IRQ_SET_SECRET:
+                return self._set_secret(data[0], data[1], data[2])
+            if event == _IRQ_ENCRYPTION_UPDATE:
+                self._on_encryption(data[0], data[1])
+            elif event == _IRQ_CENTRAL_CONNECT:
+                self._conns.append(data[0])
+                self._say(_EV_CONNECT)
+                now = time.ticks_ms()  # every value current for the phone's first reads
+                self._heating(now, True)
+                self._status()  # (called one by one, not through _refresh: a frame less deep)
+                self._battery()
+                self._counters()
+                self._faults()
+                self._alerts()
+                self._usage()
+            elif event == _IRQ_CENTRAL_DISCONNECT:
+                self.upd.on_disconnect(data[0])
+                self._on_disconnect(data[0])
+            elif event == _IRQ_MTU_EXCHANGED:
+                self.upd.on_mtu(data[0], data[1])
+        except Exception:  # refuse, drop the untrusted, tell the console: never raise
+            self._irq_error = event
+            self._say(_EV_ERROR)
+            return self._failed(event, data)
         return None
 
+    def _failed(self, event, data):
+        """What an event whose handling failed gets: nothing granted, the
+        links not trusted dropped."""
+        try:
+            if event == _IRQ_GATTS_WRITE or event == _IRQ_GATTS_READ_REQUEST:
+                if event == _IRQ_GATTS_WRITE:
+                    k = self._index(data[1])
+                    if k < _N and self._val[k] is not None:
+                        self._ble.gatts_write(self._h[k], self._val[k])
+                return _ATT_UNLIKELY
+            if event == _IRQ_SET_SECRET or event == _IRQ_ENCRYPTION_UPDATE:
+                for c in self._conns:
+                    if c not in self._trusted:
+                        self._ble.gap_disconnect(c)
+        except Exception:  # already failing: the main loop drops what it must
+            pass
+        return False if event == _IRQ_SET_SECRET else None
+
+    def _index(self, handle):
+        k = _BATTERY
+        h = self._h
+        while k < _N and h[k] != handle:
+            k += 1
+        return k
+
+    def _on_disconnect(self, conn):
+        for lst in (self._conns, self._trusted, self._pend):
+            if conn in lst:
+                lst.remove(conn)
+        self._served = None  # an LTK read for a link that failed to encrypt with it
+        if not self._pend:
+            self._bonds.resume()  # a new pairing that hid a bond died with its link
+            self._acc = None
+            self._trust_next = False
+            self._refused = None
+        self._say(_EV_DISCONNECT)
+        self._ble.gap_advertise(_ADV_INTERVAL_US, self._adv)
+
+    # --- trust -----------------------------------------------------------------------
+    def _on_encryption(self, conn, encrypted):
+        """_IRQ_ENCRYPTION_UPDATE: trusted if the LTK came from our store (a
+        bonded peer re-encrypting) or the bond was just accepted; else it waits
+        for the keys (NimBLE may report the encryption first), and tick()
+        drops it if none are accepted."""
+        served = self._served
+        self._served = None
+        if conn not in self._conns or conn in self._trusted:
+            return
+        if not encrypted:
+            if conn in self._pend:
+                self._pend.remove(conn)
+            return
+        if served is not None and self._bonds.has(served):
+            self._trusted.append(conn)
+        elif self._trust_next and time.ticks_diff(time.ticks_ms(), self._acc_ms) < _PENDING_MS:
+            self._trust_next = False
+            self._trusted.append(conn)
+        elif conn not in self._pend:
+            self._pend.append(conn)
+            self._pend_ms = time.ticks_ms()
+
+    def _get_secret(self, sec_type, index, key):
+        if key is None:
+            return self._bonds.get(sec_type, index, None)
+        key = bytes(key)
+        got = self._bonds.get(sec_type, 0, key)
+        if got is not None and sec_type == _SEC_OUR:
+            self._served = key  # the stack reads our LTK for a peer: it is encrypting with it
+        return got
+
     def _set_secret(self, sec_type, key, value):
+        """A record the stack stores (value None: deletes). A new one is
+        accepted in the pairing window, with LE Secure Connections; the
+        second record of an accepted pairing follows the first."""
+        key = bytes(key)
         b = self._bonds
-        if value is None or b.known(key):  # a delete, or a secret of a peer bonded already
-            return b.set(sec_type, key, value)
-        if not self._pairing:
-            if not self._refused:
-                self._refused = True
-                self._say("ble pairing refused")
-            return False
-        if not b.set(sec_type, key, value):
-            return False
-        self._bonded_now = 2  # for this link's encryption update (_expire counts it down)
-        self._say("ble bonded")
-        self._close_pairing()
+        if value is None:
+            return b.hide(key)  # true once, then "none": the stack's delete loop ends
+        value = bytes(value)
+        if b.same(sec_type, key, value):
+            return True
+        now = time.ticks_ms()
+        again = self._acc == key and time.ticks_diff(now, self._acc_ms) < _PENDING_MS
+        if not sc_record(value):
+            return self._refuse(key, _EV_LEGACY)
+        if not (self._pairing or again) or not b.put(sec_type, key, value):
+            return self._refuse(key, _EV_REFUSED)
+        self._req[_R_BONDS] = 1
+        if not again:
+            self._acc = key
+            self._acc_ms = now
+            self._req[_R_BONDED] = 1
+            self._say(_EV_BONDED)
+            if self._pend:  # NimBLE reported the encryption first: that link is the pairing's
+                for c in self._pend:
+                    self._trusted.append(c)
+                self._pend = []
+            else:
+                self._trust_next = True
         return True
+
+    def _refuse(self, key, code):
+        """A bond refused: nothing stored, and every link not trusted dropped now."""
+        if key != self._refused:
+            self._refused = key
+            self._say(code)
+        for c in self._conns:
+            if c not in self._trusted:
+                self._ble.gap_disconnect(c)
+        return False
 
     # --- the pairing window (the charger button's double click) ----------------------
     def open_pairing(self, now_ms):
@@ -309,27 +481,53 @@ class Ble:
         if not self._pairing:
             self._pairing = True
             self.ind.pairing = True
-            self._say("ble pairing open")
+            self.app.console.event("ble pairing open")
             self._status()
 
     def _close_pairing(self):
         if self._pairing:
             self._pairing = False
             self.ind.pairing = False
-            self._say("ble pairing closed")
+            self.app.console.event("ble pairing closed")
             self._status()
 
-    # --- writes ---------------------------------------------------------------------------
-    def _on_write(self, handle):
-        k = _BATTERY
-        h = self._h
-        while k < _N and h[k] != handle:
-            k += 1
+    # --- reads and writes ---------------------------------------------------------------
+    def _on_read(self, conn, handle):
+        """_IRQ_GATTS_READ_REQUEST: a protected value only for a trusted link
+        (the update service's are all protected)."""
+        k = self._index(handle)
+        protected = handle >= self._h[_N] if k == _N else self._enc[k]
+        if protected and conn not in self._trusted:
+            return _ATT_AUTHENTICATION
+        return 0
+
+    def _update_write(self, conn, handle):
+        """A write to the update service: its own, from a trusted link only
+        (else undone, as the values here are)."""
+        u = self.upd
+        if conn in self._trusted:
+            return u.write(conn, handle)
+        if handle == u.ctl:
+            self._ble.gatts_write(handle, u.val)  # type: ignore[arg-type]  # (a buffer: the stubs say bytes)
+        return _ATT_AUTHENTICATION
+
+    def trusted(self):
+        """The trusted links now (the update service notifies them only)."""
+        return self._trusted
+
+    def _on_write(self, conn, handle):
+        k = self._index(handle)
         if k == _N or k not in self._forms:
             return 0
+        if self._enc[k] and conn not in self._trusted:
+            if k != _CONTROL:  # (control keeps no value: nobody can read what was written)
+                self._ble.gatts_write(handle, self._val[k])  # undone; `result` untouched
+            return _ATT_AUTHENTICATION
         code, vals = check(self._forms[k], self._ble.gatts_read(handle))
         if not code:
-            code = self._apply(k, vals)
+            code = self._register(vals) if k == _REGISTRATION else self._apply(k, vals)
+            if not code and k != _CONTROL:
+                self._commit(k)  # the new value (packed by _apply), notified
         if k != _CONTROL:
             self._ble.gatts_write(handle, self._val[k])  # as it is now: unchanged if refused
         pack_into("<BB", self._alt[_RESULT], 0, k - _NN0, code)
@@ -337,33 +535,36 @@ class Ble:
         return code
 
     def _apply(self, k, vals):
-        """A valid write: act on it; an ATT code (0 ok)."""
+        """A valid write from a trusted link: the setting in RAM and its value
+        packed (committed by the caller); the rest (flash, indications,
+        derived values) at the next tick. An ATT code (0 ok)."""
         s = self.settings
+        a = self._alt[k]
         if k == _HAPTICS:
             s["haptics"] = vals[1]
             s["intensity"] = vals[2]
+            pack_into("<BBB", self._alt[_HAPTICS], 0, 1, vals[1], vals[2])
         elif k == _LOCK:
             s["locked"] = vals[0] == 1
-        elif k == _LIMIT:
-            s["limit"] = vals[0]
-            self.usage.forget()
-        elif k == _SHARING:
-            s["sharing"] = vals[0] == 1
-            self.usage.forget()
+            a[0] = vals[0]
+        elif k == _LIMIT or k == _SHARING:
+            if k == _LIMIT:
+                s["limit"] = vals[0]
+            else:
+                s["sharing"] = vals[0] == 1
+            a[0] = vals[0]
+            self.usage.forget()  # RAM: what the new settings do not allow goes now
+            self._usage_stale = True
+            self._req[_R_FORGET] = 1
         elif k == _FIND:
             self._find_req = vals[0]
-            pack_into("<B", self._alt[_FIND], 0, vals[0])
-            self._commit(_FIND)
-            self._do |= _DO_FIND
+            a[0] = vals[0]
+            self._req[_R_FIND] = 1
             return 0
-        elif k == _REGISTRATION:
-            return self._register(vals)
         elif k == _CONTROL:
-            self._do |= (_DO_RESET, _DO_UNPAIR, _DO_CLEAR_FAULTS)[vals[0] - 1]
+            self._req[(_R_RESET, _R_UNPAIR, _R_CLEAR_FAULTS)[vals[0] - 1]] = 1
             return 0
-        self._settings_values()
-        self._usage()
-        self._do |= _DO_SETTINGS
+        self._req[_R_SETTINGS] = 1
         return 0
 
     def _settings_values(self):
@@ -376,20 +577,26 @@ class Ble:
             self._alt[k][0] = int(v)
             self._commit(k)
 
+    # --- ownership: the registration, cleared with the holder in hand -------------------
     def _register(self, vals):
         r = self._reg
-        if len(vals) == 3:
+        now = time.ticks_ms()
+        if len(vals) == 4:  # registers: (v, 1, date, the phone's clock)
             if r["registered"]:
                 return _ATT_STATE
+            if not date_ok(vals[2], vals[3], r["clock"]):
+                return _ATT_VALUE
             r["registered"] = True
             r["date"] = vals[2]
-        else:
-            if not r["registered"]:
+            r["clock"] = max(r["clock"], vals[3])
+        else:  # asks to clear: armed once, for _CLEAR_MS; not again while armed or resting
+            if not r["registered"] or time.ticks_diff(now, self._clear_until) < _CLEAR_REST_MS:
                 return _ATT_STATE
             self._clearing = True
-            self._clear_until = time.ticks_add(time.ticks_ms(), _CLEAR_MS)
-        self._do |= _DO_REGISTRATION
-        self._registration()
+            self._clear_until = time.ticks_add(now, _CLEAR_MS)
+            self._req[_R_PROMPT] = 1
+        self._req[_R_REGISTRATION] = 1
+        pack_into("<BBIB", self._alt[_REGISTRATION], 0, 1, r["registered"], r["date"], self._clearing)
         return 0
 
     def _registration(self):
@@ -398,19 +605,20 @@ class Ble:
         self._commit(_REGISTRATION)
 
     def confirm(self, now_ms):
-        """The holder button's click: clears the registration if asked to."""
+        """The holder button's triple click: clears the registration if a
+        clear is armed, and with it every bond (the previous owner's phones
+        lose the kit), then tells with a vibration of its own."""
         if self._clearing and time.ticks_diff(self._clear_until, now_ms) > 0:
-            self._reg["registered"] = False
-            self._reg["date"] = 0
-            self._clearing = False
-            self._registration()
-            store.save(REG_FILE, self._reg)
+            _owner().clear(self, now_ms, REG_FILE, _CLEAR_REST_MS)
+            _drop_owner()
 
     # --- the main loop's side ------------------------------------------------------------
     def tick(self, now_ms, slow):
         """At the charger's ticks (4 Hz; slow: once a second)."""
-        if self._do:
-            self._serve(now_ms)
+        self._serve(now_ms)
+        if self._clearing and time.ticks_diff(self._clear_until, now_ms) <= 0:
+            self._clearing = False  # lapsed
+            self._registration()
         if slow:
             self._expire(now_ms)
         if self._conns:
@@ -425,38 +633,55 @@ class Ble:
         """Do what the interrupts asked for now, not at the next tick (before a reset)."""
         self._serve(time.ticks_ms())
 
+    def _take(self, i):
+        """Request i, taken (cleared before it is served: one arriving meanwhile is served next)."""
+        if self._req[i]:
+            self._req[i] = 0
+            return True
+        return False
+
     def _serve(self, now_ms):
-        do = self._do
-        self._do = 0
-        if do & _DO_EVENTS:
-            ev = self._events
-            while ev:
-                self.app.console.event(ev.pop(0))
-        if do & _DO_SETTINGS:
+        con = self.app.console
+        while self._evr != self._evw:
+            code = self._evq[self._evr]
+            self._evr = (self._evr + 1) % _EVQ
+            con.event(_EVENTS[code] + (" %d" % self._irq_error if code == _EV_ERROR else ""))
+        req = self._req
+        if not any(req):
+            return
+        if self._take(_R_BONDS) and not self._bonds.save():
+            con.event("ble bonds not saved")
+        if self._take(_R_BONDED):
+            self._close_pairing()
+        if self._take(_R_SETTINGS):
             settings.save(self.settings)
-        if do & _DO_REGISTRATION:
+            self._settings_values()
+            self._status()
+        if self._take(_R_FORGET):
+            self.usage.keep()
+        if self._take(_R_REGISTRATION):
             store.save(REG_FILE, self._reg)
-        if do & _DO_FIND:
+        if self._take(_R_PROMPT):
+            _owner().prompt(self, now_ms)
+            _drop_owner()
+        if self._take(_R_FIND):
             self.ind.find(self._find_req * 1000, now_ms)
-        if do & _DO_CLEAR_FAULTS:
+        if self._take(_R_CLEAR_FAULTS):
             self.app.fault_log.clear()
             self._faults()
-        if do & _DO_UNPAIR:
-            self._bonds.clear()
-            self.app.console.event("ble unpaired")
-            for c in self._conns:
-                self._ble.gap_disconnect(c)
-        if do & _DO_RESET:
+        if self._take(_R_UNPAIR):
+            _owner().unpair(self)
+            _drop_owner()
+            con.event("ble unpaired")
+        if self._take(_R_RESET):
             self.app.reset()
 
     def _expire(self, now_ms):
-        if self._bonded_now:
-            self._bonded_now -= 1
         if self._pairing and time.ticks_diff(self._pair_until, now_ms) <= 0:
             self._close_pairing()
-        if self._clearing and time.ticks_diff(self._clear_until, now_ms) <= 0:
-            self._clearing = False  # lapsed
-            self._registration()
+        if self._pend and time.ticks_diff(now_ms, self._pend_ms) >= _PENDING_MS:
+            for c in self._pend:  # encrypted, and no bond came: not a link of this kit's
+                self._ble.gap_disconnect(c)
         self._find(now_ms)
 
     def _find(self, now_ms):
@@ -472,15 +697,21 @@ class Ble:
         """Once a second, connected: whatever may have changed."""
         self._status()
         self._heating(now_ms, False)
+        self._battery()
+        self._counters()
+        self._faults()
+        self._alerts()
+        self._usage()
+
+    def _battery(self):
         self._alt[_BATTERY][0] = self.power.chg.soc() // 100
         self._commit(_BATTERY)
+
+    def _counters(self):
         c = self.app.counters
         pack_into("<BIIIIII", self._alt[_COUNTERS], 0, 1, c["sessions"], c["puffs"], c["heater_on_s"],
                   c["charge_cycles"], c["holder_charges"], c["boots"])  # fmt: skip
         self._commit(_COUNTERS)
-        self._faults()
-        self._alerts()
-        self._usage()
 
     # --- values ------------------------------------------------------------------------------
     def _write(self, k):
@@ -496,7 +727,17 @@ class Ble:
         self._alt[k] = v
         self._val[k] = a
         data = a if n < 0 else memoryview(a)[:n]
-        self._ble.gatts_write(self._h[k], data, self._ntf[k] == 1)  # type: ignore[arg-type]
+        h = self._h[k]
+        if not self._enc[k]:  # the stack notifies every subscriber
+            self._ble.gatts_write(h, data, self._ntf[k] == 1)  # type: ignore[arg-type]
+            return
+        self._ble.gatts_write(h, data)  # type: ignore[arg-type]
+        if self._ntf[k]:  # protected: only trusted links hear of it (their CCCD is the stack's)
+            for c in self._trusted:
+                try:
+                    self._ble.gatts_notify(c, h)
+                except OSError:  # gone meanwhile
+                    pass
 
     def _status(self):
         p = self.power
@@ -569,6 +810,17 @@ class Ble:
         pack_into("<BBHBB", self._alt[_USAGE], 0, 1, min(255, u.sessions_24h()) if share else 0,
                   min(65535, u.puffs_24h()) if share else 0, s["limit"], share)  # fmt: skip
         self._commit(_USAGE)
+
+
+def _owner():
+    """ble_owner.py, for one of its rare acts (see there)."""
+    import ble_owner
+
+    return ble_owner
+
+
+def _drop_owner():
+    sys.modules.pop("ble_owner", None)
 
 
 def _uuid(t, n, custom):

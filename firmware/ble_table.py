@@ -10,8 +10,10 @@ Every multi-byte field is little-endian. A characteristic is a tuple:
 uuid      a 16-bit int (standard services), or NN of the custom service,
           whose UUIDs are CUSTOM_UUID % NN (the service itself: NN = 0)
 props     READ | WRITE | WRITE_NO_RESPONSE | NOTIFY (the bluetooth module's flags)
-enc       True: an encrypted (bonded) link only; the stack refuses it on an
-          open link (ATT 0x0F insufficient encryption)
+enc       True: a trusted link only -- one whose bond the firmware accepted
+          (in the pairing window) or keeps; refused otherwise (ATT_AUTHENTICATION,
+          or, on an unencrypted link to a bonded peer, ATT_ENCRYPTION), and
+          notified to trusted links only
 fields    the value read, in order: (name, type, unit, lo, hi, description);
           types u8 i8 u16 u32 i32, aN (N ASCII bytes), utf8 (the whole value)
 repeat    None, or (max_count, fields): a group repeated after `fields`
@@ -36,7 +38,13 @@ ATT_OK = const(0)
 ATT_LENGTH = const(0x0D)  # invalid attribute value length
 ATT_VALUE = const(0x13)  # value not allowed
 ATT_STATE = const(0x80)  # application: not in this state (e.g. already registered)
-ATT_ENCRYPTION = const(0x0F)  # insufficient encryption: the stack's answer on an open link
+ATT_AUTHENTICATION = const(0x05)  # insufficient authentication: not a trusted link
+ATT_ENCRYPTION = const(0x0F)  # insufficient encryption: NimBLE's, unencrypted with a bonded peer
+
+# registration dates, unix seconds UTC (ble_gatt.py keeps the same: it has no table at run time)
+LAUNCH_S = 1767225600  # 2026-01-01: the first day of sale of this hardware revision
+LIFE_S = 315360000  # 10 years: the product's life, sale and use
+CLOCK_TOL_S = 86400  # a phone's clock this far off still passes
 
 NAME = "heatrig"  # GAP name, advertised
 # Device Information values (the serial and the firmware version are the unit's)
@@ -141,8 +149,10 @@ CHARS = (
         ("puffs_24h", "u16", "", 0, 65535, "puffs in those sessions"),
         ("limit", "u8", "", 0, 30, "sessions allowed per 24 h (0 none)"),
         ("sharing", "u8", "", 0, 1, "1 usage history kept"),
-    ), None, None, "sessions_24h and puffs_24h read 0 while sharing is off. The history is in RAM "
-                   "(a reboot starts it afresh); it holds the last 64 sessions."),
+    ), None, None, "sessions_24h and puffs_24h read 0 while sharing is off. The history holds the "
+                   "last 64 sessions and is kept on flash as far as sharing allows (with it off, only "
+                   "the start times a daily limit needs), after each session: it survives a reboot, "
+                   "the time the kit was off counting as none (it has no clock)."),
     (0x09, "limit", READ | WRITE, True, (
         ("limit", "u8", "", 0, 30, "sessions per rolling 24 h, 0 = no limit"),
     ), None, (
@@ -165,14 +175,23 @@ CHARS = (
         _V,
         ("registered", "u8", "", 0, 1, ""),
         ("date", "u32", "s", 0, None, "warranty start, unix seconds UTC (0 unregistered)"),
-        ("pending_clear", "u8", "", 0, 1, "1: a clear waits for the holder button's click"),
+        ("pending_clear", "u8", "", 0, 1, "1: a clear waits for the holder button's triple click"),
     ), None, (
         (("v", "u8", "", 1, 1, ""), ("registered", "u8", "", 1, 1, ""),
-         ("date", "u32", "s", 1, None, "registers (ATT 0x80 if registered already)")),
+         ("date", "u32", "s", LAUNCH_S, LAUNCH_S + LIFE_S,
+          "registers (ATT 0x80 if registered already): the warranty start, from the first day of "
+          "sale to the phone's clock plus a day (else ATT 0x13)"),
+         ("now", "u32", "s", LAUNCH_S, LAUNCH_S + LIFE_S,
+          "the phone's clock, unix seconds UTC: within the product's life, and at most a day behind "
+          "the latest one the kit accepted (else ATT 0x13)")),
         (("v", "u8", "", 1, 1, ""), ("registered", "u8", "", 0, 0,
-                                     "asks to clear (ATT 0x80 if not registered): a click of the holder "
-                                     "button within 30 s clears it, else the request lapses")),
-    ), "Kept in its own record on flash: survives reset and unpair."),
+                                     "asks to clear (ATT 0x80 if not registered, while a clear is armed, "
+                                     "and for 30 s after one lapsed): the holder vibrates three short "
+                                     "pulses, and a triple click of its button within 30 s clears the "
+                                     "registration and every bond (long, short, long); else the request "
+                                     "lapses")),
+    ), "Kept in its own record on flash: survives reset and unpair. Registering needs a trusted "
+       "link, so the kit in hand (its pairing window); clearing needs the holder in hand."),
     (0x0D, "ids", READ, True, (
         _V,
         ("holder", "a8", "", None, None, "holder code"),

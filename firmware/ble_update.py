@@ -37,9 +37,10 @@ class Service:
     """What stays loaded: the handles, the links' MTUs, and the interrupts'
     side. The main loop's side is update.ble_service(), loaded on demand."""
 
-    def __init__(self, ble, app, ctl_h, data_h):
+    def __init__(self, ble, app, ctl_h, data_h, trusted=None):
         self.ble = ble
         self.app = app
+        self.trusted = trusted or (lambda: ())  # the links the status is notified to (ble_gatt.py)
         self.ctl = ctl_h
         self.data = data_h
         self.mtu = {}  # conn -> MTU its exchange gave
@@ -56,7 +57,18 @@ class Service:
         why = bootslot.why_code()
         self.val[3] = (1 if bootslot.trial else 0) | (2 if why else 0)
         self.val[16] = why
-        self.ble.gatts_write(self.ctl, self.val, True)
+        self.publish()
+
+    def publish(self):
+        """The status to the stack, notified to the trusted links only: the
+        stack's own notification (send_update) would reach every subscriber,
+        trusted or not (a CCCD is open on the ESP32's NimBLE)."""
+        self.ble.gatts_write(self.ctl, self.val)
+        for c in self.trusted():
+            try:
+                self.ble.gatts_notify(c, self.ctl)
+            except OSError:  # gone meanwhile
+                pass
 
     # --- interrupts ----------------------------------------------------------------
     def on_mtu(self, conn, mtu):

@@ -7,7 +7,8 @@ turns user actions into requests, and the holder's and the charger's states
 into the kit's state (KIT_NAMES, docs/power.md), vibrations and LEDs.
 
 Gestures: holder button held 1 s starts (or stops) a session, a click
-clears a fault (and confirms a pending clear of the BLE registration);
+clears a fault, a triple click (three clicks, each released within 600 ms
+of the one before) confirms a pending clear of the BLE registration;
 charger button click shows the charge level, a double click (two clicks,
 the second released within 600 ms of the first) opens the BLE pairing
 window, held 4 s switches the charger off or on (on release), held 10 s
@@ -95,11 +96,13 @@ class Device:
         self._docked = False
         self._bat = -1
         self._click_ms = time.ticks_add(now, -10 * _DOUBLE_CLICK_MS)  # the charger button's last click
+        self._hclick_ms = self._click_ms  # the holder button's last click
+        self._hclicks = 0  # clicks of the holder button in a row
         # hooks (app.py): the start gate (-> reason or None), console events,
-        # the holder button's click and the charger button's double click
+        # the holder button's triple click and the charger button's double click
         self.gate = None
         self.event = None
-        self.on_click = None
+        self.on_triple_click = None
         self.on_double_click = None
 
     def service(self, now_ms):
@@ -138,8 +141,14 @@ class Device:
             if state == FAULT:
                 h.request_clear_fault()
             self._ready_until = time.ticks_add(now_ms, _READY_MS)
-            if self.on_click is not None:
-                self.on_click(now_ms)
+            self._holder_clicks(now_ms)
+
+    def _holder_clicks(self, now_ms):
+        n = self._hclicks + 1 if time.ticks_diff(now_ms, self._hclick_ms) <= _DOUBLE_CLICK_MS else 1
+        self._hclick_ms = now_ms
+        self._hclicks = 0 if n >= 3 else n  # a fourth click starts afresh
+        if n >= 3 and self.on_triple_click is not None:
+            self.on_triple_click(now_ms)
 
     def _refuse(self, why, now_ms):
         """The user's gate refused a start."""

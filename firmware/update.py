@@ -135,7 +135,7 @@ def _ble_serve(glue, conn, d, now_ms):
 
 
 def ble_status(glue, code=-1):
-    """The status value, notified to the subscribed (code: a refused
+    """The status value, notified to the trusted links (code: a refused
     request's, in place of the session's)."""
     from struct import pack_into
 
@@ -144,7 +144,7 @@ def ble_status(glue, code=-1):
     why = bootslot.why_code()
     flags = (1 if bootslot.trial else 0) | (2 if why else 0)
     pack_into(_BLE_STATUS, glue.val, 0, 1, st, scode if code < 0 else code, flags, off, total, w, chunk, why)
-    glue.ble.gatts_write(glue.ctl, glue.val, True)
+    glue.publish()
 
 
 def current():

@@ -244,9 +244,10 @@ def plant_channel(rec, host_stepped, eager):
     return handler
 
 
-def install_ble(eager, program=None):
+def install_ble(eager, program=None, irq_stack=None):
     """The emulated `bluetooth` module and its "@ble" channel, on a platform
-    without a radio of its own (a board's radio is kept); as from power-on."""
+    without a radio of its own (a board's radio is kept); as from power-on.
+    irq_stack: the IRQ handler's stack in bytes (None: the ESP32's)."""
     emulated = sys.modules.get("bluetooth")
     if emulated is None or emulated.__name__ != "sim.mpapi.vbluetooth":
         try:
@@ -259,6 +260,7 @@ def install_ble(eager, program=None):
     from sim.mpapi import vbluetooth
 
     vbluetooth.reset()
+    vbluetooth.configure(irq_stack=vbluetooth.IRQ_STACK if irq_stack is None else irq_stack)
     sys.modules["bluetooth"] = vbluetooth
     console.register_channel("ble", vbluetooth.channel)
     if eager:
@@ -283,7 +285,7 @@ def select_slot():
         sys.path[0] = _flash.host_path(first)
 
 
-def install(rec, host_stepped, eager=False, ble_program=None):
+def install(rec, host_stepped, eager=False, ble_program=None, ble_irq_stack=None):
     """The simulated modules in place of the hardware ones, and the plant's
     console channel; from here on, imports see the simulated hardware."""
     from sim.mpapi import vmachine, vstdin, vtime
@@ -298,7 +300,7 @@ def install(rec, host_stepped, eager=False, ble_program=None):
 
     vstdin.install(console)
     console.register_channel("plant", plant_channel(rec, host_stepped, eager))
-    install_ble(eager, ble_program)
+    install_ble(eager, ble_program, ble_irq_stack)
     if host_stepped:
 
         def paused(now_us):
@@ -325,6 +327,7 @@ def run(cfg):
     probe_us = cfg.get("heap_probe_us", 0)
     if probe_us:
         from sim.probe import heap  # noqa: F401  loaded now: the base is measured after it
+    ble_irq_stack = cfg.get("ble_irq_stack")  # bytes of stack for the BLE IRQ handler (0: no limit)
     cfg = None
     run = {"boots": 0, "cycle": None}
     if resume:
@@ -338,7 +341,7 @@ def run(cfg):
         _boot_heap = run["heap_boot"]
         if _cycle is not None and run["cycle"]:
             _cycle.resume(*run["cycle"])
-    install(rec, host_stepped, budget is not None, ble_program)
+    install(rec, host_stepped, budget is not None, ble_program, ble_irq_stack)
     ble_program = None
     gc.collect()
     sim_bytes = gc.mem_alloc()

@@ -106,3 +106,11 @@ def open_pairing(dut: Dut) -> None:
     """The user double-clicks the charger button: the kit's pairing window opens."""
     dut.charger_double_click()
     dut.expect_event(r"^ble pairing open$", timeout_s=0.5)
+
+
+def triple_click(dut: Dut) -> None:
+    """Three clicks of the holder button, as a user makes them on purpose (it
+    confirms a pending clear of the BLE registration)."""
+    for _ in range(3):
+        dut.press(0.12)
+        dut.advance(0.12)

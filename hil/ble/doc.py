@@ -30,6 +30,7 @@ _TYPES = {
     "utf8": "UTF-8",
 }
 _ATT = {
+    0x05: "0x05 insufficient authentication (not a trusted link; see Security)",
     0x0D: "0x0D invalid attribute value length",
     0x13: "0x13 value not allowed",
     0x80: "0x80 not in this state",
@@ -93,10 +94,41 @@ def _size(t: types.ModuleType, ch: tuple[Any, ...]) -> str:
 def _errors(ch: tuple[Any, ...]) -> str:
     if not ch[6]:
         return "-"
-    codes = [0x0D, 0x13]
+    codes = ([0x05] if ch[3] else []) + [0x0D, 0x13]
     if ch[1] == "registration":
         codes.append(0x80)
     return "; ".join(_ATT[c] for c in codes)
+
+
+_SECURITY_TABLE = [
+    "| the link | read | write | subscribe (CCCD write) | notifications |",
+    "|---|---|---|---|---|",
+    "| unencrypted, no bond for the phone's address | 0x05 (NimBLE, the stack) | 0x05 "
+    "| accepted on the ESP32 (esp-nimble's CCCD is open); 0x05 with NimBLE since 2026-07 "
+    "| none |",
+    "| unencrypted, a bond for the phone's address (it should encrypt) | 0x0F | 0x0F "
+    "| accepted on the ESP32; 0x0F with NimBLE since 2026-07 | none |",
+    "| encrypted, no bond accepted (a refused pairing, until the link drops) "
+    "| 0x05 (the kit, at the read request) | simulator 0x05; ESP32: succeeds at the ATT "
+    "level, undone and ignored, `result` untouched | accepted (the CCCD is the stack's) "
+    "| none |",
+    "| trusted | the value | as below | accepted | when the value changes |",
+    "",
+    textwrap.fill(
+        "Notifications of `enc` characteristics go to trusted links only, whatever the "
+        "CCCD says: on the ESP32 the kit cannot read a CCCD, so a trusted phone gets them "
+        "even before it subscribes. Every ATT request type answers the same way: Read, "
+        "Read Blob, Read By Type, Read Multiple and Read Multiple Variable (the first "
+        "refused handle's error), Write and Prepare Write (at the prepare, by NimBLE, or "
+        "at the execute, by the kit); a Write Command is dropped.",
+        80,
+    ),
+    "",
+]
+
+
+def _para(text: str) -> str:
+    return text if text.startswith("#") else textwrap.fill(text, 80)
 
 
 def render() -> str:
@@ -110,17 +142,25 @@ def render() -> str:
         "",
         f"The device advertises as `{t.NAME}` with the heatrig service's 128-bit UUID, "
         f"connectable, every {t.ADV_INTERVAL_MS} ms, and again after every disconnection. "
-        "Every multi-byte field is little-endian. `enc`: the characteristic needs an "
-        "encrypted link (a bonded central); on an open one the stack answers ATT 0x0F "
-        "insufficient encryption. New bonds are accepted only while the pairing window "
-        "is open (double click of the charger button; 60 s; the holder LED blinks fast; "
-        "it closes when a bond is stored).",
+        "Every multi-byte field is little-endian.",
         "A refused write changes nothing: the simulator's stack answers it with the ATT "
         "error below; on the ESP32 (whose stack cannot return it) the write succeeds at "
         "the ATT level, the previous value is restored, and `result` holds the code. "
         "Notifications are sent only when a value changes.",
+        "## Security",
+        "`enc` characteristics are for trusted links only: a link whose bond the kit "
+        "accepted or keeps. A new bond is accepted only while the pairing window is open "
+        "(double click of the charger button; 60 s; the holder LED blinks fast; it closes "
+        "when a bond is stored), and only from LE Secure Connections pairing. A pairing "
+        "the kit refuses -- outside the window, legacy pairing, or a new bond for an "
+        "address that has one, outside the window -- ends in a disconnection at once: the "
+        "phone's pairing itself completes (the stack's), but its keys are not kept, and "
+        "the next time they are refused. What a phone gets from an `enc` "
+        "characteristic otherwise (the simulator answers as NimBLE on the ESP32; "
+        "`heatrig` cannot choose the codes the stack answers with):",
     ]
-    out = out[:5] + [p for para in out[6:] for p in (textwrap.fill(para, 80), "")]
+    out = out[:5] + [p for para in out[6:] for p in (_para(para), "")]
+    out += _SECURITY_TABLE
     for uuid, sname, first, end in t.SERVICES:
         custom = uuid <= t.CUSTOM_MAX
         out.append(f"## {sname} ({_uuid(t, uuid, custom)})")
@@ -131,7 +171,7 @@ def render() -> str:
             out.append(f"### {name} ({_uuid(t, cu, custom)})")
             out.append("")
             out.append(f"- properties: {', '.join(plist)}")
-            out.append(f"- security: {'enc (encrypted, bonded link)' if enc else 'open'}")
+            out.append(f"- security: {'enc (a trusted link: see Security)' if enc else 'open'}")
             if fields:
                 out.append(f"- value: {_size(t, ch)}")
             out.append(f"- ATT errors on write: {_errors(ch)}")

@@ -174,12 +174,16 @@ class BumbleBackend(Backend):
             ) from None
         except Exception as e:  # bumble: a refused connection
             raise BleError(f"could not connect to {target}: {e!r}") from None
+        self.conn.on(self.conn.EVENT_DISCONNECTION, lambda _r: self._gone())
         self._reencrypt()
+        if self.conn is None:  # its key failed the link (the device keeps another): once more
+            self.conn, self.peer = self._run(go())
+            self.conn.on(self.conn.EVENT_DISCONNECTION, lambda _r: self._gone())
+            self.reencrypted = False
         self._chars = {}
         for s in self.peer.services:
             for c in s.characteristics:
                 self._chars.setdefault(uuid128(c.uuid), c)
-        self.conn.on(self.conn.EVENT_DISCONNECTION, lambda _r: self._gone())
 
     def _reencrypt(self) -> None:
         """A bonded phone encrypts the link with its stored key on connecting
@@ -193,7 +197,7 @@ class BumbleBackend(Backend):
             try:
                 await conn.encrypt()
                 return True
-            except Exception:  # the device has no key for us any more
+            except (Exception, asyncio.CancelledError):  # its key is not ours (or none): forgotten
                 await self.device.keystore.delete(name)
                 return False
 
@@ -265,7 +269,7 @@ class BumbleBackend(Backend):
         t0 = time.perf_counter()
         try:
             self._run(conn.pair())
-        except Exception as e:
+        except (Exception, asyncio.CancelledError) as e:  # refused, or the link dropped
             raise PairingFailed(f"pairing failed: {e!r}") from None
         self.pair_wall_s = time.perf_counter() - t0
         if self.conn is None:

@@ -63,8 +63,8 @@ PROTECTED = (COUNTERS, FAULTS, HAPTICS, FIND, LOCK, USAGE, LIMIT, SHARING,
 
 # ATT errors the kit answers with
 ATT_WRITE_NOT_PERMITTED = 0x03
-ATT_INSUFFICIENT_AUTHENTICATION = 0x05
 _TABLE = contract.firmware("ble_table")
+ATT_INSUFFICIENT_AUTHENTICATION = _TABLE.integer("ATT_AUTHENTICATION")
 ATT_INSUFFICIENT_ENCRYPTION = _TABLE.integer("ATT_ENCRYPTION")
 ATT_INVALID_LENGTH = _TABLE.integer("ATT_LENGTH")
 ATT_VALUE_NOT_ALLOWED = _TABLE.integer("ATT_VALUE")
@@ -223,8 +223,11 @@ def registration(data: bytes) -> Registration:
     return Registration(bool(reg), when, bool(pending))
 
 
-def register_value(date: datetime) -> bytes:
-    return struct.pack("<BBI", FORMAT_VERSION, 1, int(date.timestamp()))
+def register_value(date: datetime, now: datetime | None = None) -> bytes:
+    """Registers the warranty start `date`, with the phone's clock (`now`;
+    by default the date itself: a registration made that day)."""
+    clock = int((now or date).timestamp())
+    return struct.pack("<BBII", FORMAT_VERSION, 1, int(date.timestamp()), clock)
 
 
 CLEAR_REGISTRATION = bytes((FORMAT_VERSION, 0))

@@ -97,7 +97,7 @@ def meta_for(sc: Scenario) -> dict[str, str]:
 # Every record of the firmware's store (firmware/store.py keeps two slots of
 # each): a run starts from a fresh store, whatever a board's flash held.
 STORE_RECORDS = (
-    "calib", "adccal", "settings", "counters", "faults", "bonds", "registration", "ids",
+    "calib", "adccal", "settings", "counters", "faults", "bonds", "registration", "usage", "ids",
 )  # fmt: skip
 
 

@@ -21,12 +21,24 @@ docs/ble_sim.md.
 Extension honoured (the contract): a non-zero int returned by the
 _IRQ_GATTS_WRITE handler is the ATT error the write is answered with, and the
 previous value is restored.
+
+What the ESP32's stack does around the handler is modelled as its source
+shows it (docs/ble_sim.md, "NimBLE as modelled"):
+
+- the handler runs as on the NimBLE host task: a C stack limit of 4 kB for
+  Python, and an uncaught exception disables it for good (_Task);
+- the security manager's calls into the store: the repeat-pairing check at
+  a pairing request, the persisting of the keys at the end of a pairing
+  (after or before the encryption update, as the NimBLE version orders
+  them), the store's overflow policy and its delete loops (_Sm).
 """
 
+import os
 import sys
 from binascii import hexlify, unhexlify
 
 import framing
+import micropython
 from micropython import const
 
 from sim.kernel import K
@@ -54,6 +66,12 @@ _IRQ_ENCRYPTION_UPDATE = const(28)
 _IRQ_GET_SECRET = const(29)
 _IRQ_SET_SECRET = const(30)
 
+SEC_SIZE = const(88)  # sizeof(struct ble_store_value_sec), esp-nimble (host/ble_store.h) on the ESP32
+_SEC_OUR = const(1)  # NimBLE's BLE_STORE_OBJ_TYPE_OUR_SEC (host/ble_store.h)
+_SEC_PEER = const(2)  # BLE_STORE_OBJ_TYPE_PEER_SEC
+_LOOP_MAX = const(16)  # NimBLE loops for ever where a store keeps answering the same: we stop here
+IRQ_STACK = const(4096)  # bytes of C stack the handler has on the ESP32 (see _Task)
+
 _CCCD = const(0x2902)
 _WRITABLE = const(0x000C)  # FLAG_WRITE | FLAG_WRITE_NO_RESPONSE
 _ATT_WRITE_NOT_PERMITTED = const(0x03)
@@ -64,8 +82,37 @@ MAC = b"\x24\x0a\xc4\x00\xb1\xe5"  # public, an Espressif OUI
 _BASE = b"\x00\x00\x10\x00\x80\x00\x00\x80\x5f\x9b\x34\xfb"  # Bluetooth base UUID, bytes 4..15
 
 
+# While the IRQ handler runs, what the emulated API sends waits here (head,
+# value or None) and goes out when it returns, in order: on the ESP32 those
+# calls are C, a frame or two of stack, and the handler's 4 kB are its own.
+_held = []
+_holding = [False]
+_depth = [0, 0]  # where the handler's frames begin (stack use); the deepest an API call found them
+
+
+def _probe():
+    """An emulated API call from inside the handler: how deep its frames are."""
+    if _holding[0]:
+        d = micropython.stack_use() - _depth[0]
+        if d > _depth[1]:
+            _depth[1] = d
+
+
 def _out(text):
+    if _holding[0]:
+        _held.append((text, None))
+        return
     sys.stdout.buffer.write(framing.text_frame(framing.T_BLE, text))
+
+
+def _release():
+    _holding[0] = False
+    while _held:
+        head, data = _held.pop(0)
+        if data is None:
+            _out(head)
+        else:
+            _send(head, data)
 
 
 def _hex(data):
@@ -84,6 +131,214 @@ def _send(head, data):
 
 def _unhex(word):
     return b"" if word == "-" else unhexlify(word)
+
+
+# --- the IRQ handler, as the ESP32 port runs it ----------------------------------------------
+# extmod/modbluetooth.c (invoke_irq_handler, ..._run_protected): with
+# MICROPY_PY_BLUETOOTH_USE_SYNC_EVENTS_WITH_INTERLOCK (ports/esp32/mpconfigport.h)
+# the handler runs on the NimBLE host task, which NimBLE's own events call
+# into, under the GIL and mp_sched_lock(). Its C stack limit is set by
+# mp_thread_init_state(&ts, MICROPY_PY_BLUETOOTH_SYNC_EVENT_STACK_SIZE) =
+# CONFIG_BT_NIMBLE_TASK_STACK_SIZE 6144 (ports/esp32/boards/sdkconfig.ble) - 1024,
+# less MICROPY_STACK_CHECK_MARGIN 1024 (py/cstack.h mp_cstack_init_with_top):
+# 4096 bytes, past which a call raises RuntimeError "maximum recursion depth
+# exceeded". An exception the handler does not catch is printed ("Unhandled
+# exception in IRQ callback handler") and the handler set to None: from then
+# on every event goes unanswered, as if no handler had been given.
+#
+# Here the handler runs on a thread of its own (the unix port's _thread), its
+# stack first filled by a padding recursion to within IRQ_STACK bytes of the
+# thread's limit, so MicroPython's own stack check stops it where the board's
+# would. Python calls cost about the same C stack on the unix port (x86-64,
+# ~400 bytes a call) as on the ESP32 (about ten nested calls exhaust the 4 kB:
+# github.com/antirez/freakwan/issues/21); the padding's granularity is one
+# call, so the handler gets at most IRQ_STACK bytes, at least one call less.
+# While it runs, the flash is seen through a guard that counts writes: the
+# firmware's handler must leave flash to its main loop.
+_THREAD_STACK = const(16384)  # the smallest the unix port gives a thread (PTHREAD_STACK_MIN)
+
+
+class _FlashGuard:
+    """The flash as the IRQ handler sees it (a VFS mounted over the working
+    directory while it runs): every file opened for writing, removed or
+    renamed is counted, then done."""
+
+    MOUNT = "/bleirq"
+
+    def __init__(self):
+        self.root = ""
+        self.writes = 0
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def chdir(self, path):
+        pass
+
+    def getcwd(self):
+        return ""
+
+    def _p(self, path):
+        return self.root + "/" + path.lstrip("/")
+
+    def open(self, path, mode):
+        if "w" in mode or "a" in mode or "+" in mode:
+            self.writes += 1
+        return open(self._p(path), mode)
+
+    def stat(self, path):
+        return os.stat(self._p(path))
+
+    def ilistdir(self, path):
+        return os.ilistdir(self._p(path))
+
+    def remove(self, path):
+        self.writes += 1
+        os.remove(self._p(path))
+
+    def rename(self, a, b):
+        self.writes += 1
+        os.rename(self._p(a), self._p(b))
+
+
+class _Task:
+    """The NimBLE host task's side of an IRQ (see above): one thread for the
+    process, which call(fn, event, data) hands the handler to; it runs it
+    with at most `budget` bytes of C stack and returns (result, exception)."""
+
+    def __init__(self):
+        self.budget = IRQ_STACK
+        self.limit = 0  # the deepest stack use the thread reached before its limit stopped it
+        self.step = 0  # what one Python call costs there
+        self.start = 0  # where the handler's frames begin: limit + step - budget
+        self.flash = None
+        self._job = None
+        self._out = None
+        self._ok = False
+        import _thread
+
+        self._go = _thread.allocate_lock()
+        self._done = _thread.allocate_lock()
+        self._go.acquire()
+        self._done.acquire()
+        for _ in range(_LOOP_MAX):
+            old = _thread.stack_size(_THREAD_STACK)
+            _thread.start_new_thread(self._serve, ())
+            _thread.stack_size(old)
+            self._done.acquire()  # until it has measured its stack
+            if self._ok:
+                return
+        raise RuntimeError("no thread with the unix port's stack limit")
+
+    def set_budget(self, budget):
+        self.budget = budget
+        self.start = self.limit + self.step - budget
+
+    def _dig(self, cap):
+        u = micropython.stack_use()
+        if u > self.limit:
+            self.step = u - self.limit
+            self.limit = u
+        if u > cap:
+            return False
+        return self._dig(cap)
+
+    def _serve(self):
+        # The unix port's thread_entry (py/modthread.c) reads its stack size
+        # before mp_thread_create takes off THREAD_STACK_OVERFLOW_MARGIN (8192):
+        # now and then a thread starts with a limit past its stack. Such a one
+        # is found before it can overflow (no limit met by the margin) and ends.
+        self.limit = self.step = 0
+        try:
+            self._ok = False
+            self._dig(_THREAD_STACK - 8192 + 1024)
+        except RuntimeError:  # the limit, where it belongs: measured
+            self._ok = True
+        if not self._ok:
+            self._done.release()
+            return
+        self.set_budget(self.budget)
+        self._done.release()
+        while True:
+            self._go.acquire()
+            try:
+                self._pad()
+            except BaseException as e:  # the padding's own failure: the caller's to see
+                self._out = (None, e)
+            self._done.release()
+
+    def _pad(self):
+        if micropython.stack_use() < self.start:
+            return self._pad()
+        fn, event, data = self._job
+        _depth[0] = micropython.stack_use()
+        try:
+            self._out = (fn(event, data), None)
+        except BaseException as e:  # SimEnd and the rest: told apart by the caller
+            self._out = (None, e)
+        return None
+
+    def call(self, fn, event, data):
+        guard = self.flash
+        cwd = None
+        if guard is not None:
+            cwd = os.getcwd()
+            guard.root = cwd
+            os.chdir(_FlashGuard.MOUNT)
+        self._job = (fn, event, data)
+        self._out = (None, None)
+        try:
+            self._go.release()
+            self._done.acquire()
+        finally:
+            if cwd is not None:
+                os.chdir(cwd)
+        out = self._out
+        self._job = self._out = None
+        return out
+
+
+_task = []  # the one _Task (made at the first IRQ), kept for the process
+_settings = {"irq_stack": IRQ_STACK, "flash_guard": True}
+_guard = []  # the one _FlashGuard, mounted once a process
+
+
+def configure(irq_stack=None, flash_guard=None):
+    """The IRQ model's parameters (a run configuration's "ble_irq_stack"):
+    bytes of stack for the handler (0: the handler runs inline, unlimited),
+    and whether flash writes from it are counted."""
+    if irq_stack is not None:
+        _settings["irq_stack"] = int(irq_stack)
+    if flash_guard is not None:
+        _settings["flash_guard"] = bool(flash_guard)
+
+
+def _the_task():
+    """The task for the next IRQ as configured; None: inline."""
+    budget = _settings["irq_stack"]
+    if budget <= 0:
+        return None
+    if not _task:
+        _task.append(_Task())
+    t = _task[0]
+    if t.budget != budget:
+        t.set_budget(budget)
+    t.flash = None
+    if _settings["flash_guard"]:
+        if not _guard:
+            g = _FlashGuard()
+            os.mount(g, _FlashGuard.MOUNT)
+            _guard.append(g)
+        t.flash = _guard[0]
+    return t
+
+
+def flash_writes():
+    """Files written, removed or renamed by the IRQ handler so far (this process)."""
+    return _guard[0].writes if _guard else 0
 
 
 class UUID:
@@ -157,10 +412,16 @@ class Radio:
         self._cfg = {"gap_name": b"MPY NIMBLE", "mtu": 256, "bond": False, "le_secure": False,
                      "mitm": False, "io": 3, "rxbuf": 256, "addr_mode": 0}  # fmt: skip
         self._table = []  # the registration's frames, kept for "@ble dump"
+        self.irqs = 0  # events the handler was called with
+        self.disabled = 0  # 1: an uncaught exception disabled the handler
+        self.stalled = ""  # where NimBLE would have looped for ever, if it did
 
     def _emit(self, text):
         if self._live:
-            _out(text)
+            if _holding[0]:
+                _held.append((text, None))
+            else:
+                _out(text)
 
     # --- the documented API ---------------------------------------------------------
     def active(self, *change):
@@ -246,16 +507,21 @@ class Radio:
         return tuple(out)
 
     def gatts_read(self, value_handle):
+        _probe()
         return bytes(self._value(value_handle))
 
     def gatts_write(self, value_handle, data, send_update=False):
+        _probe()
         v = self._value(value_handle)
         v[:] = data
         buf = self._bufs[value_handle]
         if len(v) > buf[0]:
             buf[0] = len(v)
-        if send_update and self._conns and self._live:
-            _send("upd %d %d" % (K.now_us, value_handle), v)  # the host notifies the subscribed
+        if send_update and self._conns and self._live:  # the host notifies the subscribed
+            if _holding[0]:
+                _held.append(("upd %d %d" % (K.now_us, value_handle), bytes(v)))
+            else:
+                _send("upd %d %d" % (K.now_us, value_handle), v)
 
     def gatts_notify(self, conn_handle, value_handle, data=None):
         self._notify("ntf", conn_handle, value_handle, data)
@@ -268,6 +534,7 @@ class Radio:
         self._bufs[value_handle] = [length, bool(append)]
 
     def gap_advertise(self, interval_us, adv_data=None, resp_data=None, connectable=True):
+        _probe()
         self._need_active()
         if interval_us is None:
             if self._adv is not None:
@@ -283,6 +550,7 @@ class Radio:
         self._emit("adv %d %d %s %s" % (self._adv[0], connectable, _hex(adv_data), _hex(resp_data)))
 
     def gap_disconnect(self, conn_handle):
+        _probe()
         if conn_handle not in self._conns:
             return False
         self._emit("disc %d" % conn_handle)
@@ -300,15 +568,153 @@ class Radio:
         return v
 
     def _notify(self, kind, conn, handle, data):
+        _probe()
         if conn not in self._conns:
             raise OSError(128)  # ENOTCONN
         v = self._value(handle) if data is None else data
         if self._live:
-            _send("%s %d %d %d" % (kind, K.now_us, conn, handle), v)
+            if _holding[0]:
+                _held.append(("%s %d %d %d" % (kind, K.now_us, conn, handle), bytes(v)))
+            else:
+                _send("%s %d %d %d" % (kind, K.now_us, conn, handle), v)
 
     def _call(self, event, data):
+        """The handler, as the ESP32 port calls it (see _Task)."""
         h = self._irq
-        return h(event, data) if h is not None else None
+        if h is None:
+            return None
+        self.irqs += 1
+        t = _the_task()
+        if t is None or _holding[0]:  # no limit; or called back from inside the handler
+            try:
+                return h(event, data)
+            except Exception as e:  # as modbluetooth.c: printed, the handler disabled
+                self._disable(e)
+                return None
+        _holding[0] = True
+        try:
+            got, exc = t.call(h, event, data)
+        finally:
+            _release()
+        if exc is not None:
+            if not isinstance(exc, Exception):
+                raise exc  # the run ends (SimEnd): not the handler's failure
+            self._disable(exc)
+            return None
+        return got
+
+    def _disable(self, e):
+        """extmod/modbluetooth.c invoke_irq_handler_run_protected: an uncaught
+        exception is printed and the handler set to None, for good."""
+        self._irq = None
+        self.disabled = 1
+        if self._live:
+            sys.stdout.write("Unhandled exception in IRQ callback handler\n")
+            sys.print_exception(e, sys.stdout)
+
+    # --- NimBLE's security manager and store, around the handler ---------------------------
+    # MicroPython's store callbacks (extmod/nimble/modbluetooth_nimble.c,
+    # ble_secret_store_read/_write/_delete) are the handler's _IRQ_GET_SECRET /
+    # _IRQ_SET_SECRET: a read returns its buffer (anything else, or a length
+    # other than the record's, reads as none); a write or delete succeeds when
+    # it returns true (a refused write is BLE_HS_ESTORE_CAP, a refused delete
+    # BLE_HS_ENOENT). The key is the record's peer address (ble_addr_t: type,
+    # then the address little-endian), taken from the record on a write.
+    def _get(self, sec_type, index, key):
+        got = self._call(_IRQ_GET_SECRET, (sec_type, index, memoryview(key) if key is not None else None))
+        if not isinstance(got, (bytes, bytearray, memoryview)) or len(got) != SEC_SIZE:
+            return None
+        return bytes(got)
+
+    def _set(self, sec_type, key, value):
+        val = memoryview(value) if value is not None else None
+        return bool(self._call(_IRQ_SET_SECRET, (sec_type, memoryview(key), val)))
+
+    def _stall(self, where):
+        """NimBLE would loop here for ever (its host task spinning, the BLE
+        stack dead, the main loop starved): kept, and reported to the host."""
+        if not self.stalled:
+            self.stalled = where
+        return False
+
+    def _delete_all(self, sec_type, key):
+        """ble_store_util_delete_all (host/src/ble_store_util.c): delete until
+        the store answers BLE_HS_ENOENT."""
+        for _ in range(_LOOP_MAX):
+            if not self._set(sec_type, key, None):
+                return True
+        return self._stall("delete_all: the store deletes the same record again and again")
+
+    def _delete_peer(self, key):
+        """ble_store_util_delete_peer: our keys, the peer's (CCCDs never reach the handler)."""
+        return self._delete_all(_SEC_OUR, key) and self._delete_all(_SEC_PEER, key)
+
+    def _conn_of(self, key):
+        """The connection with the peer of a store key, if any (the CONNECT
+        event's address is big-endian, the key's little-endian)."""
+        for conn, (addr_type, addr) in self._conns.items():
+            if key[0] == addr_type and bytes(reversed(addr)) == bytes(key[1:7]):
+                return conn
+        return None
+
+    def _unpair_oldest(self):
+        """The overflow policy MicroPython installs (ble_hs_cfg.store_status_cb
+        = ble_store_util_status_rr): ble_gap_unpair_oldest_peer. It iterates
+        our keys (ble_store_iterate with BLE_ADDR_ANY, which the port's read
+        callback passes on as a key of seven zero bytes: its assert is compiled
+        out, ports/esp32/boards/sdkconfig.base), terminates the oldest peer's
+        connection and deletes its keys. 0: one unpaired; 1: none to unpair."""
+        got = self._get(_SEC_OUR, 0, bytes(7))
+        if got is None:
+            return 1
+        key = got[:7]
+        conn = self._conn_of(key)
+        if conn is not None:
+            self.gap_disconnect(conn)
+        return 0 if self._delete_peer(key) else 1
+
+    def _write_sec(self, sec_type, value):
+        """ble_store_write: a refused write gives the overflow policy a turn,
+        then is tried again; 0 stored, else NimBLE's error (ignored by the
+        security manager: ble_sm_persist_keys does not look at it)."""
+        key = value[:7]
+        for _ in range(_LOOP_MAX):
+            if self._set(sec_type, key, value):
+                return 0
+            if self._unpair_oldest():
+                return 5  # BLE_HS_ENOENT from the overflow: the write fails
+        self._stall("ble_store_write: the store refuses while unpairing frees nothing")
+        return 5
+
+    def _pair_request(self, conn, key):
+        """ble_sm_pair_req_rx -> ble_sm_chk_repeat_pairing (host/src/ble_sm.c):
+        a pairing request from a peer the store has a bond for raises
+        BLE_GAP_EVENT_REPEAT_PAIRING, to which MicroPython (central_gap_event_cb)
+        answers by deleting the peer's keys and BLE_GAP_REPEAT_PAIRING_RETRY; the
+        check then runs again. True: the pairing goes on."""
+        for _ in range(_LOOP_MAX):
+            if self._get(_SEC_PEER, 0, key) is None:
+                return True
+            if not self._delete_peer(key):
+                return False
+        return self._stall("repeat pairing: the bond is still there after it was deleted")
+
+    def _paired(self, conn, order, enc, auth, bonding, key_size, ours, peers):
+        """The end of a pairing (ble_sm_process_result): the encryption update
+        (ble_gap_enc_event -> _IRQ_ENCRYPTION_UPDATE with the connection's
+        security state: encrypted, authenticated, bonded, key size) and, when
+        bonding, the keys persisted (ble_sm_persist_keys: ours, then the
+        peer's). NimBLE up to 1.9 and esp-nimble before 2024-08 (commit b10b1203)
+        report the encryption first ("enc"); later ones persist first ("keys")."""
+        out = []
+        if order == "enc":
+            self._call(_IRQ_ENCRYPTION_UPDATE, (conn, enc, auth, bonding, key_size))
+        if bonding and conn in self._conns:
+            out.append(self._write_sec(_SEC_OUR, ours))
+            out.append(self._write_sec(_SEC_PEER, peers))
+        if order != "enc" and conn in self._conns:
+            self._call(_IRQ_ENCRYPTION_UPDATE, (conn, enc, auth, bonding, key_size))
+        return out
 
     def _drop_all(self):
         for conn in list(self._conns):
@@ -399,6 +805,15 @@ class BleChannel:
         idone SEQ CONN VH STATUS            -> ok SEQ
         sget SEQ SEC_TYPE INDEX KEYHEX|-    -> ok SEQ HEX|- (-: none)
         sset SEQ SEC_TYPE KEYHEX HEX|-      -> ok SEQ 0|1 (HEX - deletes)
+        pairreq SEQ CONN KEYHEX             a pairing request (the repeat-pairing check)
+                                            -> ok SEQ 1 (goes on) | ok SEQ 0 | ok SEQ stall
+        paired SEQ CONN ORDER ENC AUTH BONDING KEY_SIZE HEX
+                                            the end of a pairing: HEX is our record then the
+                                            peer's (SEC_SIZE bytes each; staged with "more")
+                                            -> ok SEQ W_OURS W_PEER (0 stored) [stall]
+        stats SEQ                           -> ok SEQ irqs N disabled 0|1 flash_writes N stack B
+                                            step S deepest D (bytes below the handler's entry
+                                            at the deepest API call it made)
         dump SEQ                            the table, advertising and config again -> ok SEQ
     """
 
@@ -416,6 +831,9 @@ class BleChannel:
             "idone": self._idone,
             "sget": self._sget,
             "sset": self._sset,
+            "pairreq": self._pairreq,
+            "paired": self._paired,
+            "stats": self._stats,
             "dump": self._dump,
         }
 
@@ -476,8 +894,37 @@ class BleChannel:
 
     def _sget(self, seq, w):
         key = _unhex(w[2])
-        got = self.ble._call(_IRQ_GET_SECRET, (int(w[0]), int(w[1]), memoryview(key) if key else None))
-        _send("ok " + seq, bytes(got) if got else b"")
+        got = self.ble._get(int(w[0]), int(w[1]), key if key else None)
+        _send("ok " + seq, got or b"")
+
+    def _stalled(self, seq, words):
+        b = self.ble
+        if b.stalled:
+            _out("ok %s %s stall %s" % (seq, words, b.stalled))
+        else:
+            _out("ok %s %s" % (seq, words))
+
+    def _pairreq(self, seq, w):
+        go = self.ble._pair_request(int(w[0]), _unhex(w[1]))
+        self._stalled(seq, "1" if go else "0")
+
+    def _paired(self, seq, w):
+        conn = int(w[0])
+        order = w[1]
+        enc, auth, bonding, size = [int(x) for x in w[2:6]]
+        recs = self._value(w[6])
+        if len(recs) != 2 * SEC_SIZE:
+            raise ValueError("%d bytes of records, not 2 x %d" % (len(recs), SEC_SIZE))
+        out = self.ble._paired(conn, order, bool(enc), bool(auth), bool(bonding), size,
+                               recs[:SEC_SIZE], recs[SEC_SIZE:])  # fmt: skip
+        self._stalled(seq, " ".join(str(x) for x in out) or "-")
+
+    def _stats(self, seq, w):
+        b = self.ble
+        t = _the_task()
+        _out("ok %s irqs %d disabled %d flash_writes %d stack %d step %d deepest %d" % (
+            seq, b.irqs, b.disabled, flash_writes(), t.budget if t else 0, t.step if t else 0,
+            _depth[1]))  # fmt: skip
 
     def _sset(self, seq, w):
         key = _unhex(w[1])

@@ -14,6 +14,8 @@
 # A write to window also updates status (100 + connects) with send_update=True.
 # Events (T_EVENT): "ble connect", "ble disconnect", "ble enc E A B", "ble bonded",
 # "ble bond refused", "ble unpaired", "ble mtu N", "ble indicated STATUS".
+# A bond refused (the window closed) drops the link: NimBLE keeps the link
+# encrypted whatever the store answers.
 import json
 import sys
 
@@ -132,6 +134,8 @@ class Program:
                 return True
             if self.ble.gatts_read(self.h_win) != b"\x01":
                 _event("ble bond refused")
+                for c in self.conns:  # NimBLE goes on with the keys it has: drop the link
+                    self.ble.gap_disconnect(c)
                 return False
             self.bonds[k] = bytes(value).hex()
             self.save()

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from conftest import open_pairing
+from conftest import open_pairing, triple_click
 
 from hil.ble import values as P
 from hil.ble.client import AttError, BleClient
@@ -224,7 +224,7 @@ def test_opting_out_of_sharing_keeps_no_usage_history(dut: Dut, phone: BleClient
     assert (usage.sessions_24h, usage.puffs_24h, usage.sharing) == (0, 0, False)
 
 
-def test_registration_survives_a_reset_and_clears_only_with_a_button_press(
+def test_registration_survives_a_reset_and_clears_only_with_the_holder_in_hand(
     dut: Dut, phone: BleClient
 ) -> None:
     from datetime import datetime, timezone
@@ -237,18 +237,32 @@ def test_registration_survives_a_reset_and_clears_only_with_a_button_press(
         phone.write(P.REGISTRATION, P.register_value(when))  # registered once
     assert e.value.code == P.ATT_APP_STATE
     dut.reset()
-    phone = dut.ble().phone()
     phone.connect()
-    pair(dut, phone)
+    assert phone.backend.reencrypted  # type: ignore[attr-defined]  # its bond outlived the reset
     phone.write(P.REGISTRATION, P.CLEAR_REGISTRATION)
     reg = P.registration(phone.read(P.REGISTRATION))
     assert reg.registered and reg.clear_pending, "nobody pressed the button yet"
     dut.advance(31)
     reg = P.registration(phone.read(P.REGISTRATION))
     assert reg.registered and not reg.clear_pending, "the request lapses"
+    with pytest.raises(AttError) as e:
+        phone.write(P.REGISTRATION, P.CLEAR_REGISTRATION)  # not again at once
+    assert e.value.code == P.ATT_APP_STATE
+    dut.advance(30)
     phone.write(P.REGISTRATION, P.CLEAR_REGISTRATION)
-    dut.press(0.2)  # a click on the holder confirms
+    dut.press(0.2)  # a routine click does not confirm
     dut.advance(0.5)
+    assert P.registration(phone.read(P.REGISTRATION)).registered
+    triple_click(dut)  # the deliberate gesture does
+    dut.expect_event(r"^ble ownership cleared$", timeout_s=1.0)
+    dut.advance(0.5)
+    assert not phone.connected, "clearing ownership removes every bond and drops the links"
+    phone.connect()
+    assert not phone.backend.reencrypted  # type: ignore[attr-defined]
+    with pytest.raises(AttError) as e:
+        phone.read(P.REGISTRATION)
+    assert e.value.code == P.ATT_INSUFFICIENT_AUTHENTICATION
+    pair(dut, phone)
     assert not P.registration(phone.read(P.REGISTRATION)).registered
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.ble.bridge import decode_keys, encode_keys
+from hil.ble.bridge import SEC_SIZE, SecRecord, records
 from hil.ble.client import (
     AttError,
     BleClient,
@@ -109,6 +109,118 @@ print(json.dumps({"h": h, "irqs": got, "kept": len(v), "same": b.BLE() is b.BLE(
     assert ble[-2:] == ["+ " + "00" * 100, "ntf 0 0 3 " + "00" * 50]  # 150 bytes, 2 frames
 
 
+_IRQ_MODEL = """
+import json, os, sys
+from sim.mpapi import vbluetooth as bt
+b = bt.BLE()
+b.active(True)
+out = {}
+def deep(n):
+    return deep(n - 1) if n else 0
+calls = []
+def handler(event, data):
+    calls.append(event)
+    if event == 3:  # a write: as deep as the data says
+        return deep(data[1])
+    if event == 4:  # a read: writes the flash
+        with open("f.txt", "w") as f:
+            f.write("x")
+        return 0
+    if event == 21:
+        raise ValueError("boom")
+    return None
+b.irq(handler)
+bt.channel(["conn", "1", "0", "0", "c00000000001"])
+out["shallow"] = b._call(3, (0, 3))
+out["flash"] = [b._call(4, (0, 1)), bt.flash_writes()]
+out["deep"] = b._call(3, (0, 40))  # RuntimeError past the 4 kB: the handler is disabled
+out["disabled"] = b.disabled
+out["after"] = [b._call(3, (0, 1)), b._call(1, (2, 0, bytes(6)))]  # unanswered from now on
+out["calls"] = calls
+b2 = bt.Radio(False)
+b2.irq(handler)
+b2._call(21, (0, 0))
+out["raised"] = b2.disabled
+os.remove("f.txt")
+print(json.dumps(out))
+"""
+
+
+def test_the_irq_handler_is_held_to_the_esp32s_stack_and_disabled_by_an_exception(
+    tmp_path: Path,
+) -> None:
+    """sim/mpapi/vbluetooth.py _Task: the handler runs with 4 kB of stack as
+    on the NimBLE host task; past it MicroPython's RuntimeError, which, let
+    out, disables the handler for good (modbluetooth.c), as any exception
+    does; flash writes from inside it are counted."""
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        out, _ble = run_emulation(_IRQ_MODEL)
+    finally:
+        os.chdir(cwd)
+    assert out["shallow"] == 0
+    assert out["flash"] == [0, 1]
+    assert out["deep"] is None and out["disabled"] == 1
+    assert out["after"] == [None, None]
+    assert out["calls"] == [1, 3, 4, 3, 21]  # none after it was disabled (21: the second radio)
+    assert out["raised"] == 1
+
+
+_STORE_LOOPS = """
+import json
+from sim.mpapi import vbluetooth as bt
+b = bt.BLE()
+b.active(True)
+seen = []
+KEY = bytes([1, 1, 2, 3, 4, 5, 0xC0])
+REC = KEY + bytes(bt.SEC_SIZE - 7)
+def stubborn(event, data):
+    seen.append((event, data[0], None if data[-1] is None else len(data[-1])))
+    if event == 29:
+        return REC if data[2] is not None and bytes(data[2]) == KEY else None
+    if event == 30:
+        return data[2] is None  # every delete "succeeds", the key never goes
+    return None
+b.irq(stubborn)
+bt.channel(["conn", "1", "0", "1", "c00504030201"])
+go = b._pair_request(0, KEY)
+out = {"go": go, "stalled": b.stalled, "calls": len(seen)}
+seen[:] = []
+b.stalled = ""
+order = []
+def store(event, data):
+    order.append(event)
+    if event == 29:
+        return None  # nothing: the iteration (a zero key) finds no one to unpair
+    if event == 30:
+        return False  # refused
+    return None
+b.irq(store)
+out["writes"] = b._paired(0, "enc", True, False, True, 16, REC, REC)
+out["order_enc"] = order[:]
+order[:] = []
+b._paired(0, "keys", True, False, True, 16, REC, REC)
+out["order_keys"] = order
+print(json.dumps(out))
+"""
+
+
+def test_the_emulation_runs_nimbles_store_sequences() -> None:
+    """A delete that never runs dry keeps NimBLE's repeat-pairing check
+    looping: the emulation stops and says so. A refused write gets the
+    overflow policy's turn (an iteration of our records with a zero key, as
+    the ESP32 port passes BLE_ADDR_ANY), then fails; the encryption update
+    comes before the records ("enc") or after them ("keys")."""
+    out, _ = run_emulation(_STORE_LOOPS)
+    assert out["go"] is False and "delete" in str(out["stalled"])
+    assert out["writes"] == [5, 5]
+    assert out["order_enc"] == [28, 30, 29, 30, 29]
+    assert out["order_keys"] == [30, 29, 30, 29, 28]
+
+
 def test_wire_frames_decode_as_text() -> None:
     payload = b"ntf 1000000 0 3 0102"
     f = frames.encode(frames.T_BLE, payload)
@@ -128,12 +240,20 @@ def test_uuids_and_bond_records() -> None:
         ltk=PairingKeys.Key(bytes(range(16)), authenticated=False),
         irk=PairingKeys.Key(bytes(range(16, 32))),
     )
-    value = encode_keys(addr, keys)
-    assert len(value) <= 64
-    back_addr, back = decode_keys(value)
-    assert back_addr == addr and back.ltk is not None and back.irk is not None
-    assert back.ltk.value == bytes(range(16)) and not back.ltk.authenticated
-    assert back.irk.value == bytes(range(16, 32)) and back.csrk is None
+    both = records(addr, keys, sc=True, authenticated=False)
+    assert len(both) == 2 * SEC_SIZE == 176  # NimBLE's struct ble_store_value_sec, twice
+    ours, peer = SecRecord.decode(both[:SEC_SIZE]), SecRecord.decode(both[SEC_SIZE:])
+    assert both[:7] == b"\x01" + bytes(addr)  # the key: ble_addr_t, the address little-endian
+    assert both[80] == 0b10 and both[40] == 1  # sc, not authenticated; ltk_present
+    assert ours.address == addr and ours.ltk == bytes(range(16)) and ours.irk is None
+    assert (ours.ediv, ours.rand, ours.sc, ours.authenticated) == (0, 0, True, False)
+    assert peer.ltk == ours.ltk and peer.irk == bytes(range(16, 32)) and peer.csrk is None
+    legacy = PairingKeys(
+        ltk_central=PairingKeys.Key(bytes(16), authenticated=False, ediv=7, rand=bytes(range(8))),
+        ltk_peripheral=PairingKeys.Key(bytes([9] * 16), authenticated=False, ediv=8, rand=bytes(8)),
+    )
+    ours = SecRecord.decode(records(addr, legacy, sc=False, authenticated=False)[:SEC_SIZE])
+    assert not ours.sc and ours.ediv == 7 and ours.rand == int.from_bytes(bytes(range(8)), "little")
 
 
 def test_bleak_without_an_adapter_says_so() -> None:
@@ -245,8 +365,11 @@ def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: VirtualAi
     t0 = time.perf_counter()
     phone.pair()
     pair_s = time.perf_counter() - t0
+    # NimBLE (the model's "enc" order): the encryption update first, Just Works (not
+    # authenticated), bonded (the procedure's flag), then our keys and the peer's stored
+    dut.expect_event(r"^ble enc 1 0 1$", timeout_s=0.1)
     dut.expect_event(r"^ble bonded$", timeout_s=0.1)
-    dut.expect_event(r"^ble enc 1 0 1$", timeout_s=0.1)  # Just Works: not authenticated
+    dut.expect_event(r"^ble bonded$", timeout_s=0.1)
     assert phone.read(HAPTICS) == b"\x01\x0f\x50"
     phone.write(HAPTICS, b"\x01\x03\x10")
     assert phone.read(HAPTICS) == b"\x01\x03\x10"
@@ -255,6 +378,28 @@ def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: VirtualAi
     assert e.value.code == 0x13
     assert pair_s < 2.0
     assert dut.now_s == t_start  # no device time passed
+
+
+def test_authenticated_is_what_smp_established(dut: Dut) -> None:
+    """Bumble calls every paired link authenticated; the firmware hears what
+    SMP established: numeric comparison (both sides display and confirm) is,
+    Just Works (test above) is not."""
+    from bumble.pairing import PairingDelegate
+    from hostile import Hostile
+
+    program = PROGRAM.replace("mitm=False, io=3", "mitm=True, io=1")  # DisplayYesNo
+    assert program != PROGRAM
+    dut.target.remove_files("ble_bonds.json")
+    dut.start(ble_program=program)
+    ble = dut.ble()
+    h = Hostile(
+        ble, "C0:00:00:00:C0:01", mitm=True, io=PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT
+    )
+    h.run(h.connect())
+    assert h.run(h.pair())
+    dut.expect_event(r"^ble enc 1 1 1$", timeout_s=0.1)  # encrypted, authenticated, bonded
+    recs = [ble.record(sec, h.address) for sec in (1, 2)]
+    assert all(r is not None and r.authenticated and r.sc for r in recs)
 
 
 def test_bonds_live_on_the_device_and_go_with_unpair(dut: Dut, ble: VirtualAir) -> None:
@@ -279,9 +424,9 @@ def test_bond_refused_outside_the_pairing_window(dut: Dut, ble: VirtualAir) -> N
     phone.write(WINDOW, b"\x00")
     with pytest.raises(PairingFailed):
         phone.pair()
-    dut.expect_event(r"^ble bond refused$", timeout_s=0.1)
-    dut.expect_event(r"^ble enc 1 0 0$", timeout_s=0.1)
-    assert not phone.connected  # the program dropped the unbonded link
+    dut.expect_event(r"^ble enc 1 0 1$", timeout_s=0.1)  # NimBLE reports it bonded ...
+    dut.expect_event(r"^ble bond refused$", timeout_s=0.1)  # ... before the store refuses
+    assert not phone.connected  # the program dropped the link at the refusal
     assert ble.run(ble.keystore.get_all()) == []
 
 

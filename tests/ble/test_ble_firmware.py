@@ -145,6 +145,25 @@ def test_daily_limit_refuses_the_next_session(dut: Dut, ble: VirtualAir) -> None
     assert phone.read(USAGE)[1:4] == b"\x00\x00\x00"
 
 
+def test_the_usage_history_survives_a_reboot(dut: Dut, ble: VirtualAir) -> None:
+    phone = paired(dut, ble)
+    phone.write(LIMIT, b"\x02")
+    for _ in range(2):
+        dut.press(1.5)
+        dut.wait_state("preheat", timeout_s=1.0)
+        dut.advance(1.0)
+        dut.press(1.5)  # stops it
+        dut.wait_state("cooling", timeout_s=2.0)
+        dut.advance(0.5)
+    before = struct.unpack("<BBHBB", phone.read(USAGE))
+    assert before[1:4] == (2, 0, 2)  # two sessions (no puffs), the limit 2
+    dut.reset()
+    phone.connect()
+    assert struct.unpack("<BBHBB", phone.read(USAGE)) == before
+    dut.press(1.5)
+    dut.expect_event(r"^refused limit$", timeout_s=0.5)  # a reset does not undo the limit
+
+
 def motor_runs(dut: Dut, since_s: float) -> list[tuple[float, float]]:
     """(start, length) of each run of the vibration motor since since_s, in s."""
     assert dut.live is not None
@@ -193,12 +212,14 @@ def test_haptics_mask_silences_the_session_vibrations(dut: Dut, ble: VirtualAir)
     assert [r[1] for r in motor_runs(dut, t1)] == [0.8]  # BUZZ_LONG: refusals on again
 
 
-def test_registration_survives_unpair_and_clears_with_a_click(dut: Dut, ble: VirtualAir) -> None:
+def test_registration_survives_unpair_and_clears_with_a_triple_click(
+    dut: Dut, ble: VirtualAir
+) -> None:
     phone = paired(dut, ble)
     date = 1_767_225_600
-    phone.write(REGISTRATION, struct.pack("<BBI", 1, 1, date))
+    phone.write(REGISTRATION, struct.pack("<BBII", 1, 1, date, date + 3600))
     with pytest.raises(AttError) as e:
-        phone.write(REGISTRATION, struct.pack("<BBI", 1, 1, date))
+        phone.write(REGISTRATION, struct.pack("<BBII", 1, 1, date, date + 3600))
     assert e.value.code == 0x80
     phone.write(CONTROL, b"\x02")  # unpair
     dut.advance(0.5)
@@ -206,10 +227,26 @@ def test_registration_survives_unpair_and_clears_with_a_click(dut: Dut, ble: Vir
     assert ble.run(ble.keystore.get_all()) == []
     phone = paired(dut, ble)
     assert phone.read(REGISTRATION) == struct.pack("<BBIB", 1, 1, date, 0)
+    t0 = dut.now_s
     phone.write(REGISTRATION, b"\x01\x00")
     assert phone.read(REGISTRATION)[-1] == 1  # pending
-    dut.press(0.2)  # the holder button's click confirms
-    dut.advance(0.3)
+    dut.advance(1.0)
+    prompt = motor_runs(dut, t0)
+    dut.press(0.2)  # one click: not the gesture
+    dut.advance(0.5)
+    assert phone.read(REGISTRATION)[-1] == 1
+    t1 = dut.now_s
+    for _ in range(3):  # the holder button's triple click confirms
+        dut.press(0.12)
+        dut.advance(0.12)
+    dut.advance(2.0)
+    # (a main-loop pass, 50 ms, is the motor's resolution)
+    pulses = [r[1] for r in prompt]
+    assert pulses == pytest.approx([0.1, 0.1, 0.1], abs=0.05), "three short pulses: a clear waits"
+    cleared = [r[1] for r in motor_runs(dut, t1)]
+    assert cleared == pytest.approx([0.6, 0.15, 0.6], abs=0.05), "long, short, long: cleared"
+    assert not phone.connected and ble.run(ble.keystore.get_all()) == []
+    phone = paired(dut, ble)
     assert phone.read(REGISTRATION) == struct.pack("<BBIB", 1, 0, 0, 0)
 
 

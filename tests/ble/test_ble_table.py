@@ -5,7 +5,9 @@ fw_harness), and the bond store (the unix port, on a scratch flash)."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import struct
 import sys
 import textwrap
 import types
@@ -119,6 +121,56 @@ def test_value_sizes_are_the_contracts(name: str, size: int) -> None:
     assert T.field_fmt(ch[4])[1] == size
 
 
+B = T.LAUNCH_S + 10 * 86400  # a date in the product's life
+
+
+def reg(date: int, now: int) -> bytes:
+    """A registration write, as a phone makes it."""
+    return struct.pack("<BBII", 1, 1, date, now)
+
+
+def test_the_registration_limits_are_the_tables() -> None:
+    g = _gatt()
+    assert (g.LAUNCH_S, g.LIFE_S, g.CLOCK_TOL_S) == (T.LAUNCH_S, T.LIFE_S, T.CLOCK_TOL_S)
+
+
+@pytest.mark.parametrize(
+    ("date", "now", "floor", "ok"),
+    [
+        (T.LAUNCH_S, T.LAUNCH_S, 0, True),  # the first day, registered that day
+        (T.LAUNCH_S - 1, T.LAUNCH_S, 0, False),  # a second before the first day of sale
+        (B + T.CLOCK_TOL_S, B, 0, True),  # a day ahead of the phone's clock
+        (B + T.CLOCK_TOL_S + 1, B, 0, False),  # a second more: in the future
+        (B, B, B + T.CLOCK_TOL_S, True),  # the phone's clock a day behind the kit's
+        (B, B, B + T.CLOCK_TOL_S + 1, False),  # a second more: its clock went back
+        (T.LAUNCH_S + T.LIFE_S, T.LAUNCH_S + T.LIFE_S, 0, True),  # the product's last day
+        (T.LAUNCH_S + T.LIFE_S, T.LAUNCH_S + T.LIFE_S + 1, 0, False),  # the clock past its life
+        (0, T.LAUNCH_S, 0, False),  # 1970
+        (0xFFFFFFFF, T.LAUNCH_S + T.LIFE_S, 0, False),  # 2106
+    ],
+)
+def test_registration_dates_are_checked_against_the_phones_clock(
+    date: int, now: int, floor: int, ok: bool
+) -> None:
+    assert bool(_gatt().date_ok(date, now, floor)) is ok
+
+
+def test_a_security_record_tells_le_secure_connections() -> None:
+    from bumble import hci
+    from bumble.keys import PairingKeys
+
+    from hil.ble.bridge import SEC_SIZE, records
+
+    g = _gatt()
+    addr = hci.Address("C0:11:22:33:44:55")
+    sc = records(addr, PairingKeys(ltk=PairingKeys.Key(bytes(16))), sc=True, authenticated=False)
+    key = PairingKeys.Key(bytes(16), ediv=1, rand=bytes(8))
+    legacy = records(addr, PairingKeys(ltk_central=key, ltk_peripheral=key), False, False)
+    assert g.sc_record(sc[:SEC_SIZE]) and g.sc_record(sc[SEC_SIZE:])
+    assert not g.sc_record(legacy[:SEC_SIZE]) and not g.sc_record(legacy[SEC_SIZE:])
+    assert not g.sc_record(bytes(SEC_SIZE)) and not g.sc_record(b"")
+
+
 def _check(name: str, data: bytes) -> tuple[int, Any]:
     ch = next(c for c in T.CHARS if c[1] == name)
     return _gatt().check(T.compile_forms(ch[6]), data)  # type: ignore[no-any-return]
@@ -146,8 +198,13 @@ def _check(name: str, data: bytes) -> tuple[int, Any]:
         ("control", bytes([0]), 0x13),
         ("control", bytes([4]), 0x13),
         ("control", b"", 0x0D),
-        ("registration", bytes([1, 1, 0, 0x10, 0, 0x68]), 0),
-        ("registration", bytes([1, 1, 0, 0, 0, 0]), 0x13),  # no date
+        ("registration", reg(T.LAUNCH_S, T.LAUNCH_S), 0),
+        ("registration", reg(T.LAUNCH_S + T.LIFE_S, T.LAUNCH_S + T.LIFE_S), 0),
+        ("registration", reg(T.LAUNCH_S - 1, T.LAUNCH_S), 0x13),  # before the first day of sale
+        ("registration", reg(T.LAUNCH_S, T.LAUNCH_S + T.LIFE_S + 1), 0x13),  # a clock past its life
+        ("registration", reg(0, T.LAUNCH_S), 0x13),  # 1970
+        ("registration", reg(0xFFFFFFFF, T.LAUNCH_S), 0x13),  # 2106
+        ("registration", bytes([1, 1, 0, 0x10, 0, 0x68]), 0x0D),  # no clock
         ("registration", bytes([1, 0]), 0),
         ("registration", bytes([1, 1]), 0x13),
         ("registration", bytes([1, 0, 0]), 0x0D),
@@ -175,10 +232,26 @@ def test_ids_come_from_the_factory_record_or_the_address() -> None:
     assert len(box) == 12 and box.isdigit()
 
 
-def _usage(**kw: Any) -> Any:
+class _Flash:
+    """store.py's load/save, on a dict (CPython cannot run the firmware's store)."""
+
+    def __init__(self) -> None:
+        self.recs: dict[str, Any] = {}
+
+    def load(self, name: str, defaults: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        rec = self.recs.get(name)
+        return (json.loads(rec), True) if rec else (dict(defaults), False)
+
+    def save(self, name: str, rec: dict[str, Any]) -> None:
+        self.recs[name] = json.dumps(rec)
+
+
+def _usage(flash: _Flash | None = None, **kw: Any) -> Any:
     s = {"locked": False, "limit": 0, "sharing": True}
     s.update(kw)
-    return fw.firmware("usage").Usage(s)
+    mod = fw.firmware("usage")
+    setattr(mod, "store", flash or _Flash())  # noqa: B010  (mypy: the module is loaded at run time)
+    return mod.Usage(s)
 
 
 def test_lock_and_daily_limit_gate_the_holder_button() -> None:
@@ -220,6 +293,34 @@ def test_opting_out_keeps_no_history() -> None:
     assert u.refusal() == "limit"
 
 
+def test_the_usage_history_survives_a_reboot_as_far_as_sharing_allows() -> None:
+    flash = _Flash()
+    u = _usage(flash)
+    for puffs in (12, 14):
+        u.started(0)
+        u.tick(0)
+        assert "usage" not in flash.recs, "nothing reaches flash while the heater runs"
+        u.ended(puffs)
+    u.tick(0)  # the next second, out of a session: to flash
+    u.now_s += 1800
+    again = _usage(flash)  # the next boot: the uptime goes on from the last save
+    assert (again.sessions_24h(), again.puffs_24h()) == (2, 26)
+    assert again.now_s == u.now_s - 1800  # the half hour since, without a save, counts as none
+    flash_off = _Flash()
+    u = _usage(flash_off, sharing=False, limit=2)  # opted out: only the starts a limit needs
+    u.started(0)
+    u.ended(9)
+    u.tick(0)
+    again = _usage(flash_off, sharing=False, limit=2)
+    assert (again.sessions_24h(), again.puffs_24h()) == (1, 0)
+    assert json.loads(flash_off.recs["usage"])["p"] == [0]
+    u = _usage(flash_off, sharing=False, limit=0)  # nothing to keep: nothing kept
+    u.forget()
+    u.save()
+    assert json.loads(flash_off.recs["usage"])["n"] == 0
+    assert _usage(flash_off, sharing=True).sessions_24h() == 0
+
+
 _BONDS = """
 import os, json
 from binascii import hexlify
@@ -227,17 +328,25 @@ os.chdir(DIR)
 import bonds
 b = bonds.Bonds()
 out = {}
-ok = [b.set(1, bytes([0, 1, 2, 3, 4, 5, k]), bytes([k]) * 64) for k in range(14)]
-ok.append(b.set(2, bytes([0, 1, 2, 3, 4, 5, 13]), b"peer" * 16))
+ok = [b.put(1, bytes([0, 1, 2, 3, 4, 5, k]), bytes([k]) * 64) for k in range(14)]
+ok.append(b.put(2, bytes([0, 1, 2, 3, 4, 5, 13]), b"peer" * 16))
 out["ok"] = ok
-out["too_long"] = [b.set(1, bytes(17), b"x"), b.set(1, b"k", bytes(129)), b.set(4, b"k", b"x")]
+out["too_long"] = [b.put(1, bytes(17), b"x"), b.put(1, b"k", bytes(129)), b.put(4, b"k", b"x")]
+out["unsaved"] = bonds.Bonds().entries == [] and b.dirty  # RAM until save()
+out["saved"] = b.save() and not b.dirty
 again = bonds.Bonds()  # as the next boot reads them
 out["peers"] = [hexlify(k).decode() for k in again.peers()]
 last = bytes([0, 1, 2, 3, 4, 5, 13])
 out["get"] = [hexlify(again.get(1, 0, None)).decode(), hexlify(again.get(2, 0, last)).decode()]
 out["missing"] = again.get(1, 0, bytes([0, 1, 2, 3, 4, 5, 0])) is None
-again.set(1, last, None)
-out["deleted"] = again.get(1, 0, last) is None and bonds.Bonds().known(last)
+out["zero_key"] = again.get(1, 0, bytes(7)) is None  # NimBLE's iteration key on the ESP32
+out["hide"] = [again.hide(last), again.hide(last)]  # true once: the stack's delete loop ends
+out["hidden"] = [again.get(1, 0, last), again.get(2, 0, last), again.has(last)]
+again.resume()
+out["resumed"] = again.get(2, 0, last) == b"peer" * 16
+again.hide(last)
+again.put(1, last, b"new" * 20)  # a new bond for the hidden peer replaces its old secrets
+out["replaced"] = again.get(1, 0, last) == b"new" * 20 and again.get(2, 0, last) is None
 again.clear()
 out["cleared"] = bonds.Bonds().entries == []
 print(json.dumps(out))
@@ -248,8 +357,11 @@ def test_bonds_keep_twelve_peers_on_flash(tmp_path: Path) -> None:
     out = run_mpy(f"DIR = {str(tmp_path)!r}\n" + textwrap.dedent(_BONDS))
     assert out["ok"] == [True] * 15
     assert out["too_long"] == [False, False, False]
+    assert out["unsaved"] and out["saved"]
     assert out["peers"] == [f"000102030405{k:02x}" for k in range(2, 14)]  # the oldest two dropped
     assert out["get"] == ["02" * 64, (b"peer" * 16).hex()]
-    assert out["missing"]
-    assert out["deleted"]  # one secret of the peer gone, its other one kept
+    assert out["missing"] and out["zero_key"]
+    assert out["hide"] == [True, False]
+    assert out["hidden"] == [None, None, False]
+    assert out["resumed"] and out["replaced"]
     assert out["cleared"]

@@ -76,7 +76,9 @@ def write(kind, k):
         fl.record(1 + k % 11, 1000 * k, k)
         fl.save()
     else:
-        bonds.Bonds().set(1 + k % 2, bytes([0, 0xC0, 0xFF, 0xEE, 0, 0, k]), bytes(range(k, k + 16)))
+        b = bonds.Bonds()
+        b.put(1 + k % 2, bytes([0, 0xC0, 0xFF, 0xEE, 0, 0, k]), bytes(range(k, k + 16)))
+        b.save()
 
 
 def size_of(kind, k):

@@ -139,7 +139,7 @@ def test_an_unbonded_phone_cannot_reach_the_service(kit: Dut, images: dict[str, 
                         (P.UPDATE_DATA, b"\x00" * 8)):  # fmt: skip
         with pytest.raises(AttError) as e:
             phone.write(uuid, value)
-        assert e.value.code == 0x0F  # insufficient encryption: the stack refuses it
+        assert e.value.code == 0x05  # insufficient authentication: no bond for it (NimBLE)
     with pytest.raises(AttError):
         phone.read(P.UPDATE_CONTROL)
     assert not [e for e in kit.events() if e.startswith("update")]
