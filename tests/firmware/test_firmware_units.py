@@ -1,6 +1,8 @@
 """The firmware's pure parts, unit- and property-tested in CPython (see
-fw_harness). Int30 arithmetic proves the control path never needs a bigint,
-which on the ESP32 would be a heap allocation in the timer callback."""
+fw_harness). The arithmetic audit of the whole control step (Int30: no
+bigint, which on the ESP32 would be a heap allocation in the timer callback)
+is tests/firmware/test_arithmetic.py; the limits at their edges,
+tests/firmware/test_limits.py."""
 
 from __future__ import annotations
 
@@ -74,34 +76,6 @@ def _controller(state: int):  # type: ignore[no-untyped-def]
     hc._en = True
     hc._duty = 20000
     return hc
-
-
-@SETTLE
-@given(
-    vh=st.integers(0, 3100000),
-    ih=st.integers(0, 3100000),
-    cell=st.integers(0, 3100000),
-    ntc_c=st.integers(0, 3100000),
-    ntc_a=st.integers(0, 3100000),
-    t_ms=st.integers(0, 400000),
-    state=st.sampled_from([1, 2, 3]),
-    integ=st.integers(0, 10000 << 8),
-)
-def test_control_step_never_needs_a_bigint(
-    vh: int, ih: int, cell: int, ntc_c: int, ntc_a: int, t_ms: int, state: int, integ: int
-) -> None:
-    hc = _controller(state)
-    hc._integ_q8 = Int30(integ)
-    fw.clock().us = 5_000_000 + t_ms * 1000
-    hc._t0_us = 5_000_000
-    for adc, uv in (
-        (hc.adc_vh, vh), (hc.adc_ih, ih), (hc.adc_cell, cell),
-        (hc.adc_cell_ntc, ntc_c), (hc.adc_amb_ntc, ntc_a),
-    ):  # fmt: skip
-        adc.uv = Int30(uv)
-    hc.stick.level = 1
-    hc.step(None)
-    assert 0 <= hc._duty <= 65535
 
 
 def test_step_in_heating_sets_a_duty_and_stays_in_bounds() -> None:
