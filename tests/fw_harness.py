@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import json
 import sys
 import types
 from collections.abc import Callable
@@ -266,10 +267,18 @@ def _install() -> None:
     machine.PWM = _Pwm  # type: ignore[attr-defined]
     machine.ADC = _Adc  # type: ignore[attr-defined]
     machine.Timer = _Timer  # type: ignore[attr-defined]
+    machine.disable_irq = lambda: 1  # type: ignore[attr-defined]
+    machine.enable_irq = lambda state: None  # type: ignore[attr-defined]
     sys.modules["machine"] = machine
     arr = types.ModuleType("array")
     arr.array = _Array  # type: ignore[attr-defined]
     _FIRMWARE_ONLY["array"] = arr
+    # MicroPython's str is a buffer (the store writes and CRCs json.dumps()
+    # as it is): bytes are what CPython can do that with
+    js = types.ModuleType("json")
+    js.dumps = lambda obj: json.dumps(obj).encode()  # type: ignore[attr-defined]
+    js.loads = json.loads  # type: ignore[attr-defined]
+    _FIRMWARE_ONLY["json"] = js
     if str(FIRMWARE_DIR) not in sys.path:
         sys.path.insert(0, str(FIRMWARE_DIR))
 

@@ -29,12 +29,16 @@ PERIOD_MS = heater_ctl.CONTROL_PERIOD_MS
 T0_US = 5_000_000  # the virtual clock at a session's start: away from 0 and the wrap
 
 
-def limit(module: Any, name: str) -> Any:
+def limit(module: Any, name: str, *other_names: str) -> Any:
     """A limit as the firmware's source defines it (fw_harness imports the
-    very file; MicroPython's const() is the identity there)."""
-    value = getattr(module, name)
-    assert isinstance(value, (int, float)) and not isinstance(value, bool), name
-    return value
+    very file; MicroPython's const() is the identity there); other_names:
+    the names it goes by in other versions of the module."""
+    for n in (name, *other_names):
+        if hasattr(module, n):
+            value = getattr(module, n)
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), n
+            return value
+    raise AssertionError(f"{module.__name__} defines none of {name}, {', '.join(other_names)}")
 
 
 def cal(r0_uohm: int = 800_000, tcr_ppm: int = 3500) -> Any:

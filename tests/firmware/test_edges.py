@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import fw_harness as fw
 import pytest
 from fw_edges import (
     PERIOD_MS,
@@ -394,3 +395,388 @@ def test_a_start_refused_never_switches_the_heater_on() -> None:
     h.start()
     assert (h.hc.state, h.hc.refused, h.hc.refusals) == (states.PREHEAT, faults.NONE, 1)
     assert h.switch_on and h.duty == limit(heater_ctl, "_DUTY_MIN")
+
+
+# --- the session's limits: time, puffs, the end warning, cooling, ready ---------------------
+
+SESSION_MS = heater_ctl.SESSION_MS
+WARN_MS = SESSION_MS - heater_ctl.WARN_BEFORE_END_MS
+PUFFS = heater_ctl.SESSION_PUFFS
+WARN_PUFFS = PUFFS - heater_ctl.WARN_PUFFS_LEFT
+
+
+def _steady(h: Heater) -> None:
+    """Readings at the set-point: no error, so no puff-like change of demand."""
+    sp = h.hc.profile.setpoint_cc(h.now_ms)
+    v, i = temp_reading(h.hc.cal, sp)
+    h.set(v_100uv=v, i_ma=i)
+    h.hc._temp_cc = sp
+
+
+def test_the_session_ends_at_its_time_limit() -> None:
+    h = Heater()
+    h.heating()
+    h.now_ms = SESSION_MS - 2
+    _steady(h)
+    h.step(SESSION_MS - 1)
+    assert h.hc.state == states.END_WARNING and h.switch_on
+    h.step(SESSION_MS)
+    assert (h.hc.state, h.hc.end_reason) == (states.COOLING, states.END_TIME)
+    assert h.cut and h.hc.fault == faults.NONE and not h.logged()
+
+
+def test_the_end_warning_comes_at_its_time() -> None:
+    h = Heater()
+    h.heating()
+    h.now_ms = WARN_MS - 2
+    _steady(h)
+    h.step(WARN_MS - 1)
+    assert h.hc.state == states.HEATING
+    h.step(WARN_MS)
+    assert h.hc.state == states.END_WARNING and h.switch_on
+
+
+def test_the_end_warning_comes_at_the_last_puffs() -> None:
+    h = Heater()
+    h.heating()
+    _steady(h)
+    h.hc.puffs.count = WARN_PUFFS - 1
+    h.step()
+    assert h.hc.state == states.HEATING
+    h.hc.puffs.count = WARN_PUFFS
+    h.step()
+    assert h.hc.state == states.END_WARNING
+
+
+def test_the_session_ends_when_its_last_puff_ends() -> None:
+    h = Heater()
+    h.heating()
+    _steady(h)
+    h.hc.puffs.count = PUFFS - 1
+    h.step()
+    assert h.hc.state == states.END_WARNING
+    h.hc.puffs.count = PUFFS
+    h.hc.puffs.active = True  # the last puff still being drawn: heat on
+    h.step()
+    assert h.hc.state == states.END_WARNING and h.switch_on
+    h.hc.puffs.active = False
+    h.step()
+    assert (h.hc.state, h.hc.end_reason) == (states.COOLING, states.END_PUFFS) and h.cut
+
+
+def test_cooling_lasts_its_time_then_sleep() -> None:
+    h = Heater()
+    h.heating()
+    h.hc.request_stop()
+    h.step()
+    end = h.now_ms
+    assert (h.hc.state, h.hc.end_reason) == (states.COOLING, states.END_USER) and h.cut
+    h.step(end + heater_ctl.COOLING_MS - 1)
+    assert h.hc.state == states.COOLING
+    h.step(end + heater_ctl.COOLING_MS)
+    assert h.hc.state == states.SLEEP and h.cut
+
+
+def test_a_start_during_cooling_starts_a_new_session() -> None:
+    h = Heater()
+    h.heating()
+    h.hc.request_stop()
+    h.step()
+    h.hc.request_start()
+    h.step()
+    assert h.hc.state == states.PREHEAT and h.switch_on and h.hc.end_reason == states.END_NONE
+
+
+@pytest.mark.parametrize("name", ["standard", "eco", "intense"])
+def test_ready_when_the_preheat_is_over_and_the_blade_in_band(name: str) -> None:
+    """PREHEAT -> HEATING (ready) once the profile's preheat time has passed
+    and the blade reads within band_pct of the set-point, either side."""
+    # (ms after the preheat time, cC past the band's edge): ready only at 0 and 0
+    for dt_ms, past, ready in ((0, 0, True), (-1, 0, False), (0, 1, False)):
+        for sign in (1, -1):
+            h = Heater(profile=name)
+            p = h.hc.profile
+            at = p.preheat_ms + dt_ms
+            sp = p.setpoint_cc(at)
+            band = p.band_cc(sp)
+            assert band == sp * p.band_pct // 100
+            target = sp + sign * (band + past)  # at the band's edge, or one past it
+            v, i = temp_reading(h.hc.cal, target)
+            h.set(v_100uv=v, i_ma=i)
+            h.start()
+            h.hc._temp_cc = target  # filtered as steady
+            h.now_ms = at - PERIOD_MS
+            h.step(at)
+            assert (h.hc.state == states.HEATING) == ready, (name, dt_ms, past, sign)
+            assert h.hc.ready == ready
+
+
+def test_the_step_rate_is_the_control_period_while_a_session_may_run() -> None:
+    h = Heater()
+    timer = h.hc.timer
+    h.hc.start()
+    assert timer.callback is not None
+    h.hc.idle()  # asleep, nothing asked: 1 Hz
+    assert heater_ctl._fast is False
+    h.hc.request_start()
+    assert heater_ctl._fast is True
+    assert heater_ctl.CONTROL_PERIOD_MS == 10 and heater_ctl.IDLE_PERIOD_MS == 1000
+
+
+# --- the control law: PI with anti-windup, cell-voltage feed-forward, duty limits ------------
+
+KP = limit(heater_ctl, "_KP_MW_PER_CC")
+KI = limit(heater_ctl, "_KI_Q8")
+FF = limit(heater_ctl, "_FF_MW_PER_K")
+T_REF = limit(heater_ctl, "_T_REF_C")
+P_MAX = limit(heater_ctl, "_P_MAX_MW")
+DUTY_MIN = limit(heater_ctl, "_DUTY_MIN")
+DUTY_MAX = limit(heater_ctl, "_DUTY_MAX")
+
+
+def law(sp: int, t: int, integ: int, p_full: int) -> tuple[int, int, int, int]:
+    """The control law as heater_ctl's docstring states it: demand = feed-
+    forward + Kp err + the integral; power capped at the lesser of P_MAX and
+    full-on power; the integral grows only towards leaving saturation and
+    stays within 0 .. P_MAX; duty = power / full-on power, within its limits.
+    Returns (demand, integral, duty, power)."""
+    err = sp - t
+    demand = (sp // 100 - T_REF) * FF + err * KP + (integ >> 8)
+    cap = min(P_MAX, p_full)
+    if demand > cap:
+        power = cap
+        integ += err * KI if err < 0 else 0
+    elif demand < 0:
+        power = 0
+        integ += err * KI if err > 0 else 0
+    else:
+        power = demand
+        integ += err * KI
+    integ = min(max(integ, 0), P_MAX << 8)
+    duty = min(max((power << 16) // p_full if p_full > 0 else DUTY_MAX, DUTY_MIN), DUTY_MAX)
+    return demand, integ, duty, duty * p_full >> 16
+
+
+@pytest.mark.parametrize(
+    ("temp_c", "i_ma", "integ"),
+    [
+        (320.0, 2000, 0),  # on the set-point, nothing integrated
+        (300.0, 2000, 2000 << 8),  # 20 K low: the integral grows
+        (319.0, 2000, 1200 << 8),  # in the linear range
+        (330.0, 2000, 500 << 8),  # above the set-point: the demand falls
+        (100.0, 2000, 0),  # far below: saturated at full power, the integral held
+        (100.0, 1000, 9000 << 8),  # a weak cell: capped at full-on power
+        (340.0, 2000, 0),  # far above: no power, the integral held at 0
+        (340.0, 2000, 10000 << 8),  # the integral at its cap
+        (20.0, 4000, 10000 << 8),  # a cold blade, a strong cell: capped at P_MAX
+    ],
+)
+def test_the_control_law_is_pi_with_feed_forward(temp_c: float, i_ma: int, integ: int) -> None:
+    h = Heater()
+    h.heating()
+    h.now_ms = 100_000 - PERIOD_MS
+    c = h.hc.cal
+    t = int(temp_c * 100)
+    v, i = temp_reading(c, t)
+    v_100uv = v * i_ma // i  # the same resistance at this current
+    t = heater_ctl.temp_cc(v_100uv, i_ma, c.r0_10u, c.r0tcr_uohm_k)
+    h.set(v_100uv=v_100uv, i_ma=i_ma, cell_mv=4100)
+    h.hc._temp_cc = t  # steady: the filter keeps it
+    h.hc._integ_q8 = integ
+    h.step(100_000)
+    sp = h.hc.profile.setpoint_cc(100_000)
+    p_full = v_100uv * i_ma // 10000
+    demand, integ_after, duty, power = law(sp, t, integ, p_full)
+    got = (h.hc.demand_mw, h.hc._integ_q8, h.duty, h.hc.power_mw)
+    assert got == (demand, integ_after, duty, power)
+    assert h.hc._sp_cc == sp and h.hc.temp_dc == t // 10
+    assert 0 <= power <= min(P_MAX, p_full)
+
+
+def test_the_first_step_of_a_session_only_feeds_the_sample_and_hold() -> None:
+    h = Heater()
+    h.start()
+    assert (h.hc.state, h.duty, h.switch_on) == (states.PREHEAT, DUTY_MIN, True)
+    assert h.hc._temp_cc == 0 and h.hc.power_mw == 0
+    h.step()  # the first on-phase sample: now it measures
+    assert h.hc._temp_cc != 0 and h.duty >= DUTY_MIN
+
+
+def test_the_fuel_gauge_gets_the_mean_heater_current() -> None:
+    """drawn_ma_steps: the last period's current times its duty, summed per step."""
+    h = Heater()
+    h.heating()
+    heater_ctl.drawn_ma_steps[0] = 0
+    duty = h.duty
+    h.step()
+    assert heater_ctl.drawn_ma_steps[0] == 2000 * duty >> 16
+    h.hc.request_stop()
+    h.step()
+    before = heater_ctl.drawn_ma_steps[0]
+    h.step()
+    assert heater_ctl.drawn_ma_steps[0] == before  # cut: nothing drawn
+
+
+def test_telemetry_tells_the_step_as_it_was() -> None:
+    h = Heater()
+    h.tele.enabled = True
+    h.heating()
+    h.step()
+    seq_before = h.tele.seq
+    h.step()
+    assert h.tele.seq == seq_before + 1
+    buf = h.tele._buf
+    off = (h.tele._w - 1) % 32 * 30
+    import struct
+
+    fields = struct.unpack_from(telemetry_fmt(), buf, off + 3)
+    (_seq, t_us, state, flags, _puffs, fault, end, sp_dc, temp_dc, duty, _power, cell, ma, mv) = (
+        fields
+    )
+    assert state == states.HEATING and fault == 0 and end == 0
+    assert flags & 0x01 and flags & 0x04 and flags & 0x10  # heater on, stick in, ready
+    assert (sp_dc, temp_dc, duty) == (h.hc._sp_cc // 10, h.hc.temp_dc, h.duty)
+    assert (cell, ma, mv) == (3900, 2000, 3200)
+    assert t_us == (5_000_000 + h.now_ms * 1000) & ((1 << 30) - 1)
+
+
+def telemetry_fmt() -> str:
+    from fw_edges import telemetry
+
+    return str(telemetry.FMT)
+
+
+# --- puff detection: thresholds, confirmation, end, the longest puff -------------------------
+
+PD = fw.firmware("puff_detect")
+ON = limit(PD, "_ON_MW", "_ON")  # excess that starts a puff
+OFF = limit(PD, "_OFF_MW", "_OFF")
+ON_STEPS = limit(PD, "_ON_STEPS")
+OFF_STEPS = limit(PD, "_OFF_STEPS")
+MAX_STEPS = limit(PD, "_MAX_PUFF_STEPS")
+FAST = limit(PD, "_FAST_SHIFT")
+
+
+def detector(level: int = 3000) -> Any:
+    """A detector counting from a steady input `level`."""
+    d = PD.PuffDetector()
+    if hasattr(d, "start"):  # a detector that starts counting on its own call
+        d.reset()
+        d.start(level)
+    else:
+        d.reset(level)
+    return d
+
+
+def _filt(d: Any) -> int:
+    return int(d._filt_q8 if hasattr(d, "_filt_q8") else d._filt)
+
+
+def feed(d: Any, excess: int) -> bool:
+    """One update whose input makes the detector's excess exactly `excess`
+    (the filtered input less the reference, as update() computes it)."""
+    f, ref = _filt(d), int(d._ref_q8)
+    target = ref + (excess << 8) + 128  # any filtered value in [ref + e<<8, ref + e<<8 + 255]
+    x = (f + ((target - f) << FAST)) >> 8  # invert f' = f + ((x << 8) - f) >> FAST
+    got = d.update(x)
+    assert (_filt(d) - ref) >> 8 == excess, "the input did not give the excess asked for"
+    return bool(got)
+
+
+def test_an_excess_at_the_threshold_is_no_puff() -> None:
+    d = detector()
+    assert not any(feed(d, ON) for _ in range(5 * ON_STEPS))
+    assert d.count == 0 and not d.active
+
+
+def test_a_puff_is_confirmed_after_its_confirmation_time() -> None:
+    d = detector()
+    got = [feed(d, ON + 1) for _ in range(ON_STEPS)]
+    assert got == [False] * (ON_STEPS - 1) + [True]  # confirmed on the ON_STEPS-th period
+    assert d.count == 1 and d.active
+    assert ON_STEPS * PERIOD_MS == 150  # 150 ms (docs/safety.md)
+
+
+def test_a_dip_to_the_threshold_restarts_the_confirmation() -> None:
+    d = detector()
+    got = [feed(d, ON + 1) for _ in range(ON_STEPS - 1)]
+    got.append(feed(d, ON))
+    got += [feed(d, ON + 1) for _ in range(ON_STEPS - 1)]
+    assert not any(got) and d.count == 0
+    assert feed(d, ON + 1) and d.count == 1
+
+
+def _puffing(peak: int = 2 * ON) -> Any:
+    d = detector()
+    for _ in range(ON_STEPS):
+        feed(d, peak)
+    assert d.active
+    return d
+
+
+def test_a_puff_ends_after_its_end_time_below_half_its_peak() -> None:
+    """(Below OFF as well: a confirmed puff's peak is above ON > 2 OFF, so
+    half its peak is the threshold that decides.)"""
+    peak = 4 * ON
+    d = _puffing(peak)
+    for _ in range(10 * OFF_STEPS):
+        feed(d, peak >> 1)  # half the peak: still drawing
+    assert d.active
+    for _ in range(OFF_STEPS - 1):
+        feed(d, (peak >> 1) - 1)
+    assert d.active
+    feed(d, (peak >> 1) - 1)
+    assert not d.active and d.count == 1
+    assert OFF_STEPS * PERIOD_MS == 200
+    assert ON > 2 * OFF
+
+
+def test_a_puff_rising_after_a_dip_keeps_going() -> None:
+    d = _puffing(4 * ON)
+    for _ in range(OFF_STEPS - 1):
+        feed(d, OFF - 1)
+    feed(d, 4 * ON)  # drawing again: the end count starts over
+    for _ in range(OFF_STEPS - 1):
+        feed(d, OFF - 1)
+    assert d.active
+
+
+def test_the_longest_puff_ends_at_its_limit() -> None:
+    d = _puffing(4 * ON)
+    for _ in range(MAX_STEPS - 1):
+        feed(d, 4 * ON)
+    assert d.active
+    feed(d, 4 * ON)
+    assert not d.active and d.count == 1
+    assert MAX_STEPS * PERIOD_MS == 8000  # 8 s
+
+
+def test_after_a_puff_the_next_waits_for_the_excess_to_settle() -> None:
+    d = _puffing(4 * ON)
+    for _ in range(OFF_STEPS):
+        feed(d, OFF - 1)
+    assert not d.active
+    # still above the end threshold: not armed, however long
+    assert not any(feed(d, 4 * ON) for _ in range(3 * ON_STEPS))
+    assert d.count == 1
+    feed(d, OFF)  # at the threshold: not yet
+    assert not any(feed(d, 4 * ON) for _ in range(3 * ON_STEPS))
+    feed(d, OFF - 1)  # settled: armed again
+    got = [feed(d, ON + 1) for _ in range(ON_STEPS)]
+    assert got[-1] and d.count == 2
+
+
+def test_the_reference_is_frozen_during_a_puff_and_lags_outside() -> None:
+    d = _puffing(4 * ON)
+    ref = d._ref_q8
+    for _ in range(50):
+        feed(d, 4 * ON)
+    assert d._ref_q8 == ref
+    ref_shift = limit(PD, "_REF_SHIFT")
+    d = detector(3000)
+    f_before, ref_before = _filt(d), d._ref_q8
+    d.update(4000)
+    f = f_before + (((4000 << 8) - f_before) >> FAST)
+    assert _filt(d) == f
+    assert d._ref_q8 == ref_before + ((f - ref_before) >> ref_shift)
+    assert (FAST, ref_shift) == (3, 7)  # ~80 ms and ~1.3 s at 100 Hz

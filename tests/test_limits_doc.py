@@ -1,0 +1,132 @@
+"""docs/safety.md#every-limit-and-its-test holds: every value it gives is the
+one the firmware's source defines, and every test it names exists. A limit
+changed in the source without the page (or the page without the source)
+fails here; so does a test renamed away from the page that cites it.
+
+The page is the spec; the edge tests read each limit from the source, so
+this check is what ties the two together."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+from hil.paths import FIRMWARE_DIR, ROOT
+
+PAGE = ROOT / "docs" / "safety.md"
+SECTION = "## Every limit and its test"
+CONSTANT = re.compile(r"`(\w+)\.(\w+)(?:\[(\d+)\])? = (-?[\d.]+)`")
+TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[[^\]]*\])?`")
+
+
+def _section() -> list[str]:
+    text = PAGE.read_text(encoding="utf-8")
+    assert SECTION in text, f"{PAGE.name} has no section {SECTION!r}"
+    body = text.split(SECTION, 1)[1]
+    body = re.split(r"^## ", body, flags=re.M)[0]
+    return [line for line in body.splitlines() if line.startswith("|") and "---" not in line]
+
+
+def _rows() -> list[tuple[str, list[tuple[str, str, int | None, str]], list[tuple[str, str]]]]:
+    rows = []
+    for line in _section():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == "limit":
+            continue
+        consts = [(m[1], m[2], int(m[3]) if m[3] else None, m[4]) for m in CONSTANT.finditer(line)]
+        tests = [(m[1], m[2]) for m in TEST.finditer(line)]
+        rows.append((cells[0], consts, tests))
+    return rows
+
+
+def source_value(module: str, name: str, index: int | None) -> object:
+    """A module-level constant of firmware/<module>.py: NAME = const(V), V,
+    or a tuple's item."""
+    tree = ast.parse((FIRMWARE_DIR / f"{module}.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == name
+        ):
+            value = node.value
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "const":
+                value = value.args[0]
+            got = ast.literal_eval(value)
+            return got[index] if index is not None else got
+    raise AssertionError(f"firmware/{module}.py defines no {name}")
+
+
+def test_the_page_lists_limits() -> None:
+    rows = _rows()
+    assert len(rows) >= 40, "the table of limits is missing or cut short"
+    assert all(tests for _, _, tests in rows), [name for name, _, t in rows if not t]
+
+
+@pytest.mark.parametrize(
+    ("limit", "module", "name", "index", "value"),
+    [(row[0], *c) for row in _rows() for c in row[1]],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_each_value_is_the_sources(
+    limit: str, module: str, name: str, index: int | None, value: str
+) -> None:
+    got = source_value(module, name, index)
+    want = float(value) if "." in value else int(value)
+    assert got == want, f"{limit}: docs/safety.md says {module}.{name} = {value}, the source {got}"
+
+
+def test_each_test_named_exists() -> None:
+    missing = []
+    for limit, _, tests in _rows():
+        for path, func in tests:
+            file = ROOT / path
+            names = set()
+            if file.exists():
+                names = {
+                    n.name
+                    for n in ast.walk(ast.parse(file.read_text()))
+                    if isinstance(n, ast.FunctionDef)
+                }
+            if func not in names:
+                missing.append(f"{limit}: {path}::{func}")
+    assert not missing, "docs/safety.md names tests that do not exist:\n" + "\n".join(missing)
+
+
+# the safety modules: every numeric constant they define is a limit on the page,
+# but these, which are no limits
+NOT_LIMITS = {
+    ("heater_ctl", "_REQ_NONE"): "a request code",
+    ("heater_ctl", "_REQ_START"): "a request code",
+    ("heater_ctl", "_REQ_STOP"): "a request code",
+    ("heater_ctl", "_REQ_CLEAR"): "a request code",
+}
+SAFETY_MODULES = ("heater_safety", "heater_ctl", "puff_detect", "store", "calib")
+
+
+@pytest.mark.parametrize("module", SAFETY_MODULES)
+def test_every_limit_of_a_safety_module_is_on_the_page(module: str) -> None:
+    """A new limit without its row (and so without its test) fails."""
+    listed = {(m, n) for _, consts, _ in _rows() for m, n, _, _ in consts}
+    tree = ast.parse((FIRMWARE_DIR / f"{module}.py").read_text(encoding="utf-8"))
+    numeric = []
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        try:
+            value = source_value(module, name, None)
+        except (ValueError, SyntaxError):
+            continue  # not a literal: a table built at import
+        items = value if isinstance(value, tuple) else (value,)
+        if name.lstrip("_").isupper() and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in items
+        ):
+            numeric.append(name)
+    unlisted = [n for n in numeric if (module, n) not in listed and (module, n) not in NOT_LIMITS]
+    assert not unlisted, f"limits of {module}.py docs/safety.md does not list: " + ", ".join(
+        unlisted
+    )
