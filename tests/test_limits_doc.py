@@ -9,36 +9,15 @@ this check is what ties the two together."""
 from __future__ import annotations
 
 import ast
-import re
 
 import pytest
+import safety_doc
 
 from hil.paths import FIRMWARE_DIR, ROOT
 
-PAGE = ROOT / "docs" / "safety.md"
-SECTION = "## Every limit and its test"
-CONSTANT = re.compile(r"`(\w+)\.(\w+)(?:\[(\d+)\])? = (-?[\d.]+)`")
-TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[[^\]]*\])?`")
 
-
-def _section() -> list[str]:
-    text = PAGE.read_text(encoding="utf-8")
-    assert SECTION in text, f"{PAGE.name} has no section {SECTION!r}"
-    body = text.split(SECTION, 1)[1]
-    body = re.split(r"^## ", body, flags=re.M)[0]
-    return [line for line in body.splitlines() if line.startswith("|") and "---" not in line]
-
-
-def _rows() -> list[tuple[str, list[tuple[str, str, int | None, str]], list[tuple[str, str]]]]:
-    rows = []
-    for line in _section():
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if cells[0] == "limit":
-            continue
-        consts = [(m[1], m[2], int(m[3]) if m[3] else None, m[4]) for m in CONSTANT.finditer(line)]
-        tests = [(m[1], m[2]) for m in TEST.finditer(line)]
-        rows.append((cells[0], consts, tests))
-    return rows
+def _rows() -> list[tuple[str, list[safety_doc.Constant], list[tuple[str, str]]]]:
+    return safety_doc.rows()
 
 
 def source_value(module: str, name: str, index: int | None) -> object:

@@ -8,8 +8,8 @@ On the simulator and the virtual board."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
-import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -240,9 +240,7 @@ def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: VirtualAi
         with pytest.raises(AttError) as e:
             op()
         assert e.value.code in (0x0F, 0x05)  # insufficient encryption (or authentication)
-    t0 = time.perf_counter()
     phone.pair()
-    pair_s = time.perf_counter() - t0
     dut.expect_event(r"^ble bonded$", timeout_s=0.1)
     dut.expect_event(r"^ble enc 1 0 1$", timeout_s=0.1)  # Just Works: not authenticated
     assert phone.read(HAPTICS) == b"\x01\x0f\x50"
@@ -251,7 +249,6 @@ def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: VirtualAi
     with pytest.raises(AttError) as e:
         phone.write(HAPTICS, b"\x02\x03\x10")
     assert e.value.code == 0x13
-    assert pair_s < 2.0
     assert dut.now_s == 0.0  # no device time passed
 
 
@@ -300,7 +297,7 @@ def test_a_device_gone_quiet_fails_the_call_at_once(dut: Dut, ble: VirtualAir) -
     phone = connected(ble)
     assert dut.live is not None
     dut.live.link.send_line("@plant end")  # the run ends: nobody answers the bridge any more
-    t0 = time.monotonic()
-    with pytest.raises(BleError):
+    with pytest.raises(BleError) as e:
         phone.read(FIND)
-    assert time.monotonic() - t0 < 10.0  # the bridge's reply timeout, not a GATT timeout
+    # the bridge's own answer (the link closed, or its reply timeout), not a GATT timeout
+    assert re.search(r"link closed|no answer to .* within", str(e.value)), str(e.value)

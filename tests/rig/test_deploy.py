@@ -10,7 +10,6 @@ import pty
 import subprocess
 import sys
 import threading
-import time
 import tty
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hil.rig import board as rig_board
 from hil.rig import deploy
 from hil.rig.board import Board
 from hil.rig.vboard import VirtualBoard
@@ -105,12 +105,23 @@ def _heatrig(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# A port with nothing, or no MicroPython, behind it fails within this (README,
+# docs/rig.md): the command's start-up and the board's fixed waits. The
+# waits are checked here; the wall time, which a loaded machine stretches, is
+# a benchmark (benchmarks/test_user_waits.py).
+FAIL_FAST_S = 10.0
+START_UP_S = 3.0  # what the command may take besides its waits, on a quiet machine
+
+
+def test_the_deploys_waits_leave_room_for_its_start_up() -> None:
+    b = rig_board
+    waits = b.PROBE_S + b.REBOOT_S + b.RAW_S + b.QUIET_S
+    assert waits + START_UP_S <= FAIL_FAST_S, f"{waits:.1f} s of waits"
+
+
 def _fails_fast(port: str, *expected: str) -> None:
-    t0 = time.monotonic()
     r = _heatrig("deploy", "--port", port)
-    took = time.monotonic() - t0
     assert r.returncode == 2
-    assert took < 10.0, f"took {took:.1f} s"
     assert "Traceback" not in r.stderr
     for text in expected:
         assert text in r.stderr, r.stderr
