@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench bench-baseline lint format layout-check clean deploy
+.PHONY: run test bench bench-baseline lint format layout-check clean deploy mutation
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -28,6 +28,12 @@ bench: $(STAMP)
 # record the current figures as the baseline (after an intended change; commit it)
 bench-baseline: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --update-baseline
+
+# mutation testing of the safety modules (docs/qa.md#mutation-testing):
+# make mutation [MODULES="heater_ctl store"] [ARGS="--scheduler tcp://host:8786"]
+MODULES ?= heater_safety heater_ctl puff_detect store calib ble_gatt
+mutation: $(STAMP)
+	$(BIN)/python -m hil.mutation $(MODULES) $(ARGS)
 
 # ruff checks all of them; MicroPython's (firmware, sim, benchmarks/mpy) by the
 # rules of firmware/ruff.toml, and `ruff format` leaves them as laid out (pyproject.toml)

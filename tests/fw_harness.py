@@ -203,9 +203,18 @@ class _Timer:
 
     def __init__(self, timer_id: int):
         self.callback = None
+        self.mode = -1
+        self.period = 0
+        self.running = False
 
     def init(self, *, mode: int, period: int, callback: Any) -> None:
         self.callback = callback
+        self.mode = mode
+        self.period = period
+        self.running = True
+
+    def deinit(self) -> None:
+        self.running = False
 
 
 def firmware(name: str) -> types.ModuleType:

@@ -5,6 +5,7 @@ from the source, so a limit moved in the source alone fails them too
 
 from __future__ import annotations
 
+import functools
 import re
 
 from hil.paths import ROOT
@@ -17,6 +18,7 @@ TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[[^\]]*\])?`")
 Constant = tuple[str, str, "int | None", str]  # module, name, index, value as written
 
 
+@functools.cache
 def table_lines() -> list[str]:
     text = PAGE.read_text(encoding="utf-8")
     assert SECTION in text, f"{PAGE.name} has no section {SECTION!r}"

@@ -9,6 +9,9 @@ this check is what ties the two together."""
 from __future__ import annotations
 
 import ast
+import functools
+import re
+from pathlib import Path
 
 import pytest
 import safety_doc
@@ -20,23 +23,41 @@ def _rows() -> list[tuple[str, list[safety_doc.Constant], list[tuple[str, str]]]
     return safety_doc.rows()
 
 
-def source_value(module: str, name: str, index: int | None) -> object:
-    """A module-level constant of firmware/<module>.py: NAME = const(V), V,
-    or a tuple's item."""
+@functools.cache
+def _constants(module: str) -> dict[str, object]:
+    """The literal module-level constants of firmware/<module>.py:
+    NAME = const(V) or NAME = V."""
     tree = ast.parse((FIRMWARE_DIR / f"{module}.py").read_text(encoding="utf-8"))
+    out: dict[str, object] = {}
     for node in tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == name
-        ):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if not isinstance(target, ast.Name):
+                continue
             value = node.value
             if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "const":
                 value = value.args[0]
-            got = ast.literal_eval(value)
-            return got[index] if index is not None else got
-    raise AssertionError(f"firmware/{module}.py defines no {name}")
+            try:
+                out[target.id] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                continue  # not a literal: a table built at import
+    return out
+
+
+def source_value(module: str, name: str, index: int | None) -> object:
+    """A constant of firmware/<module>.py (a tuple's item with index)."""
+    consts = _constants(module)
+    assert name in consts, f"firmware/{module}.py defines no {name}"
+    got = consts[name]
+    return got[index] if index is not None else got  # type: ignore[index]
+
+
+@functools.cache
+def _functions(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
 
 
 def test_the_page_lists_limits() -> None:
@@ -62,15 +83,7 @@ def test_each_test_named_exists() -> None:
     missing = []
     for limit, _, tests in _rows():
         for path, func in tests:
-            file = ROOT / path
-            names = set()
-            if file.exists():
-                names = {
-                    n.name
-                    for n in ast.walk(ast.parse(file.read_text()))
-                    if isinstance(n, ast.FunctionDef)
-                }
-            if func not in names:
+            if func not in _functions(ROOT / path):
                 missing.append(f"{limit}: {path}::{func}")
     assert not missing, "docs/safety.md names tests that do not exist:\n" + "\n".join(missing)
 
@@ -90,16 +103,8 @@ SAFETY_MODULES = ("heater_safety", "heater_ctl", "puff_detect", "store", "calib"
 def test_every_limit_of_a_safety_module_is_on_the_page(module: str) -> None:
     """A new limit without its row (and so without its test) fails."""
     listed = {(m, n) for _, consts, _ in _rows() for m, n, _, _ in consts}
-    tree = ast.parse((FIRMWARE_DIR / f"{module}.py").read_text(encoding="utf-8"))
     numeric = []
-    for node in tree.body:
-        if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
-            continue
-        name = node.targets[0].id
-        try:
-            value = source_value(module, name, None)
-        except (ValueError, SyntaxError):
-            continue  # not a literal: a table built at import
+    for name, value in _constants(module).items():
         items = value if isinstance(value, tuple) else (value,)
         if name.lstrip("_").isupper() and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in items
@@ -109,3 +114,21 @@ def test_every_limit_of_a_safety_module_is_on_the_page(module: str) -> None:
     assert not unlisted, f"limits of {module}.py docs/safety.md does not list: " + ", ".join(
         unlisted
     )
+
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+NAMED = re.compile(r"\b(tests/[\w/]+\.py|benchmarks/[\w/]+\.py)(?:::(\w+))?")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_test_a_page_names_exists(page: Path) -> None:
+    """A claim names its test: the file, and the test if it says which."""
+    missing = []
+    for path, func in NAMED.findall(page.read_text(encoding="utf-8")):
+        file = ROOT / path
+        if not file.exists():
+            missing.append(path)
+            continue
+        if func and func not in _functions(file):
+            missing.append(f"{path}::{func}")
+    assert not missing, f"{page.name} names what does not exist: " + ", ".join(missing)

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--branches", action="store_true", help="only the never-taken branches (`if False`)"
     )
+    ap.add_argument(
+        "--fast", action="store_true", help="judge by each module's fast tests only (plan.toml)"
+    )
     ap.add_argument("--sample", type=int, help="a fixed-seed sample of N mutants per module")
     ap.add_argument("--seed", type=int, default=1, help="the sample's seed (default 1)")
     ap.add_argument(
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         p = plan.load()
+        if args.fast:
+            p = p.with_fast_tests()
         modules = args.modules or list(p.modules)
         if args.list:
             return _list(p, modules, args)

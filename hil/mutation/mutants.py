@@ -83,6 +83,10 @@ class Mutant:
     start: tuple[int, int]  # (line, byte column) of the replaced span
     end: tuple[int, int]
     replacement: str
+    in_body: bool = False  # inside a function's body: runs only when it is called
+    # lines a test must run for the mutant to change anything: the branch it
+    # makes never taken, else the span it changes
+    needs: tuple[int, int] = (0, 0)
 
     @property
     def key(self) -> str:
@@ -140,11 +144,15 @@ def _docstring_nodes(tree: ast.Module) -> set[int]:
 class _Site:
     """One candidate change: the node replaced, and the statement it is in."""
 
-    def __init__(self, node: ast.AST, replacement: ast.AST | str, stmt: ast.stmt, op: str):
+    def __init__(
+        self, node: ast.AST, replacement: ast.AST | str, stmt: ast.stmt, op: str, in_body: bool
+    ):
         self.node = node
         self.replacement = replacement
         self.stmt = stmt
         self.op = op
+        self.in_body = in_body
+        self.needs: tuple[int, int] | None = None
 
 
 def _replace_in(stmt: ast.stmt, old: ast.AST, new: ast.AST | str) -> str:
@@ -183,7 +191,9 @@ class _Walker(ast.NodeVisitor):
         return ".".join(self._func) or "<module>"
 
     def _add(self, node: ast.AST, repl: ast.AST | str, op: str) -> None:
-        self.sites.append((self._where(), _Site(node, repl, self._stmt[-1], op)))
+        stmt = self._stmt[-1]
+        in_body = self._in_func > 0 and not isinstance(stmt, (ast.FunctionDef, ast.ClassDef))
+        self.sites.append((self._where(), _Site(node, repl, stmt, op, in_body)))
 
     # scopes
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
@@ -220,6 +230,8 @@ class _Walker(ast.NodeVisitor):
             if isinstance(node, ast.If):
                 self._add(node.test, ast.Constant(True), "cond")
                 self._add(node.test, ast.Constant(False), "cond")
+                first = node.body[0]
+                self.sites[-1][1].needs = (first.lineno, first.end_lineno or first.lineno)
             elif isinstance(node, ast.While):
                 self._add(node.test, ast.Constant(False), "cond")
             super().generic_visit(node)
@@ -346,6 +358,8 @@ def generate_from(source: str, module: str) -> list[Mutant]:
                 start=(lineno, getattr(node, "col_offset", 0)),
                 end=(end_lineno, getattr(node, "end_col_offset", 0) or 0),
                 replacement=_text(site.replacement),
+                in_body=site.in_body,
+                needs=site.needs or (lineno, end_lineno),
             )
         )
     return out

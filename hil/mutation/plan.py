@@ -6,7 +6,8 @@
   regressions of the suite itself:
 
       [modules.heater_safety]
-      tests = ["tests/firmware/test_limits.py", "tests/firmware/test_safety.py"]
+      tests = ["tests/firmware/test_edges.py", "tests/firmware/test_safety.py"]
+      fast = ["tests/firmware/test_edges.py"]   # for the sample `make test` runs
 
       [[bugs]]
       module = "heater_safety"
@@ -63,6 +64,14 @@ class Plan:
     bugs: tuple[Bug, ...]
     equivalent: dict[str, str]  # mutant key -> reason
     safety: tuple[str, ...]  # the modules held to the score target
+    fast: dict[str, tuple[str, ...]]  # module -> the fast tests (CPython) of the sample
+
+    def with_fast_tests(self) -> Plan:
+        """The plan with each module judged by its fast tests only (modules
+        without any left out): the sample `make test` runs."""
+        mods = {m: t for m, t in self.fast.items() if t}
+        return Plan(mods, self.bugs, self.equivalent, tuple(m for m in self.safety if m in mods),
+                    self.fast)  # fmt: skip
 
 
 def load(plan_path: Path = PLAN, equivalent_path: Path = EQUIVALENT) -> Plan:
@@ -72,20 +81,24 @@ def load(plan_path: Path = PLAN, equivalent_path: Path = EQUIVALENT) -> Plan:
     for table in data:
         chk.known_table(table, ("modules", "bugs", "safety"))
     modules: dict[str, tuple[str, ...]] = {}
+    fast: dict[str, tuple[str, ...]] = {}
     for name, spec in _table(chk, data, "modules").items():
         where = f"modules.{name}"
         if not isinstance(spec, dict):
             chk.fail("modules", name, "must be a table with `tests`")
             continue
-        chk.check_keys(spec, where, ("tests",))
-        tests = spec.get("tests")
-        if not (isinstance(tests, list) and tests and all(isinstance(t, str) for t in tests)):
-            chk.fail(where, "tests", "must be a non-empty list of test paths or node ids")
-            continue
-        for t in tests:
-            if not (ROOT / t.split("::")[0]).exists():
-                chk.fail(where, "tests", f"no such test file: {t.split('::')[0]}")
-        modules[name] = tuple(tests)
+        chk.check_keys(spec, where, ("tests", "fast"))
+        for key in ("tests", "fast"):
+            tests = spec.get(key, [] if key == "fast" else None)
+            if not (isinstance(tests, list) and all(isinstance(t, str) for t in tests)) or (
+                key == "tests" and not tests
+            ):
+                chk.fail(where, key, "must be a list of test paths or node ids")
+                continue
+            for t in tests:
+                if not (ROOT / t.split("::")[0]).exists():
+                    chk.fail(where, key, f"no such test file: {t.split('::')[0]}")
+            (modules if key == "tests" else fast)[name] = tuple(tests)
     bugs: list[Bug] = []
     raw_bugs = data.get("bugs", [])
     for i, b in enumerate(raw_bugs if isinstance(raw_bugs, list) else []):
@@ -110,7 +123,7 @@ def load(plan_path: Path = PLAN, equivalent_path: Path = EQUIVALENT) -> Plan:
         if m not in modules:
             chk.fail("safety", "modules", f"{m!r} has no [modules.{m}]")
     chk.raise_problems(PlanError)
-    return Plan(modules, tuple(bugs), _equivalent(equivalent_path), tuple(safety))
+    return Plan(modules, tuple(bugs), _equivalent(equivalent_path), tuple(safety), fast)
 
 
 def _texts(v: Any) -> tuple[str, ...]:

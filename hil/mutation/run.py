@@ -44,6 +44,7 @@ class Job:
     tests: tuple[str, ...]
     timeout_s: float
     tree: str
+    trace: bool = False  # a baseline: record which lines each test runs
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Outcome:
     test: str = ""  # the first test that failed
     detail: str = ""
     wall_s: float = 0.0
+    coverage: dict[str, Any] | None = None  # a traced baseline's: order, lines, opaque
 
 
 def tree_id(root: Path = ROOT) -> str:
@@ -79,8 +81,11 @@ class Worker:
             "HEATRIG_BUILD_DIR": str(self.dir / "build"),
             "HEATRIG_RESULTS_DIR": str(self.dir / "results"),
             "HEATRIG_MUTATION_SCRATCH": str(self.dir),
-            "PYTHONDONTWRITEBYTECODE": "1",  # no stale bytecode of a mutated module
+            # bytecode cached apart from the tree (the worker gives each version
+            # of a mutated module a time stamp of its own: no stale bytecode)
+            "PYTHONPYCACHEPREFIX": str(self.dir / "pycache"),
         }
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hil.mutation.worker"],
             stdin=subprocess.PIPE,
@@ -93,8 +98,9 @@ class Worker:
 
     def run(self, job: Job) -> Outcome:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        msg = {"module": job.module, "source": job.source, "tests": list(job.tests)}
-        self.proc.stdin.write(json.dumps({**msg, "timeout_s": job.timeout_s}) + "\n")
+        msg: dict[str, Any] = {"module": job.module, "source": job.source, "tests": list(job.tests)}
+        msg |= {"timeout_s": job.timeout_s, "trace": job.trace}
+        self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hil.mutation import mutants
 from hil.mutation.plan import Plan
@@ -72,6 +73,23 @@ class Report:
         return killed, judged
 
 
+def tests_for(
+    mu: mutants.Mutant, planned: tuple[str, ...], cover: dict[str, Any] | None
+) -> tuple[str, ...]:
+    """The tests that can notice a mutant: those that ran its line in the
+    baseline, then those whose lines are unknown (the simulator's, which run
+    the firmware in MicroPython; a doc check; a test that traced on its own).
+    A mutant outside a function's body (run at import) gets them all."""
+    if cover is None or not mu.in_body:
+        return planned
+    lines: dict[str, list[int]] = cover["lines"]
+    opaque = set(cover["opaque"])
+    span = set(range(mu.needs[0], mu.needs[1] + 1))
+    ran = [t for t in cover["order"] if t not in opaque and span & set(lines[t])]
+    unknown = [t for t in cover["order"] if t in opaque or not lines[t]]
+    return tuple(ran + unknown)
+
+
 def select(
     muts: list[mutants.Mutant],
     *,
@@ -115,8 +133,13 @@ def run(
     sources = {m: (FIRMWARE_DIR / f"{m}.py").read_text(encoding="utf-8") for m in modules}
     all_muts = {m: mutants.generate_from(sources[m], m) for m in modules}
 
-    # baselines: every module's tests pass as the code is; their time sets the timeouts
-    base_jobs = [Job(i, m, "", None, plan.modules[m], 1800.0, tree) for i, m in enumerate(modules)]
+    # baselines: every module's tests pass as the code is; their time sets the
+    # timeouts, and the lines each test runs choose the tests of each mutant
+    base_jobs = [
+        Job(i, m, "", None, plan.modules[m], 1800.0, tree, trace=True)
+        for i, m in enumerate(modules)
+    ]
+    cover: dict[str, dict[str, Any]] = {}
     for o in execute(base_jobs, workers=workers, scheduler=scheduler):
         if o.status != "survived":
             raise MutationError(
@@ -124,6 +147,8 @@ def run(
                 f"{o.detail}): fix them before measuring anything against them"
             )
         scores[o.module].baseline_s = o.wall_s
+        if o.coverage:
+            cover[o.module] = o.coverage
     timeout = {m: max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * scores[m].baseline_s) for m in modules}
 
     jobs: list[Job] = []
@@ -143,9 +168,8 @@ def run(
                     continue
             idx = len(jobs)
             by_index[idx] = mu
-            jobs.append(
-                Job(idx, m, mu.key, mu.apply(sources[m]), plan.modules[m], timeout[m], tree)
-            )
+            tests = tests_for(mu, plan.modules[m], cover.get(m))
+            jobs.append(Job(idx, m, mu.key, mu.apply(sources[m]), tests, timeout[m], tree))
     bug_jobs: dict[int, BugResult] = {}
     results: list[BugResult] = []
     for bug in plan.bugs if bugs else ():

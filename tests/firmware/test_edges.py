@@ -2,7 +2,7 @@
 not trip, just outside it trips -- with the right fault code, within the
 time the README states (the same control step; a debounced signal on its
 second sample, within two control periods). Each limit is read from the
-firmware's source (tests/firmware/fw_edges.py), so the edge follows its
+firmware's source (tests/fw_edges.py), so the edge follows its
 constant; docs/safety.md#every-limit-and-its-test lists the limits with
 their values and these tests, and tests/test_limits_doc.py holds the table
 to the source.
@@ -14,6 +14,7 @@ every mutant of the safety modules (mutation/plan.toml).
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 import fw_harness as fw
@@ -30,6 +31,7 @@ from fw_edges import (
     ntc,
     ok_readings,
     states,
+    telemetry,
     temp_reading,
 )
 
@@ -515,11 +517,23 @@ def test_the_step_rate_is_the_control_period_while_a_session_may_run() -> None:
     h = Heater()
     timer = h.hc.timer
     h.hc.start()
-    assert timer.callback is not None
-    h.hc.idle()  # asleep, nothing asked: 1 Hz
-    assert heater_ctl._fast is False
-    h.hc.request_start()
-    assert heater_ctl._fast is True
+    assert (timer.mode, timer.period) == (timer.PERIODIC, heater_ctl.CONTROL_PERIOD_MS)
+    assert timer.callback == h.hc.step
+    h.hc.idle()  # asleep, nothing asked: the idle rate
+    assert timer.period == heater_ctl.IDLE_PERIOD_MS
+    h.tele.enabled = True
+    h.step()
+    assert _last_frame(h)[3] & telemetry.FLAG_IDLE_RATE
+    h.hc.request_start()  # back to the control rate before the request is served
+    assert timer.period == heater_ctl.CONTROL_PERIOD_MS
+    h.step()
+    assert not _last_frame(h)[3] & telemetry.FLAG_IDLE_RATE
+    h.hc.request_stop()
+    h.step()
+    h.hc.idle()  # cooling: still the control rate (it times the cooling)
+    assert timer.period == heater_ctl.CONTROL_PERIOD_MS
+    h.hc.cut_for_reset()
+    assert not timer.running and h.cut
     assert heater_ctl.CONTROL_PERIOD_MS == 10 and heater_ctl.IDLE_PERIOD_MS == 1000
 
 
@@ -569,6 +583,8 @@ def law(sp: int, t: int, integ: int, p_full: int) -> tuple[int, int, int, int]:
         (340.0, 2000, 0),  # far above: no power, the integral held at 0
         (340.0, 2000, 10000 << 8),  # the integral at its cap
         (20.0, 4000, 10000 << 8),  # a cold blade, a strong cell: capped at P_MAX
+        (301.0, 2000, 10000 << 8),  # saturated above the set-point: the integral unwinds
+        (305.0, 2000, 100),  # the integral would go below 0: held at 0
     ],
 )
 def test_the_control_law_is_pi_with_feed_forward(temp_c: float, i_ma: int, integ: int) -> None:
@@ -617,6 +633,14 @@ def test_the_fuel_gauge_gets_the_mean_heater_current() -> None:
     assert heater_ctl.drawn_ma_steps[0] == before  # cut: nothing drawn
 
 
+def _last_frame(h: Heater) -> tuple[int, ...]:
+    """The telemetry record the last step packed."""
+    slots = telemetry._SLOTS
+    size = telemetry.PAYLOAD_LEN + 5
+    off = (h.tele._w - 1) % slots * size
+    return tuple(struct.unpack_from(telemetry.FMT, h.tele._buf, off + 3))
+
+
 def test_telemetry_tells_the_step_as_it_was() -> None:
     h = Heater()
     h.tele.enabled = True
@@ -625,25 +649,36 @@ def test_telemetry_tells_the_step_as_it_was() -> None:
     seq_before = h.tele.seq
     h.step()
     assert h.tele.seq == seq_before + 1
-    buf = h.tele._buf
-    off = (h.tele._w - 1) % 32 * 30
-    import struct
-
-    fields = struct.unpack_from(telemetry_fmt(), buf, off + 3)
-    (_seq, t_us, state, flags, _puffs, fault, end, sp_dc, temp_dc, duty, _power, cell, ma, mv) = (
-        fields
+    (_seq, t_us, state, flags, puffs, fault, end, sp_dc, temp_dc, duty, power, cell, ma, mv) = (
+        _last_frame(h)
     )
-    assert state == states.HEATING and fault == 0 and end == 0
-    assert flags & 0x01 and flags & 0x04 and flags & 0x10  # heater on, stick in, ready
-    assert (sp_dc, temp_dc, duty) == (h.hc._sp_cc // 10, h.hc.temp_dc, h.duty)
+    assert state == states.HEATING and fault == 0 and end == 0 and puffs == 0
+    f = telemetry
+    assert flags == f.FLAG_HEATER_EN | f.FLAG_STICK | f.FLAG_READY  # on, stick in, ready, fast
+    assert (sp_dc, temp_dc, duty, power) == (h.hc._sp_cc // 10, h.hc.temp_dc, h.duty, h.hc.power_mw)
     assert (cell, ma, mv) == (3900, 2000, 3200)
     assert t_us == (5_000_000 + h.now_ms * 1000) & ((1 << 30) - 1)
+    h.hc.puffs.active = True
+    h.hc.puffs.count = 3
+    h.hc.stick.level = 0
+    h.step()
+    flags, puffs = _last_frame(h)[3], _last_frame(h)[4]
+    assert flags & f.FLAG_PUFF and not flags & f.FLAG_STICK and puffs == 3
+    assert _last_frame(h)[5] == faults.STICK_MISSING  # and the heater readings no more
+    assert _last_frame(h)[12:] == (0, 0)
 
 
-def telemetry_fmt() -> str:
-    from fw_edges import telemetry
-
-    return str(telemetry.FMT)
+def test_the_reading_is_filtered_by_the_mean_of_the_last_two() -> None:
+    h = Heater()
+    h.heating()
+    c = h.hc.cal
+    v, i = temp_reading(c, 30000)
+    h.set(v_100uv=v, i_ma=i)
+    h.hc._temp_cc = 29000
+    h.step()
+    assert h.hc._temp_cc == (29000 + 30000) >> 1
+    h.step()
+    assert h.hc._temp_cc == (29500 + 30000) >> 1
 
 
 # --- puff detection: thresholds, confirmation, end, the longest puff -------------------------
@@ -729,6 +764,15 @@ def test_a_puff_ends_after_its_end_time_below_half_its_peak() -> None:
     assert not d.active and d.count == 1
     assert OFF_STEPS * PERIOD_MS == 200
     assert ON > 2 * OFF
+
+
+def test_the_end_follows_the_puffs_peak_as_it_rises() -> None:
+    d = _puffing(2 * ON)  # confirmed at 2 ON
+    for _ in range(5):
+        feed(d, 8 * ON)  # drawn harder: the peak rises to 8 ON
+    for _ in range(OFF_STEPS):
+        feed(d, 3 * ON)  # under half the new peak, over half the first one
+    assert not d.active
 
 
 def test_a_puff_rising_after_a_dip_keeps_going() -> None:
