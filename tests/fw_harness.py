@@ -237,6 +237,12 @@ def firmware(name: str) -> types.ModuleType:
                 sys.modules[k] = v
 
 
+def provide(name: str, module: types.ModuleType) -> None:
+    """A stand-in module (a port's `bluetooth`, say) that firmware imports get."""
+    _install()
+    _FIRMWARE_ONLY[name] = module
+
+
 def firmware_variant(name: str, source: str) -> types.ModuleType:
     """A firmware module made from other source text (a bug put in on
     purpose), against the same stand-ins; sys.modules keeps the real one."""
