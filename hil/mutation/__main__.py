@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hil.mutation import plan, score
-from hil.mutation.run import MutationError
+from hil.mutation.run import MutationError, Outcome
 from hil.paths import RESULTS_DIR
 from hil.tomlfile import TomlFileError
 
@@ -57,22 +57,31 @@ def main(argv: list[str] | None = None) -> int:
         modules = args.modules or list(p.modules)
         if args.list:
             return _list(p, modules, args)
-        with tqdm(desc="mutants", unit="run", file=sys.stderr, dynamic_ncols=True) as bar:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        as_they_come = args.json.with_suffix(".jsonl")  # every outcome as it comes
+        with (
+            tqdm(desc="mutants", unit="run", file=sys.stderr, dynamic_ncols=True) as bar,
+            as_they_come.open("w") as stream,
+        ):
 
             def progress(n: int, total: int) -> None:
                 bar.total = total
                 bar.update(n - bar.n)
 
+            def log(o: Outcome) -> None:
+                stream.write(json.dumps(asdict(o) | {"coverage": None}) + "\n")
+                stream.flush()
+
             rep = score.run(
                 p, modules, workers=args.workers, scheduler=args.scheduler,
                 branches=args.branches, sample=args.sample, seed=args.seed,
                 run_equivalent=args.run_equivalent, bugs=not args.no_bugs, progress=progress,
+                log=log,
             )  # fmt: skip
     except (MutationError, TomlFileError) as e:
         print(f"heatrig mutation: {e}", file=sys.stderr)
         return 2
     print(score.format_report(rep, TARGET_PCT))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps({"wall_s": rep.wall_s, "outcomes": [asdict(o) for o in rep.outcomes]}, indent=1)
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 from hil.mutation import mutants
 from hil.mutation.plan import Plan
-from hil.mutation.run import Job, MutationError, Outcome, execute, tree_id
+from hil.mutation.run import Job, MutationError, Outcome, execute, local_workers, tree_id
 from hil.paths import FIRMWARE_DIR
 
 MIN_TIMEOUT_S = 60.0
@@ -121,6 +121,7 @@ def run(
     run_equivalent: bool = False,
     bugs: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    log: Callable[[Outcome], None] | None = None,
 ) -> Report:
     t0 = time.monotonic()
     tree = tree_id()
@@ -190,6 +191,8 @@ def run(
         outcomes.append(o)
         if progress is not None:
             progress(n, len(jobs))
+        if log is not None:
+            log(o)
         if o.index in bug_jobs:
             bug_jobs[o.index].outcome = o
             continue
@@ -215,7 +218,7 @@ def run(
     for s in scores.values():
         s.survived.sort(key=lambda x: x[0].line)
     stale = [k for k in plan.equivalent if k.split(":", 1)[0] in modules and k not in keys_now]
-    where = scheduler or f"{min(len(jobs) or 1, workers or 0) or 'all'} local workers"
+    where = scheduler or f"{min(max(len(jobs), 1), local_workers(workers))} local workers"
     return Report(scores, results, used, stale, plan.safety, outcomes, where,
                   time.monotonic() - t0)  # fmt: skip
 

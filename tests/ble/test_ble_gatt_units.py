@@ -249,7 +249,6 @@ def test_the_write_codes_are_the_tables() -> None:
     two = ((1, "<B", (0,), (1,)), (2, "<BB", (0, 0), (1, 9)))
     assert ble_gatt.check(two, b"\x01\x09") == (0, (1, 9))
     assert ble_gatt.check(two, b"\x01\x0a") == (0x13, None)
-    assert ble_gatt.ATT_VALUE if hasattr(ble_gatt, "ATT_VALUE") else True
 
 
 def test_settings_written_apply_and_reach_flash_at_the_next_tick(
