@@ -7,23 +7,57 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test bench bench-baseline lint format layout-check clean deploy mutation
+.PHONY: run test test-net traces bench bench-baseline power-campaign lint format layout-check \
+	clean deploy flash update-sweep mutation
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
 
+# the `dut` tests then run on a virtual board at its pty's path, the command as
+# the README writes it for a board; the board holds a user's records, and
+# tests/board_session.py fails the run unless they are byte-identical after it
+BOARD_SESSION := $(BIN)/python -m tests.board_session
+
 test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
-	$(BIN)/pytest -m dut --target serial --port virtual --junitxml=results/junit-serial.xml
+	$(BOARD_SESSION) -- $(BIN)/pytest -m dut --target serial --port {port} \
+		--junitxml=results/junit-serial.xml
+
+# the same `dut` tests through an RFC 2217 server on loopback in front of the board
+test-net: $(STAMP)
+	$(BOARD_SESSION) --rfc2217 -- $(BIN)/pytest -m dut --target serial --port {port} \
+		--junitxml=results/junit-rfc2217.xml
+
+# record the shipped link traces (tests/data/traces) again
+traces: $(STAMP)
+	$(BIN)/python -m tests.data.traces.record
+
+# firmware updates: a power cut at every N-th byte of a transfer (>= 500 cuts), at
+# every byte of the switch and of the trial boot, one byte changed at every
+# position of an image's header (make test runs a fixed sample of each), and an
+# update over the virtual board's console (real time, about a minute)
+update-sweep: $(STAMP)
+	HEATRIG_UPDATE_SWEEP=full $(BIN)/pytest -s tests/update/test_update_device.py \
+		tests/update/test_update_vboard.py
 
 # deploy to a board: make deploy PORT=/dev/ttyUSB0 (HARDWARE=1: the real heater stage, no plant)
 deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "make deploy PORT=/dev/ttyUSB0 (the board's serial port)"; exit 2; }
 	$(BIN)/heatrig deploy --port $(PORT) $(if $(HARDWARE),--hardware)
 
+# MicroPython onto a bare ESP32, then the firmware: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-v1.28.0.bin
+flash: $(STAMP)
+	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "make flash PORT=/dev/ttyUSB0 IMAGE=FILE.bin"; exit 2; }
+	$(BIN)/heatrig flash --port $(PORT) --image $(IMAGE) $(if $(HARDWARE),--hardware)
+
 # benchmarks: saved under results/benchmarks, judged against benchmarks/baseline.json
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --benchmark-autosave --benchmark-storage=results/benchmarks
+
+# the power campaign: 40 days of sessions and USB charges over cell spread and age,
+# ambient and adapter (campaigns/power_monte_carlo.toml; ~26 s a run, 40 runs: ~9 min on 2 idle cores)
+power-campaign: $(STAMP)
+	$(BIN)/heatrig campaign campaigns/power_monte_carlo.toml
 
 # record the current figures as the baseline (after an intended change; commit it)
 bench-baseline: $(STAMP)

@@ -1,5 +1,6 @@
 """Benchmarks: speed of the simulator, of the firmware's control step and of
-telemetry, and the heating KPIs of the standard scenarios -- each compared
+telemetry, the heating KPIs of the standard scenarios and the power figures
+of the standard power scenarios -- each compared
 with benchmarks/baseline.json within benchmarks/tolerances.toml.
 
 `--update-baseline` records the measured values as the new baseline instead

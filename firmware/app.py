@@ -15,6 +15,7 @@ import time
 
 import board
 import boot_hold
+import bootslot
 import calib
 import faults
 import machine
@@ -77,6 +78,7 @@ class App:
         d.ind.haptics = self.settings["haptics"]
         d.ind.intensity = self.settings["intensity"]
         self.session_ms = 0
+        self.upd = None  # an update's main-loop work (update.py, ble_update.py), while there is one
         self.ble = None
         self._ble_error = ""
         if self.settings["ble"]:
@@ -143,6 +145,7 @@ class App:
         )  # fmt: skip
         if self._ble_error:
             self.console.event(self._ble_error)
+        self._report_boot_slot()
         for p in store.problems:  # a damaged record: reported, never fatal
             self.console.event("store " + p)
         del store.problems[:]
@@ -170,10 +173,27 @@ class App:
                 self.usage.tick(now_ms)
                 if self.settings["power_telemetry"]:
                     self.power.frame(now_ms, self.device.kit, self.counters["sessions"], self.device.ind.bat_bits)
+                if bootslot.trial:
+                    self._trial(now_ms)
             if self.ble is not None:
                 self.ble.tick(now_ms, tick == 2)
+        if self.upd is not None:
+            self.upd.service(now_ms)
         self._report_changes(now_ms)
         self.tele.drain()
+
+    def _report_boot_slot(self):
+        """A trial boot after an update, or the rollback of one (bootslot.py)."""
+        r = bootslot.record()
+        if bootslot.trial:
+            self.console.event("update trial %s slot=%s" % (r["ver"], r["slot"] or "-"))
+        elif bootslot.rolled_back:
+            self.console.event("update rollback from %s: %s" % (r["from"], r["why"]))
+
+    def _trial(self, now_ms):
+        import selfcheck
+
+        selfcheck.tick(self, now_ms)
 
     def _report_changes(self, now_ms):
         h = self.heater

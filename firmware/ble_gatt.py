@@ -33,6 +33,7 @@ import time
 from binascii import unhexlify
 from struct import pack_into, unpack_from
 
+import ble_update
 import bluetooth
 import bonds
 import settings
@@ -52,7 +53,7 @@ _IRQ_GET_SECRET = const(29)
 _IRQ_SET_SECRET = const(30)
 
 _IO_NO_INPUT_OUTPUT = const(3)
-_MTU = const(64)  # the faults value (45 bytes) in one notification
+_MTU = const(251)  # update data in writes of 244 bytes (ble_update.py); faults (45 bytes) in one notification
 _ADV_INTERVAL_US = const(500000)
 _PAIRING_MS = const(60000)
 _CLEAR_MS = const(30000)  # a registration clear waits this long for the holder button
@@ -83,7 +84,7 @@ _REGISTRATION = const(18)
 _IDS = const(19)
 _CONTROL = const(20)
 _RESULT = const(21)
-_N = const(22)
+_N = const(22)  # the values served here; the update service's follow (ble_update.py)
 
 # requests from interrupts, served by tick()
 _DO_EVENTS = const(0x01)
@@ -151,8 +152,8 @@ def _plan():
         chars = []
         for k in range(first, end):
             c = t.CHARS[k]
-            chars.append((_uuid(t, c[0], uuid == 0), _flags(t, c[2], c[3])))
-        svcs.append((_uuid(t, uuid, uuid == 0), tuple(chars)))
+            chars.append((_uuid(t, c[0], uuid <= t.CUSTOM_MAX), _flags(t, c[2], c[3])))
+        svcs.append((_uuid(t, uuid, uuid <= t.CUSTOM_MAX), tuple(chars)))
     sizes = [0] * _N
     ntf = bytearray(_N)  # 1: the characteristic notifies
     forms = {}
@@ -227,6 +228,7 @@ class Ble:
         for k, text in enumerate(texts):
             ble.gatts_write(self._h[k], (text or "H%s-C%s" % (ids[0], ids[1])).encode())
         self._adv = adv_payload(name, uuid)
+        self.upd = ble_update.Service(ble, app, self._h[_N], self._h[_N + 1])
 
         pack_into("<B8s8s12s", self._val[_IDS], 0, 1, ids[0].encode(), ids[1].encode(), ids[2].encode())
         self._settings_values()
@@ -248,6 +250,8 @@ class Ble:
 
     def _irq(self, event, data):
         if event == _IRQ_GATTS_WRITE:
+            if data[1] >= self._h[_N]:
+                return self.upd.write(data[0], data[1])
             return self._on_write(data[1])
         if event == _IRQ_GATTS_READ_REQUEST:
             return 0
@@ -260,7 +264,10 @@ class Ble:
             self._conns.append(data[0])
             self._say("ble connect")
             self._refresh_all(time.ticks_ms())
+        elif event == _IRQ_MTU_EXCHANGED:
+            self.upd.on_mtu(data[0], data[1])
         elif event == _IRQ_CENTRAL_DISCONNECT:
+            self.upd.on_disconnect(data[0])
             if data[0] in self._conns:
                 self._conns.remove(data[0])
             if not self._conns:
@@ -573,6 +580,6 @@ def _flags(t, props, enc):
     if enc:
         if props & t.READ:
             f |= t.READ_ENCRYPTED
-        if props & t.WRITE:
+        if props & (t.WRITE | t.WRITE_NO_RESPONSE):
             f |= t.WRITE_ENCRYPTED
     return f

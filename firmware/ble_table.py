@@ -9,7 +9,7 @@ Every multi-byte field is little-endian. A characteristic is a tuple:
 
 uuid      a 16-bit int (standard services), or NN of the custom service,
           whose UUIDs are CUSTOM_UUID % NN (the service itself: NN = 0)
-props     READ | WRITE | NOTIFY (the bluetooth module's flags)
+props     READ | WRITE | WRITE_NO_RESPONSE | NOTIFY (the bluetooth module's flags)
 enc       True: an encrypted (bonded) link only; the stack refuses it on an
           open link (ATT 0x0F insufficient encryption)
 fields    the value read, in order: (name, type, unit, lo, hi, description);
@@ -25,6 +25,7 @@ from micropython import const
 
 # characteristic properties, as the bluetooth module numbers them
 READ = const(0x0002)
+WRITE_NO_RESPONSE = const(0x0004)
 WRITE = const(0x0008)
 NOTIFY = const(0x0010)
 READ_ENCRYPTED = const(0x0200)
@@ -62,7 +63,9 @@ SERVICES = (
     (0x180A, "Device Information", 0, 6),
     (0x180F, "Battery", 6, 7),
     (0, "heatrig", 7, 22),  # the custom service: CUSTOM_UUID % 0
+    (0x10, "update", 22, 24),  # firmware update (ble_update.py, docs/update.md): CUSTOM_UUID % 0x10
 )
+CUSTOM_MAX = const(0xFF)  # a service (and its characteristics) numbered at most this is custom
 
 CHARS = (
     # --- Device Information (0x180A) -------------------------------------------
@@ -187,6 +190,28 @@ CHARS = (
     ), None, None, "The outcome of the last write to the custom service, as an ATT code: what a "
                    "client reads where the stack cannot return the error itself (ESP32). Notified "
                    "when it changes."),
+    # --- update (custom; served by ble_update.py, not ble_gatt.py) -------------------------
+    (0x11, "update_control", READ | WRITE | NOTIFY, True, (
+        _V,
+        ("state", "u8", "", 0, 5, "0 idle, 1 receiving, 2 paused (a session heats), 3 ready, 4 switching, "
+                                  "5 refused"),
+        ("code", "u8", "", 0, 17, "reason: 0 ok, 1 busy, 2 state, 3 size, 4 header, 5 signature, 6 hardware, "
+                                  "7 version, 8 format, 9 file_hash, 10 image_hash, 11 flash, 12 offset, "
+                                  "13 trial, 14 aborted, 15 timeout, 16 no_key, 17 memory"),
+        ("flags", "u8", "", 0, 3, "b0 running on trial, b1 the last update was rolled back"),
+        ("offset", "u32", "B", 0, None, "bytes taken (written, hashed): send from here"),
+        ("total", "u32", "B", 0, None, "the image's size"),
+        ("window", "u16", "B", 0, 4096, "bytes to send from offset now (0: wait for the next status)"),
+        ("chunk", "u16", "B", 0, 244, "data bytes per write: the negotiated MTU less 7"),
+        ("rollback", "u8", "", 0, 5, "why: 0 none, 1 reset, 2 exception, 3 timeout, 4 selfcheck, 5 missing"),
+    ), None, (
+        (("op", "u8", "", 1, 1, "begin (or resume: the same size and id)"), ("total", "u32", "B", 16, None, ""),
+         ("id", "a8", "", None, None, "the image's id: its SHA-256's first 8 bytes")),
+        (("op", "u8", "", 2, 4, "2 abort, 3 commit (switch and reboot), 4 status"),),
+    ), "The update's control point: write a request, read or subscribe for the status. A refused "
+       "request is reported in `code`."),
+    (0x12, "update_data", WRITE_NO_RESPONSE, True, (), None, None,
+     "Write without response: offset u32, then up to `chunk` bytes of the image."),
 )
 
 # struct codes and sizes of the field types (aN: N bytes)

@@ -38,6 +38,9 @@ E_STORAGE = const(7)
 # boards without heater hardware. A handler sends its own reply.
 _channels: dict = {}
 
+# commands that take no arguments: anything after them is an error (ERR 2)
+_NO_ARGS = ("ver", "status", "start", "stop", "clear", "settings")
+
 
 def register_channel(name, handler):
     _channels[name] = handler
@@ -75,6 +78,7 @@ class Console:
             "set": self._cmd_set,
             "cal": self._cmd_cal,
             "reset": self._cmd_reset,
+            "update": self._cmd_update,
         }
 
     # --- output ------------------------------------------------------------
@@ -147,6 +151,9 @@ class Console:
             if cmd is None:
                 self.error(E_UNKNOWN, "unknown command " + name)
                 return
+            if len(words) > 1 and name in _NO_ARGS:
+                self.error(E_ARGS, "usage: " + name)
+                return
         try:
             cmd(words[1:])
         except OSError as e:  # flash full or failing: nothing was changed
@@ -216,6 +223,9 @@ class Console:
         self.reply("OK " + " ".join(parts))
 
     def _cmd_profile(self, args):
+        if len(args) > 1:
+            self.error(E_ARGS, "usage: profile [NAME]")
+            return
         if not args:
             self.reply("OK %s of %s" % (self.app.heater.profile.name, ",".join(profiles.names())))
             return
@@ -274,6 +284,11 @@ class Console:
             return
         self.app.set_calibration(r0, tcr)
         self.reply("OK cal r0_uohm=%d tcr_ppm=%d" % (r0, tcr))
+
+    def _cmd_update(self, args):
+        import update_cmd  # the update's code is loaded when an update starts
+
+        update_cmd.command(self, args)
 
     def _cmd_reset(self, args):
         if args and args != ["repl"]:

@@ -41,6 +41,9 @@ def boot():
 
 
 def _boot_real_time(cfg):
+    from sim.run import select_slot
+
+    select_slot()  # the firmware's modules from the slot it runs (firmware/bootslot.py)
     import console
 
     from sim import truth

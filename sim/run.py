@@ -39,7 +39,7 @@ from sim import truth
 from sim.kernel import K, SimEnd
 from sim.plant import Plant
 
-_REBOOTS = ("power_cut", "machine_reset")
+_REBOOTS = ("power_cut", "machine_reset", "watchdog_reset")
 _flash = None  # sim.mpapi.vflash.Flash when the scenario cuts power mid-write
 _cycle = None  # sim.script.Cycle when it repeats one
 _boot_heap = 0
@@ -232,15 +232,25 @@ def install_ble(eager, program=None):
         vbluetooth.mute()
 
 
+def select_slot():
+    """The firmware's bootstrap chooses its slot (firmware/bootslot.py) before
+    the simulator imports any firmware module (the console, for its channels):
+    they come from the slot the device would run."""
+    import bootslot
+
+    bootslot.select()
+
+
 def install(rec, host_stepped, eager=False, ble_program=None):
     """The simulated modules in place of the hardware ones, and the plant's
     console channel; from here on, imports see the simulated hardware."""
-    import console
-
     from sim.mpapi import vmachine, vtime
 
     sys.modules["time"] = vtime
     sys.modules["machine"] = vmachine
+    select_slot()
+    import console
+
     console.register_channel("plant", plant_channel(rec, host_stepped, eager))
     install_ble(eager, ble_program)
     if host_stepped:

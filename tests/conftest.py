@@ -75,6 +75,19 @@ def heatrig(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@pytest.fixture(scope="session")
+def multi_session_run() -> runner.RunResult:
+    """multi_session (6 h of device time, ~20 s of wall clock): simulated once
+    for every test of the session that reads it."""
+    return sim_builtin("multi_session")
+
+
+@pytest.fixture(scope="session")
+def usb_charge_run() -> runner.RunResult:
+    """usb_charge (2.5 h of device time): simulated once for the session."""
+    return sim_builtin("usb_charge")
+
+
 @pytest.fixture
 def hci(dut: Dut) -> runner.RunResult:
     """The main job's scenario; the target runs it once for every test that reads it."""

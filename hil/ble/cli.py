@@ -6,6 +6,7 @@
     heatrig ble lock | unlock             the device lock (pairs first)
     heatrig ble find [SECONDS] | find 0   vibrate the holder, or stop it
     heatrig ble doc                       the profile (docs/ble_profile.md)
+    heatrig ble update IMAGE              a signed firmware image (pairs first; docs/update.md)
 
 With --sim, the kit is the simulator's, and the phone a Bumble central on a
 virtual link: `watch --sim` runs a heating session and prints what the phone
@@ -28,8 +29,12 @@ WATCHED = (P.STATUS, P.HEATING, P.BATTERY_LEVEL, P.ALERTS)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b = sub.add_parser("ble", help="talk to a kit over BLE, as the phone app does")
-    b.add_argument("action", choices=("scan", "info", "watch", "lock", "unlock", "find", "doc"))
-    b.add_argument("seconds", nargs="?", type=int, help="find: how long to vibrate (0 stops)")
+    b.add_argument(
+        "action", choices=("scan", "info", "watch", "lock", "unlock", "find", "doc", "update")
+    )
+    b.add_argument(
+        "seconds", nargs="?", help="find: how long to vibrate (0 stops); update: the image file"
+    )
     b.add_argument("--address", help="the kit's BLE address (default: the first kit found)")
     b.add_argument("--sim", action="store_true", help="a simulated kit instead of a real one")
     b.add_argument("--timeout", type=float, default=5.0, help="scan time in seconds")
@@ -43,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
         print(doc.render(), end="")
         return 0
+    if args.action == "update":
+        return _update(args)
     with _kit(args.sim) as (phone, sim):
         if args.action == "scan":
             for a in phone.scan(args.timeout):
@@ -59,9 +66,52 @@ def run(args: argparse.Namespace) -> int:
                 phone.write(P.LOCK, bytes([args.action == "lock"]))
                 print("locked" if P.level(phone.read(P.LOCK)) else "unlocked")
             else:
-                seconds = 30 if args.seconds is None else args.seconds
+                seconds = 30 if args.seconds is None else _seconds(args.seconds)
                 phone.write(P.FIND, bytes([seconds]))
                 print(f"finding: vibrating for {seconds} s" if seconds else "find stopped")
+    return 0
+
+
+def _seconds(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BleError(f"find SECONDS: a whole number of seconds, not {text!r}") from None
+
+
+def _update(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hil.update import cli as update_cli
+    from hil.update import image, transfer
+    from hil.wire import store_format
+
+    if args.seconds is None:
+        raise BleError("heatrig ble update IMAGE: the signed image to send")
+    img = image.read(Path(args.seconds))
+    trusted = image.keys_record(image.load_public_key(image.TEST_PUBLIC_KEY))
+    files = {"upkeys.a": store_format.slot_file(trusted)} if args.sim else None
+    with _kit(args.sim, files) as (phone, sim):
+        phone.connect(args.address)
+        _pair(phone, sim)
+        port = transfer.BlePort(
+            phone,
+            P.UPDATE_CONTROL,
+            P.UPDATE_DATA,
+            advance=sim.advance if sim is not None else None,
+            clock=(lambda: sim.now_s) if sim is not None else __import__("time").monotonic,
+        )
+        update_cli.run_update(port, img, commit=True)
+        s = port.stats
+        print(
+            f"  on the air: {s.wire_bytes} bytes of ATT ({s.messages} data writes, MTU {phone.mtu})"
+        )
+        if sim is not None:
+            print(f"  device time {s.device_s:.2f} s")
+            sim.follow_reset()
+            print("  " + sim.expect_event(r"^update trial ", timeout_s=5.0))
+            sim.advance(20.0)
+            print("  " + sim.expect_event(r"^update (confirmed|selfcheck failed)", timeout_s=5.0))
     return 0
 
 
@@ -109,7 +159,9 @@ def _pair(phone: BleClient, sim: Dut | None) -> None:
 
 
 @contextmanager
-def _kit(sim: bool) -> Iterator[tuple[BleClient, Dut | None]]:
+def _kit(
+    sim: bool, flash_files: dict[str, bytes] | None = None
+) -> Iterator[tuple[BleClient, Dut | None]]:
     if not sim:
         client = BleClient.bleak()
         try:
@@ -126,7 +178,7 @@ def _kit(sim: bool) -> Iterator[tuple[BleClient, Dut | None]]:
     with tempfile.TemporaryDirectory(prefix="heatrig-ble-") as tmp:
         dut = Dut(target, log_path=Path(tmp) / "link.log")
         try:
-            dut.start()
+            dut.start(flash_files=flash_files or {})
             client = dut.ble().phone()
             try:
                 yield client, dut

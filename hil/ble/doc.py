@@ -15,7 +15,12 @@ from typing import Any
 
 from hil.paths import FIRMWARE_DIR
 
-_PROPS = (("READ", "read"), ("WRITE", "write"), ("NOTIFY", "notify"))
+_PROPS = (
+    ("READ", "read"),
+    ("WRITE", "write"),
+    ("WRITE_NO_RESPONSE", "write without response"),
+    ("NOTIFY", "notify"),
+)
 _TYPES = {
     "u8": "u8",
     "i8": "i8",
@@ -117,7 +122,7 @@ def render() -> str:
     ]
     out = out[:5] + [p for para in out[6:] for p in (textwrap.fill(para, 80), "")]
     for uuid, sname, first, end in t.SERVICES:
-        custom = uuid == 0
+        custom = uuid <= t.CUSTOM_MAX
         out.append(f"## {sname} ({_uuid(t, uuid, custom)})")
         out.append("")
         for ch in t.CHARS[first:end]:

@@ -3,7 +3,9 @@
 
 Results go to results/campaigns/<name>/: runs.json and runs.csv (one row per
 run: seed, parameters, measurements, outcome), summary.json (distributions,
-Cpk, worst cases), distributions.png and campaign.html.
+Cpk, worst cases), distributions.png and campaign.html. A run is judged on
+what applies to it, as `heatrig sim` judges it: its heating KPIs, its power
+measurements, or both.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ from hil.campaign.executor import JobResult
 from hil.campaign.spec import CampaignError, CampaignSpec
 from hil.campaign.statistics import KpiStats
 from hil.paths import RESULTS_DIR
-from hil.qa import limits, measure
-from hil.qa.measure import Outcome
+from hil.qa import limits, measure, power, power_kpi
+from hil.qa.measure import HEATING, POWER, Outcome
 from hil.report import html as report
-from hil.report import plot
+from hil.report import plot, power_plot
 from hil.wire import series
 
 MAX_KEPT_TELEMETRY = 50  # about 4.5 MB of CSV per run
@@ -82,12 +84,14 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     jobs = campaign_spec.plan(spec, keep_telemetry=args.keep_telemetry)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    heat = functools.lru_cache(maxsize=None)(lambda p, r: _limits_for(spec, p, r))
+    pwr = functools.lru_cache(maxsize=None)(lambda name: _power_limits_for(spec, name))
     results = executor.execute(
         jobs,
         workers=args.workers,
         scheduler=args.scheduler,
         progress=not args.no_progress,
-        limits_for=functools.lru_cache(maxsize=None)(lambda p, r: _limits_for(spec, p, r)),
+        limits_for=lambda r: (heat(r.profile, r.regime), pwr(r.scenario)),
     )
     wall_s = time.perf_counter() - t0
     where = args.scheduler or f"{executor.local_workers(args.workers)} local workers"
@@ -113,12 +117,17 @@ def summarize(
     out_groups = []
     for (profile, regime), runs in sorted(groups.items()):
         lim = _limits_for(spec, profile, regime)
-        stats = statistics.summarize(runs, lim.by_name if lim else None)
+        plim = _power_limits_for(spec, runs[0].scenario)
+        parts = {g for r in runs for g in r.groups}
+        by_name = {**(lim.by_name if lim else {}), **(plim.by_name if plim else {})}
+        labels = [x.label for x, g in ((lim, HEATING), (plim, POWER)) if x and g in parts]
+        stats = statistics.summarize(runs, by_name or None)
         out_groups.append(
             {
                 "profile": profile,
                 "regime": regime,
-                "limits": lim.label if lim else "none",
+                "judged": sorted(parts),
+                "limits": ", ".join(labels) or "none",
                 "runs": len(runs),
                 "outcomes": _count(r.outcome for r in runs),
                 "kpis": stats,
@@ -143,6 +152,12 @@ def _limits_for(spec: CampaignSpec, profile: str, regime: str) -> limits.LimitSe
     if spec.limits_path:
         return limits.load(spec.limits_path)
     return limits.for_run(profile, regime) if profile else None
+
+
+def _power_limits_for(spec: CampaignSpec, scenario_name: str) -> limits.LimitSet | None:
+    if spec.power_limits_path:
+        return limits.load(spec.power_limits_path)
+    return limits.power_for_run(scenario_name)
 
 
 def _count(outcomes: Any) -> dict[str, int]:
@@ -230,7 +245,7 @@ def _why_bad(r: JobResult) -> str:
     if r.error:
         return f"did not complete: {r.error}"
     bad = []
-    for spec in measure.KPI_SPECS:
+    for spec in measure.specs_of(r.outcomes):
         o = r.outcomes.get(spec.name)
         if o in (Outcome.FAIL.value, Outcome.MARGINAL.value):
             v = f"{measure.format_value(r.values.get(spec.name))} {spec.units}".rstrip()
@@ -326,7 +341,7 @@ def _result_json(r: JobResult) -> dict[str, Any]:
 
 def _runs_csv(results: list[JobResult]) -> str:
     params = list(dict.fromkeys(k for r in results for k in r.params))
-    names = [s.name for s in measure.KPI_SPECS]
+    names = [s.name for s in statistics.measured_specs(results)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["index", "seed", *params, *names, "outcome", "error"])
@@ -347,6 +362,8 @@ def _keep_telemetry(results: list[JobResult], root: Path) -> None:
         d.mkdir(parents=True, exist_ok=True)
         (d / "telemetry.csv").write_text(r.telemetry_csv, encoding="utf-8")
         (d / "record.json").write_text(json.dumps(r.record_json, indent=2) + "\n")
+        if r.power_csv:
+            (d / "power.csv").write_text(r.power_csv, encoding="utf-8")
 
 
 def _html(spec: CampaignSpec, s: dict[str, Any], pngs: list[Path]) -> list[str]:
@@ -434,20 +451,29 @@ def rerun(spec: CampaignSpec, seed: int, out: Path) -> int:
     r = executor.run_job(job)
     d = out / f"seed-{seed}"
     d.mkdir(parents=True, exist_ok=True)
-    (d / "telemetry.csv").write_text(r.telemetry_csv, encoding="utf-8")
-    (d / "record.json").write_text(json.dumps(r.record_json, indent=2) + "\n", encoding="utf-8")
     print(f"{spec.name}: run {job.index}, seed {seed}: {_params(job.params)}")
     if r.error:
         print(f"  did not complete: {r.error}")
         return 1
+    (d / "telemetry.csv").write_text(r.telemetry_csv, encoding="utf-8")
+    (d / "record.json").write_text(json.dumps(r.record_json, indent=2) + "\n", encoding="utf-8")
+    files = [f"  telemetry  {d / 'telemetry.csv'}"]
+    pngs = []
     rec = series.read_csv(d / "telemetry.csv")
-    png = plot.heating_curve(rec, d / "heating_curve.png", None)
+    if len(rec):
+        pngs.append(plot.heating_curve(rec, d / "heating_curve.png", None))
+    if r.power_csv:
+        (d / "power.csv").write_text(r.power_csv, encoding="utf-8")
+        files.append(f"  power      {d / 'power.csv'}")
+        pw = power.read_csv(d / "power.csv")
+        print("\n".join(f"  {line}" for line in power_kpi.summary_lines(pw)) + "\n")
+        pngs += power_plot.write_all(pw, d)
     print(measure.table([measure.Measurement.from_json(m) for m in r.record_json["measurements"]]))
     print(f"\n  outcome    {r.outcome.upper()}")
     print(_compare_with_campaign(out / "runs.json", r))
-    print(
-        f"  telemetry  {d / 'telemetry.csv'}\n  record     {d / 'record.json'}\n  plot       {png}"
-    )
+    files.append(f"  record     {d / 'record.json'}")
+    files += [f"  {'plot' if i == 0 else '':<9}  {png}" for i, png in enumerate(pngs)]
+    print("\n".join(files))
     return 0
 
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from hil.campaign.spec import CampaignError, Job
 from hil.qa import kpi, limits, measure, testrecord
-from hil.qa.measure import Outcome
+from hil.qa.measure import HEATING, POWER, Outcome
 from hil.scenarios import scenario
 from hil.simulator import runner, toolchain
 
@@ -48,6 +48,10 @@ class JobResult:
     wall_s: float = 0.0
     telemetry_csv: str = ""  # only when the job asked to keep it
     record_json: dict[str, Any] = field(default_factory=dict)
+    scenario: str = ""  # its name: the committed power limits are the scenario's
+    groups: list[str] = field(default_factory=lambda: [HEATING])  # the parts judged
+    power_has_truth: bool = True
+    power_csv: str = ""  # only when the job asked to keep it
 
 
 def tree_id() -> str:
@@ -71,30 +75,53 @@ def run_job(job: Job) -> JobResult:
         out.wall_s = time.perf_counter() - t0
         return out
     k = kpi.compute(res.series, kpi.true_puffs(res.truth), res.realtime_factor)
-    lim = None
+    lim = plim = None
     if job.limits_text:
         lim = limits.parse(job.limits_text, Path(job.limits_label or "campaign limits"))
-    test = testrecord.build(res.series, k, lim)
+    if job.power_limits_text:
+        label = Path(job.power_limits_label or "campaign power limits")
+        plim = limits.parse(job.power_limits_text, label)
+    test = testrecord.build(res.series, k, lim, power=res.power, power_limits=plim)
+    out.scenario = sc.name
+    out.groups = test.parts
     out.values = {m.name: m.value for m in test.measurements}
     out.outcomes = {m.name: m.outcome.value for m in test.measurements}
     out.outcome = test.outcome.value
     out.has_truth = res.series.has_truth
+    out.power_has_truth = res.power.has_truth if res.power is not None else False
     out.firmware_version = res.series.meta.get("firmware_version", "")
     if job.keep_telemetry:
         out.telemetry_csv = res.series.to_csv()
         out.record_json = test.to_json()
+        if res.power is not None and len(res.power):
+            out.power_csv = res.power.to_csv()
     out.wall_s = time.perf_counter() - t0
     return out
 
 
-def judge(r: JobResult, lim: limits.LimitSet | None) -> None:
-    """Outcomes against the campaign's limits, whatever files a worker has."""
+def judge(
+    r: JobResult, lim: limits.LimitSet | None, power_lim: limits.LimitSet | None = None
+) -> None:
+    """Outcomes against the campaign's limits (heating, power), whatever
+    files a worker has."""
     if r.error:
         r.outcome = Outcome.FAIL.value
         return
-    ms = measure.evaluate(r.values, lim.by_name if lim else None, has_truth=r.has_truth)
+    ms = []
+    if HEATING in r.groups:
+        ms += measure.evaluate(r.values, lim.by_name if lim else None, has_truth=r.has_truth)
+    if POWER in r.groups:
+        ms += measure.evaluate(
+            r.values,
+            power_lim.by_name if power_lim else None,
+            has_truth=r.power_has_truth,
+            group=POWER,
+        )
     r.outcomes = {m.name: m.outcome.value for m in ms}
     r.outcome = measure.overall(ms).value
+
+
+LimitPair = tuple[limits.LimitSet | None, limits.LimitSet | None]  # heating, power
 
 
 def execute(
@@ -103,11 +130,12 @@ def execute(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
-    limits_for: Callable[[str, str], limits.LimitSet | None] | None = None,
+    limits_for: Callable[[JobResult], LimitPair] | None = None,
 ) -> list[JobResult]:
-    """Run every job; results in job order, judged by `limits_for(profile,
-    regime)` when given. `scheduler`: a Dask distributed scheduler address
-    (tcp://host:8786); otherwise a process per core here."""
+    """Run every job; results in job order, judged by the heating and power
+    limits `limits_for(result)` gives, when given. `scheduler`: a Dask
+    distributed scheduler address (tcp://host:8786); otherwise a process per
+    core here."""
     tree = tree_id()  # compiles once, before any worker does
     stream = _dask(jobs, scheduler) if scheduler else _local(jobs, workers)
     results: dict[int, JobResult] = {}
@@ -125,7 +153,7 @@ def execute(
         for r in stream:
             check_tree(r, tree)
             if limits_for is not None:
-                judge(r, limits_for(r.profile, r.regime))
+                judge(r, *limits_for(r))
             results[r.index] = r
             failed += r.outcome == Outcome.FAIL.value
             bar.set_postfix(failed=failed, refresh=False)

@@ -6,6 +6,8 @@ Monte-Carlo draws, in a TOML file (docs/qa.md):
     scenario = "hci"            # a built-in scenario, or a path relative to this file
     runs = 200                  # Monte-Carlo draws (per sweep point)
     seed = 1                    # the campaign's seed: every run's seed derives from it
+    # limits = "x.toml"         # heating limits (default: limits/<profile>-<regime>.toml)
+    # power_limits = "y.toml"   # power limits (default: limits/power-<scenario>.toml)
 
     [sweep]                     # every combination of the listed values
     "ambient.temp_c" = [10.0, 25.0, 40.0]
@@ -41,7 +43,7 @@ from hil.scenarios import scenario
 
 MAX_RUNS = 100_000
 DISTRIBUTIONS = ("uniform", "normal", "choice")
-_TABLES = ("scenario", "ambient", "holder", "unit", "start", "puffing", "plant")
+_TABLES = ("scenario", "ambient", "holder", "charger", "usb", "unit", "start", "puffing", "plant")
 
 
 class CampaignError(tomlfile.TomlFileError):
@@ -85,6 +87,7 @@ class CampaignSpec:
     runs: int = 1
     seed: int = 1
     limits_path: Path | None = None
+    power_limits_path: Path | None = None
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     draws: list[Draw] = field(default_factory=list)
 
@@ -106,6 +109,8 @@ class Job:
     limits_text: str | None
     limits_label: str | None
     keep_telemetry: bool = False
+    power_limits_text: str | None = None
+    power_limits_label: str | None = None
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -122,7 +127,11 @@ def parse(text: str, path: Path) -> CampaignSpec:
     for key in data:
         ck.known_table(key, ("campaign", "sweep", "draw"))
     head = data.get("campaign", {})
-    ck.check_keys(head, "campaign", ("name", "description", "scenario", "runs", "seed", "limits"))
+    ck.check_keys(
+        head,
+        "campaign",
+        ("name", "description", "scenario", "runs", "seed", "limits", "power_limits"),
+    )
     name = head.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         ck.fail("campaign", "name", "needs a name of letters, digits, _ . -")
@@ -136,12 +145,8 @@ def parse(text: str, path: Path) -> CampaignSpec:
         ck.fail("campaign", "seed", f"must be an integer >= 0, got {seed!r}")
         seed = 1
     scen_path = _scenario_path(ck, head.get("scenario"), path)
-    limits_path = None
-    if "limits" in head:
-        limits_path = (path.parent / str(head["limits"])).resolve()
-        if not limits_path.is_file():
-            ck.fail("campaign", "limits", f"no such file: {limits_path}")
-            limits_path = None
+    limits_path = _file(ck, head, "limits", path)
+    power_limits_path = _file(ck, head, "power_limits", path)
     spec = CampaignSpec(
         name=name,
         path=path,
@@ -151,6 +156,7 @@ def parse(text: str, path: Path) -> CampaignSpec:
         runs=runs,
         seed=seed,
         limits_path=limits_path,
+        power_limits_path=power_limits_path,
     )
     for key, values in data.get("sweep", {}).items():
         if not isinstance(values, list) or not values:
@@ -174,6 +180,8 @@ def parse(text: str, path: Path) -> CampaignSpec:
 def plan(spec: CampaignSpec, *, keep_telemetry: bool = False) -> list[Job]:
     """Every run of the campaign, in order."""
     limits_text = spec.limits_path.read_text(encoding="utf-8") if spec.limits_path else None
+    power_path = spec.power_limits_path
+    power_text = power_path.read_text(encoding="utf-8") if power_path else None
     points = list(itertools.product(*spec.sweep.values())) if spec.sweep else [()]
     jobs: list[Job] = []
     seen: set[int] = set()
@@ -195,6 +203,8 @@ def plan(spec: CampaignSpec, *, keep_telemetry: bool = False) -> list[Job]:
                     limits_text=limits_text,
                     limits_label=str(spec.limits_path) if spec.limits_path else None,
                     keep_telemetry=keep_telemetry,
+                    power_limits_text=power_text,
+                    power_limits_label=str(power_path) if power_path else None,
                 )
             )
     return jobs
@@ -210,6 +220,17 @@ def _run_seed(campaign_seed: int, index: int, seen: set[int]) -> int:
             seen.add(seed)
             return seed
         k += 1
+
+
+def _file(ck: tomlfile.Checker, head: dict[str, Any], key: str, spec_path: Path) -> Path | None:
+    """A file the spec names, relative to the spec; None (and a problem) if missing."""
+    if key not in head:
+        return None
+    p = (spec_path.parent / str(head[key])).resolve()
+    if not p.is_file():
+        ck.fail("campaign", key, f"no such file: {p}")
+        return None
+    return p
 
 
 def _scenario_path(ck: tomlfile.Checker, value: Any, spec_path: Path) -> Path | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from hil.campaign.executor import JobResult
 from hil.qa import measure
+from hil.qa.kpi import KpiSpec
 from hil.qa.measure import Limits, Outcome
 
 CAPABLE_CPK = 1.33
@@ -72,9 +73,10 @@ def cpk(values: np.ndarray, lo: float | None, hi: float | None) -> tuple[float |
 
 
 def summarize(results: list[JobResult], limits: dict[str, Limits] | None) -> list[KpiStats]:
-    """Statistics of every measurement over the runs."""
+    """Statistics of every measurement the runs have (heating KPIs, power
+    measurements, or both), over the runs."""
     out = []
-    for spec in measure.KPI_SPECS:
+    for spec in measured_specs(results):
         lim = (limits or {}).get(spec.name)
         st = KpiStats(spec.name, spec.label, spec.units, lim)
         raw = [(r, r.values.get(spec.name)) for r in results]
@@ -102,6 +104,13 @@ def summarize(results: list[JobResult], limits: dict[str, Limits] | None) -> lis
         _worst(st, raw)
         out.append(st)
     return out
+
+
+def measured_specs(results: list[JobResult]) -> list[KpiSpec]:
+    """The measurements of these runs, in table order; the heating KPIs
+    when no run has any (every run failed to complete)."""
+    names = {n for r in results for n in r.values}
+    return measure.specs_of(names) or list(measure.KPI_SPECS)
 
 
 def _worst(st: KpiStats, raw: list[tuple[JobResult, measure.Value]]) -> None:

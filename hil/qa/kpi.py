@@ -240,7 +240,7 @@ def _windows(t: np.ndarray, flag: np.ndarray) -> list[PuffWindow]:
 
 
 # The console table is plain ASCII, for any terminal and any log.
-_ASCII_UNITS = str.maketrans({"\u00b0": "", "\u00b5": "u"})
+ASCII_UNITS = str.maketrans({"\u00b0": "", "\u00b5": "u", "\u2264": "<=", "\u2265": ">="})
 
 
 def table(kpi: dict[str, object]) -> str:
@@ -251,6 +251,6 @@ def table(kpi: dict[str, object]) -> str:
     for spec in rows:
         v = kpi.get(spec.name)
         text = "-" if v is None else f"{v}"
-        units = spec.units.translate(_ASCII_UNITS)
+        units = spec.units.translate(ASCII_UNITS)
         lines.append(f"  {spec.label:<{width}}  {text} {units}".rstrip())
     return "\n".join(lines)

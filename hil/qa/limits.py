@@ -10,8 +10,18 @@
     marginal_max = 5.0
     source = "README: within 2 % of the set-point in 10 s"
 
-The whole file is checked when it is read; every problem is reported with
-its line.
+and one per power scenario, `limits/power-<scenario>.toml`, with the power
+measurements (hil/qa/power_kpi.py) in the same form:
+
+    [limits]
+    scenario = "multi_session"
+
+    [sessions_per_charge]
+    min = 20
+    source = "docs/reference.md#cells-and-charging: 20 holder charges per charger charge"
+
+A file holds heating measurements or power ones, not both. The whole file
+is checked when it is read; every problem is reported with its line.
 """
 
 from __future__ import annotations
@@ -23,10 +33,11 @@ from typing import Any
 
 from hil import tomlfile
 from hil.paths import ROOT
-from hil.qa.measure import KPI_BY_NAME, Limits
+from hil.qa.measure import HEATING, KPI_BY_NAME, POWER, POWER_BY_NAME, Limits
 
 LIMITS_DIR = ROOT / "limits"
-_HEAD = ("profile", "regime", "description")  # the [limits] table
+_HEAD = ("profile", "regime", "scenario", "description")  # the [limits] table
+_KNOWN = {**KPI_BY_NAME, **POWER_BY_NAME}
 _KEYS = ("min", "max", "marginal_min", "marginal_max", "equals", "source")
 
 
@@ -41,9 +52,17 @@ class LimitSet:
     regime: str = ""
     description: str = ""
     by_name: dict[str, Limits] = field(default_factory=dict)
+    scenario: str = ""  # a power file's scenario
 
     def get(self, name: str) -> Limits | None:
         return self.by_name.get(name)
+
+    @property
+    def group(self) -> str:
+        """What the file judges: power measurements, or heating KPIs."""
+        if self.scenario or (self.by_name and set(self.by_name) <= set(POWER_BY_NAME)):
+            return POWER
+        return HEATING
 
     @property
     def label(self) -> str:
@@ -65,6 +84,16 @@ def for_run(profile: str, regime: str) -> LimitSet | None:
     return load(p) if p.exists() else None
 
 
+def power_path_for(scenario: str) -> Path:
+    return LIMITS_DIR / f"power-{scenario}.toml"
+
+
+def power_for_run(scenario: str) -> LimitSet | None:
+    """The committed power limits of a scenario, or None if there are none."""
+    p = power_path_for(scenario)
+    return load(p) if scenario and p.exists() else None
+
+
 def load(path: Path) -> LimitSet:
     return parse(tomlfile.read(path, LimitsError), path)
 
@@ -82,10 +111,18 @@ def parse(text: str, path: Path | None = None) -> LimitSet:
         profile=str(head.get("profile", "")),
         regime=str(head.get("regime", "")),
         description=str(head.get("description", "")),
+        scenario=str(head.get("scenario", "")),
     )
     ck.check_keys(head, "limits", _HEAD)
+    if ls.scenario and (ls.profile or ls.regime):
+        ck.fail("limits", "scenario", "a power file's; profile and regime are a heating file's")
+    power_file = bool(ls.scenario) or _power_file(data)
     for name, table in data.items():
-        if not ck.known_table(name, KPI_BY_NAME, unknown="no such measurement", list_allowed=False):
+        if not ck.known_table(name, _KNOWN, unknown="no such measurement", list_allowed=False):
+            continue
+        if (name in POWER_BY_NAME) != power_file:
+            kind = "a power" if power_file else "a heating"
+            ck.fail(name, None, f"not a measurement of {kind} file: heating and power go apart")
             continue
         if not isinstance(table, dict):
             ck.fail(name, None, "must be a table")
@@ -134,6 +171,12 @@ def _limits(ck: tomlfile.Checker, name: str, table: dict[str, Any]) -> Limits | 
         equals=table.get("equals"),
         source=table.get("source", ""),
     )
+
+
+def _power_file(data: dict[str, Any]) -> bool:
+    """A file without a scenario is judged by its first measurement."""
+    first = next((n for n in data if n in _KNOWN), None)
+    return first in POWER_BY_NAME
 
 
 def _f(v: Any) -> float | None:

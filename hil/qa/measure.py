@@ -1,4 +1,4 @@
-"""Heating KPIs as measurements with limits (OpenHTF's model).
+"""Heating KPIs and power figures as measurements with limits (OpenHTF's model).
 
 A measurement is a KPI with a name, units, the limits it is judged against
 and an outcome. Limits are a range (either end optional) or an exact value,
@@ -18,11 +18,12 @@ its set-point, say) fails against any limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from hil.qa.kpi import KPIS
+from hil.qa.kpi import ASCII_UNITS, KPIS, KpiSpec
+from hil.qa.power_kpi import POWER_KPIS
 
 
 class Outcome(str, Enum):
@@ -112,9 +113,16 @@ class Limits:
         return {k: getattr(self, k) for k in names if getattr(self, k) not in (None, "")}
 
 
-# The KPIs judged as measurements (hil/qa/kpi.py has them all).
+# The two parts of a run a measurement judges.
+HEATING = "heating"
+POWER = "power"
+# The KPIs judged as measurements (hil/qa/kpi.py has them all), and the power
+# measurements (hil/qa/power_kpi.py).
 KPI_SPECS = tuple(spec for spec in KPIS if spec.measured)
 KPI_BY_NAME = {s.name: s for s in KPI_SPECS}
+POWER_SPECS = POWER_KPIS
+POWER_BY_NAME = {s.name: s for s in POWER_SPECS}
+SPECS = {HEATING: KPI_SPECS, POWER: POWER_SPECS}
 
 
 @dataclass(frozen=True)
@@ -126,9 +134,11 @@ class Measurement:
     limits: Limits | None
     outcome: Outcome
     note: str = ""
+    group: str = HEATING  # which part of the run it judges: heating or power
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
+            "group": self.group,
             "name": self.name,
             "label": self.label,
             "units": self.units,
@@ -153,15 +163,21 @@ class Measurement:
             limits=Limits(**lim) if isinstance(lim, dict) else None,
             outcome=Outcome(str(d["outcome"])),
             note=str(d.get("note", "")),
+            group=str(d.get("group", HEATING)),
         )
 
 
 def evaluate(
-    kpi: Mapping[str, object], limits: dict[str, Limits] | None, *, has_truth: bool
+    kpi: Mapping[str, object],
+    limits: dict[str, Limits] | None,
+    *,
+    has_truth: bool,
+    group: str = HEATING,
 ) -> list[Measurement]:
-    """Every measurement of the KPI dict, judged against the limits."""
+    """Every measurement of the KPI dict (of one group: heating KPIs or
+    power measurements), judged against the limits."""
     out = []
-    for spec in KPI_SPECS:
+    for spec in SPECS[group]:
         raw = kpi.get(spec.name)
         value: Value = raw if raw is None or isinstance(raw, (int, float, str)) else str(raw)
         lim = (limits or {}).get(spec.name)
@@ -175,8 +191,14 @@ def evaluate(
             outcome = lim.check(value)
             if value is None:
                 note = "no value: not reached or not measured"
-        out.append(Measurement(spec.name, spec.label, spec.units, value, lim, outcome, note))
+        out.append(Measurement(spec.name, spec.label, spec.units, value, lim, outcome, note, group))
     return out
+
+
+def specs_of(names: Iterable[str]) -> list[KpiSpec]:
+    """The specs of these measurement names, heating then power, in table order."""
+    wanted = set(names)
+    return [s for g in (KPI_SPECS, POWER_SPECS) for s in g if s.name in wanted]
 
 
 def overall(measurements: list[Measurement]) -> Outcome:
@@ -198,12 +220,13 @@ def format_value(value: Value) -> str:
 
 
 def table(measurements: list[Measurement]) -> str:
-    """The measurements for people: label, value and units, limits, outcome."""
+    """The measurements for people, in plain ASCII for any terminal: label,
+    value and units, limits, outcome."""
     rows = [
         (
             m.label,
-            f"{format_value(m.value)} {m.units}".rstrip(),
-            m.limits.describe() if m.limits else "",
+            f"{format_value(m.value)} {m.units.translate(ASCII_UNITS)}".rstrip(),
+            (m.limits.describe() if m.limits else "").translate(ASCII_UNITS),
             m.outcome.value.upper() if m.outcome != Outcome.UNSET else "-",
         )
         for m in measurements

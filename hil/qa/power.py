@@ -1,15 +1,18 @@
 """The power side of a run: the firmware's power frames (charger.py, once a
 second) joined with the simulator's power truth (the cells' true state), as
 columns; and what QA and the tests read from them: sessions and how each
-ended, refusals, holder recharges, USB charges, and the fuel gauges' error
-against the model's true state of charge.
+ended, refusals, holder recharges, USB charges with their stages, USB and
+dock events, and the fuel gauges' error against the model's true state of
+charge. Everything is read from the columns, so a series read back from
+`power.csv` answers the same questions as the run that wrote it.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +46,14 @@ _FW_DTYPE = np.dtype(frames.POWER.numpy_fields())
 _TRUTH_DTYPE = np.dtype(frames.PLANT_POWER.numpy_fields())
 
 _FW_INTS: tuple[str, ...] = ("kit", "heater_state", "end_reason", "fault", "usb_charge")
-_FW_INTS += ("holder_charge", "flags", "charge_fault")
+_FW_INTS += ("holder_charge", "flags", "charge_fault", "refused", "refusals")
+# the charge stages' set-points (charger.py), for the charge curves and the measurements
+_CHARGE_CONSTS = {
+    "usb": ("_USB_I_CC_MA", "_USB_I_TERM_MA"),
+    "holder": ("_HOLD_I_CC_MA", "_HOLD_I_TERM_MA"),
+}
+V_FULL_V = _CHARGE.integer("V_FULL_MV") / 1e3  # the CV target
+V_WARM_V = _CHARGE.integer("V_WARM_MV") / 1e3  # the CV target from 45 to 60 C
 
 # CSV: name and format
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -56,6 +66,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("holder_charge", "%d"),
     ("flags", "%d"),
     ("charge_fault", "%d"),
+    ("refused", "%d"),
+    ("refusals", "%d"),
     ("charger_v", "%.3f"),
     ("charger_a", "%.3f"),
     ("charger_soc_pct", "%.2f"),
@@ -73,6 +85,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("charger_a_true", "%.4f"),
     ("charger_temp_true_c", "%.2f"),
     ("holder_soc_true_pct", "%.3f"),
+    ("holder_ocv_true_v", "%.4f"),
     ("holder_v_true", "%.4f"),
     ("holder_a_true", "%.4f"),
     ("holder_temp_true_c", "%.2f"),
@@ -94,6 +107,11 @@ class Session:
     def complete(self) -> bool:
         return self.end_reason in (END_NAMES[END_TIME], END_NAMES[END_PUFFS])
 
+    @property
+    def cut_off(self) -> bool:
+        """Ended by a fault (the holder's cell gave out, say) before its end."""
+        return self.end_reason == END_NAMES[END_FAULT]
+
 
 @dataclass(frozen=True)
 class Charge:
@@ -102,20 +120,76 @@ class Charge:
     outcome: str  # "done", "fault", "stopped" (source or dock gone, or charger empty), "running"
     soc_start_pct: float  # true
     soc_end_pct: float
+    which: str = "usb"  # "usb": the charger's cell from USB; "holder": the holder's in the dock
+    first: int = 0  # index of its first frame
+    last: int = 0  # index of the frame that ended it (its last one if still running)
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
 
+@dataclass(frozen=True)
+class Stage:
+    """What a charge stage is set to (firmware/charger.py)."""
+
+    i_cc_a: float
+    i_term_a: float
+    v_full_v: float = V_FULL_V
+
+    @classmethod
+    def of(cls, which: str) -> Stage:
+        cc, term = _CHARGE_CONSTS[which]
+        return cls(_CHARGER.integer(cc) / 1e3, _CHARGER.integer(term) / 1e3)
+
+
+# the columns of one cell, by role
+CELL_COLUMNS = {
+    "usb": {
+        "v": "charger_v",
+        "a": "charger_a",
+        "soc": "charger_soc_pct",
+        "temp": "charger_temp_c",
+        "v_true": "charger_v_true",
+        "ocv_true": "charger_ocv_true_v",
+        "a_true": "charger_a_true",
+        "soc_true": "charger_soc_true_pct",
+        "temp_true": "charger_temp_true_c",
+        "state": "usb_charge",
+    },
+    "holder": {
+        "v": "holder_v",
+        "a": "holder_a",
+        "soc": "holder_soc_pct",
+        "temp": "holder_temp_c",
+        "v_true": "holder_v_true",
+        "ocv_true": "holder_ocv_true_v",
+        "a_true": "holder_a_true",
+        "soc_true": "holder_soc_true_pct",
+        "temp_true": "holder_temp_true_c",
+        "state": "holder_charge",
+    },
+}
+CELL_NAMES = {"usb": "charger cell", "holder": "holder cell"}
+
+# events read from the power frame's flags: (flag, name when it rises, when it falls)
+_FLAG_EVENTS = ((FLAG_USB, "usb in", "usb out"), (FLAG_DOCKED, "docked", "undocked"))
+
+
 @dataclass
 class PowerSeries:
-    fw: np.ndarray  # the firmware's power frames
-    truth: np.ndarray  # the simulator's power truth
+    fw: np.ndarray  # the firmware's power frames (empty when read back from CSV)
+    truth: np.ndarray  # the simulator's power truth (likewise)
     cols: dict[str, np.ndarray]  # fw frames in SI units, with the truth interpolated at their times
+    meta: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.fw)
+        return len(self.cols["t_s"])
+
+    @property
+    def has_truth(self) -> bool:
+        """The simulator's truth is there (a board's record has none)."""
+        return bool(len(self)) and bool(np.isfinite(self.cols["charger_soc_true_pct"]).any())
 
     # --- what happened --------------------------------------------------------
     def sessions(self) -> list[Session]:
@@ -142,14 +216,17 @@ class PowerSeries:
 
     def refusals(self) -> list[tuple[float, str]]:
         """(time, reason) of every start the firmware refused."""
-        n = self.fw["refusals"].astype(np.int64)
+        n = self.cols["refusals"].astype(np.int64)
         inc = np.flatnonzero(np.diff(n) % 256 > 0) + 1
-        return [(float(self.cols["t_s"][i]), FAULT_NAMES[int(self.fw["refused"][i])]) for i in inc]
+        return [
+            (float(self.cols["t_s"][i]), FAULT_NAMES[int(self.cols["refused"][i])]) for i in inc
+        ]
 
     def charges(self, which: str) -> list[Charge]:
         """Charges of "holder" (in the dock) or "usb" (the charger's cell)."""
-        state = self.fw["holder_charge" if which == "holder" else "usb_charge"]
-        soc = self.cols["holder_soc_true_pct" if which == "holder" else "charger_soc_true_pct"]
+        cc = CELL_COLUMNS[which]
+        state = self.cols[cc["state"]]
+        soc = self.cols[cc["soc_true"]]
         t = self.cols["t_s"]
         out = []
         for i, j in _runs(np.isin(state, (PRE, CC, CV))):
@@ -158,20 +235,53 @@ class PowerSeries:
             else:
                 st = int(state[j])
                 outcome = "done" if st == DONE else "fault" if st == CHARGE_FAULT else "stopped"
-            out.append(Charge(float(t[i]), float(t[j]), outcome, float(soc[i]), float(soc[j])))
+            out.append(
+                Charge(float(t[i]), float(t[j]), outcome, float(soc[i]), float(soc[j]), which, i, j)
+            )
         return out
+
+    def stages(self, charge: Charge) -> list[tuple[float, str]]:
+        """(time, state name) of each stage a charge went through, its end included."""
+        state = self.cols[CELL_COLUMNS[charge.which]["state"]]
+        t = self.cols["t_s"]
+        out = [(float(t[charge.first]), CHARGE_NAMES[int(state[charge.first])])]
+        for i in range(charge.first + 1, charge.last + 1):
+            if state[i] != state[i - 1]:
+                out.append((float(t[i]), CHARGE_NAMES[int(state[i])]))
+        return out
+
+    def termination_a(self, charge: Charge) -> float | None:
+        """The cell's true current over the 10 s before a charge terminated
+        (the firmware's filter waits 5 s below I_term): None for a charge
+        that did not terminate, or without the truth."""
+        if charge.outcome != "done":
+            return None
+        t = self.cols["t_s"]
+        a = self.cols[CELL_COLUMNS[charge.which]["a_true"]]
+        w = (t > charge.end_s - 10.0) & (t < charge.end_s - 0.5) & np.isfinite(a)
+        return float(np.mean(a[w])) if w.any() else None
+
+    def events(self) -> list[tuple[float, str]]:
+        """(time, "usb in" | "usb out" | "docked" | "undocked"), from the flags."""
+        flags = self.cols["flags"].astype(np.int64)
+        t = self.cols["t_s"]
+        out = []
+        for bit, rise, fall in _FLAG_EVENTS:
+            on = (flags & bit) > 0
+            for i in np.flatnonzero(on[1:] != on[:-1]) + 1:
+                out.append((float(t[i]), rise if on[i] else fall))
+        return sorted(out)
 
     def gauge_error_pct(self, which: str) -> np.ndarray:
         """The fuel gauge's SoC less the model's true SoC, in points, per frame."""
-        if which == "holder":
-            return np.asarray(self.cols["holder_soc_pct"] - self.cols["holder_soc_true_pct"])
-        return np.asarray(self.cols["charger_soc_pct"] - self.cols["charger_soc_true_pct"])
+        cc = CELL_COLUMNS["holder" if which == "holder" else "usb"]
+        return np.asarray(self.cols[cc["soc"]] - self.cols[cc["soc_true"]])
 
     # --- files ----------------------------------------------------------------------
     def to_csv(self, meta: dict[str, str] | None = None) -> str:
         out = io.StringIO()
         out.write("# heatrig power\n")
-        for k, v in (meta or {}).items():
+        for k, v in (meta if meta is not None else self.meta).items():
             out.write(f"# {k}: {v}\n")
         names = [n for n, _ in COLUMNS]
         out.write(",".join(names) + "\n")
@@ -184,26 +294,51 @@ class PowerSeries:
         path.write_text(self.to_csv(meta), encoding="utf-8")
 
 
+def read_csv(path: Path) -> PowerSeries:
+    """A power series from its CSV (`heatrig sim` writes power.csv); raises
+    ValueError naming what is wrong."""
+    meta: dict[str, str] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or lines[0] != "# heatrig power":
+        raise ValueError("not a heatrig power CSV (its first line is not '# heatrig power')")
+    body = []
+    for line in lines[1:]:
+        if line.startswith("#"):
+            k, sep, v = line[1:].partition(":")
+            if sep:
+                meta[k.strip()] = v.strip()
+        elif line:
+            body.append(line)
+    if not body:
+        raise ValueError("no header row")
+    header = next(csv.reader(body[:1]))
+    missing = [n for n, _ in COLUMNS if n not in header]
+    if missing:
+        raise ValueError(f"no column {', '.join(missing)}")
+    cols: dict[str, np.ndarray] = {n: np.empty(0) for n in header}
+    if len(body) > 1:
+        rows = [[float(x) if x else np.nan for x in r] for r in csv.reader(body[1:])]
+        if any(len(r) != len(header) for r in rows):
+            raise ValueError(f"a row without {len(header)} values")
+        data = np.array(rows, dtype=float).reshape(len(rows), len(header))
+        cols = {n: data[:, j] for j, n in enumerate(header)}
+    for n in _FW_INTS:
+        cols[n] = np.nan_to_num(cols[n]).astype(np.int64)
+    return PowerSeries(np.empty(0, _FW_DTYPE), np.empty(0, _TRUTH_DTYPE), cols, meta)
+
+
 def build(
     fw: Sequence[bytes | memoryview],
     truth: Sequence[bytes | memoryview],
     ticks_offset_us: int | None,
+    meta: dict[str, str] | None = None,
 ) -> PowerSeries:
     f = np.frombuffer(b"".join(fw), dtype=_FW_DTYPE)
     tr = np.frombuffer(b"".join(truth), dtype=_TRUTH_DTYPE)
     t_s = _unwrap_ms(f["t_ms"].astype(np.int64), ticks_offset_us) / 1e3
     cols: dict[str, np.ndarray] = {"t_s": t_s}
-    for name in (
-        "kit",
-        "heater_state",
-        "end_reason",
-        "fault",
-        "usb_charge",
-        "holder_charge",
-        "flags",
-    ):
+    for name in _FW_INTS:
         cols[name] = f[name].astype(np.int64)
-    cols["charge_fault"] = f["charge_fault"].astype(np.int64)
     cols["charger_v"] = f["chg_mv"] / 1e3
     cols["charger_a"] = f["chg_ma"] / 1e3
     cols["charger_soc_pct"] = f["chg_soc"] / 100.0
@@ -222,6 +357,7 @@ def build(
         "charger_a_true": ("chg_ua", 1e6),
         "charger_temp_true_c": ("chg_mc", 1e3),
         "holder_soc_true_pct": ("hold_soc_ppm", 1e4),
+        "holder_ocv_true_v": ("hold_ocv_uv", 1e6),
         "holder_v_true": ("hold_uv", 1e6),
         "holder_a_true": ("hold_ua", 1e6),
         "holder_temp_true_c": ("hold_mc", 1e3),
@@ -229,12 +365,12 @@ def build(
         "holder_charge_a_true": ("hchg_ua", 1e6),
     }
     t_tr = tr["t_us"] / 1e6
-    for name, (field, scale) in truth_cols.items():
+    for name, (fld, scale) in truth_cols.items():
         if len(tr) and len(t_s):
-            cols[name] = np.interp(t_s, t_tr, tr[field] / scale, left=np.nan)
+            cols[name] = np.interp(t_s, t_tr, tr[fld] / scale, left=np.nan)
         else:
             cols[name] = np.full(len(t_s), np.nan)
-    return PowerSeries(f, tr, cols)
+    return PowerSeries(f, tr, cols, dict(meta or {}))
 
 
 def _runs(active: np.ndarray) -> list[tuple[int, int | None]]:
@@ -260,35 +396,14 @@ def _unwrap_ms(ticks: np.ndarray, offset_us: int | None) -> np.ndarray:
     return first + np.concatenate(([0], np.cumsum(steps)))
 
 
-def summary(rec: PowerSeries) -> dict[str, object]:
-    """The power figures of a run, as `heatrig sim` prints them."""
-    ss = rec.sessions()
-    hc = rec.charges("holder")
-    uc = rec.charges("usb")
-    done = [c for c in hc if c.outcome == "done"]
-    out: dict[str, object] = {
-        "sessions": len(ss),
-        "sessions_complete": sum(s.complete for s in ss),
-        "sessions_cut_off": sum(s.end_reason == END_NAMES[END_FAULT] for s in ss),
-        "refusals": [r for _, r in rec.refusals()],
-        "holder_charges_done": len(done),
-        "holder_charge_max_s": round(max((c.duration_s for c in done), default=0.0), 1),
-        "usb_charges": [(c.outcome, round(c.duration_s / 60, 1)) for c in uc],
-    }
-    if len(rec):
-        out["charger_gauge_max_error_pts"] = round(
-            float(np.nanmax(np.abs(rec.gauge_error_pct("charger")))), 2
-        )
-        out["holder_gauge_max_error_pts"] = round(
-            float(np.nanmax(np.abs(rec.gauge_error_pct("holder")))), 2
-        )
-        out["charger_soc_end_true_pct"] = round(float(rec.cols["charger_soc_true_pct"][-1]), 2)
-    return out
-
-
-def table(s: dict[str, object]) -> str:
-    width = max(len(k) for k in s)
-    return "\n".join(f"  {k:<{width}}  {v}" for k, v in s.items())
-
-
-__all__ = ["STATE_NAMES", "Charge", "PowerSeries", "Session", "build", "summary", "table"]
+__all__ = [
+    "CHARGE_NAMES",
+    "KIT_NAMES",
+    "STATE_NAMES",
+    "Charge",
+    "PowerSeries",
+    "Session",
+    "Stage",
+    "build",
+    "read_csv",
+]

@@ -1,10 +1,14 @@
 """`heatrig report`: one self-contained HTML file for one or more runs.
 
-A run is a directory written by `heatrig sim` (telemetry.csv, and the test
-record record.json) or a telemetry CSV alone; without a test record the
-KPIs are computed from the CSV and judged against the committed limits.
-Plots are embedded as PNG data URIs and the style is inline: the file reads
-offline, mailed or archived on its own.
+A run is a directory written by `heatrig sim` (telemetry.csv, power.csv,
+and the test record record.json) or one of those CSVs alone; without a test
+record the measurements are computed from the CSVs and judged against the
+committed limits. Each run shows the parts judged -- heating, power -- with
+their measurements and plots (heating curve and battery; charge curves and
+the kit's day); several runs are compared side by side, their heating
+curves and their charge curves overlaid. Plots are embedded as PNG data URIs
+and the style is inline: the file reads offline, mailed or archived on its
+own.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hil.qa import kpi, limits, measure, testrecord
-from hil.qa.measure import Measurement, Outcome
+import numpy as np
+
+from hil.qa import kpi, limits, measure, power, power_kpi, testrecord
+from hil.qa.measure import HEATING, POWER, Measurement, Outcome
+from hil.qa.power import PowerSeries
 from hil.qa.testrecord import TestRecord
-from hil.report import plot
+from hil.report import plot, power_plot
 from hil.wire import series
 from hil.wire.series import TelemetrySeries
 
@@ -53,14 +60,58 @@ class Run:
     path: Path
     rec: TelemetrySeries
     test: TestRecord
+    power: PowerSeries | None = None
 
 
-def load_run(path: Path, limit_set: limits.LimitSet | None = None) -> Run:
-    """A run from its directory or telemetry CSV. With `limit_set`, its
-    measurements are judged again against those limits."""
-    csv = path / "telemetry.csv" if path.is_dir() else path
-    if not csv.is_file():
-        raise ReportError(f"{path}: no telemetry.csv (give a run directory or a telemetry CSV)")
+def load_run(
+    path: Path,
+    limit_set: limits.LimitSet | None = None,
+    power_limits: limits.LimitSet | None = None,
+) -> Run:
+    """A run from its directory, its telemetry CSV or its power CSV. With
+    `limit_set` (heating) or `power_limits`, its measurements are judged
+    again against those limits."""
+    tel, pcsv = _run_files(path)
+    pw = _read_power(pcsv) if pcsv is not None else None
+    rec = _read_telemetry(tel, need_rows=pw is None or not len(pw)) if tel else None
+    if rec is None:  # a power CSV alone
+        assert pw is not None
+        rec = TelemetrySeries(meta=dict(pw.meta), cols={n: np.empty(0) for n, _ in series.COLUMNS})
+    folder = (tel or pcsv or path).parent
+    rec_json = folder / "record.json"
+    if rec_json.is_file() and (tel is None or tel.name == "telemetry.csv"):
+        test = testrecord.read(rec_json)
+        _judge_again(test, limit_set, power_limits, rec, pw)
+    else:
+        k = kpi.compute(rec, kpi.puffs_of(rec))
+        test = testrecord.build(rec, k, limit_set, power=pw, power_limits=power_limits)
+        test.started_at = ""
+    name = path.name if path.is_dir() else path.stem
+    return Run(name=name, path=path, rec=rec, test=test, power=pw)
+
+
+def _run_files(path: Path) -> tuple[Path | None, Path | None]:
+    """The telemetry CSV and the power CSV of a run (either may be missing)."""
+    if path.is_dir():
+        tel, pcsv = path / "telemetry.csv", path / "power.csv"
+        if not tel.is_file() and not pcsv.is_file():
+            raise ReportError(
+                f"{path}: no telemetry.csv or power.csv (give a run directory or a CSV)"
+            )
+        return (tel if tel.is_file() else None), (pcsv if pcsv.is_file() else None)
+    if not path.is_file():
+        raise ReportError(f"{path}: no telemetry.csv or power.csv (give a run directory or a CSV)")
+    try:
+        first = path.open(encoding="utf-8").readline().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: cannot read: {e}") from None
+    if first == "# heatrig power":
+        return None, path
+    pcsv = path.parent / "power.csv"
+    return path, (pcsv if path.name == "telemetry.csv" and pcsv.is_file() else None)
+
+
+def _read_telemetry(csv: Path, *, need_rows: bool) -> TelemetrySeries:
     try:
         rec = series.read_csv(csv)
     except (OSError, ValueError, IndexError, StopIteration) as e:
@@ -69,21 +120,38 @@ def load_run(path: Path, limit_set: limits.LimitSet | None = None) -> Run:
     missing = [name for name, _ in series.COLUMNS if name not in truth and name not in rec.cols]
     if missing:
         raise ReportError(f"{csv}: not a heatrig telemetry CSV: no column {', '.join(missing)}")
-    if not len(rec):
-        raise ReportError(f"{csv}: no telemetry rows")
-    rec_json = csv.parent / "record.json"
-    if rec_json.is_file():
-        test = testrecord.read(rec_json)
-        if limit_set is not None:
-            values = {m.name: m.value for m in test.measurements}
-            test.measurements = measure.evaluate(values, limit_set.by_name, has_truth=rec.has_truth)
-            test.limits = limit_set.label
-    else:
-        k = kpi.compute(rec, kpi.puffs_of(rec))
-        test = testrecord.build(rec, k, limit_set)
-        test.started_at = ""
-    name = path.name if path.is_dir() else path.stem
-    return Run(name=name, path=path, rec=rec, test=test)
+    if not len(rec.cols.get("t_s", [])) and need_rows:
+        raise ReportError(f"{csv}: no telemetry rows (and no power.csv beside it)")
+    for name, _ in series.COLUMNS:  # a record of power frames alone has no rows at all
+        rec.cols.setdefault(name, np.empty(0))
+    return rec
+
+
+def _read_power(csv: Path) -> PowerSeries:
+    try:
+        return power.read_csv(csv)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ReportError(f"{csv}: not a heatrig power CSV: {e}") from None
+
+
+def _judge_again(
+    test: TestRecord,
+    heat: limits.LimitSet | None,
+    pow_lim: limits.LimitSet | None,
+    rec: TelemetrySeries,
+    pw: PowerSeries | None,
+) -> None:
+    """A stored record's measurements judged against other limits."""
+    if heat is not None and HEATING in test.parts:
+        values = {m.name: m.value for m in test.of(HEATING)}
+        judged = measure.evaluate(values, heat.by_name, has_truth=rec.has_truth)
+        test.measurements = judged + test.of(POWER)
+        test.limits = heat.label
+    if pow_lim is not None and pw is not None:
+        values = {m.name: m.value for m in test.of(POWER)} or dict(power_kpi.compute(pw))
+        judged = measure.evaluate(values, pow_lim.by_name, has_truth=pw.has_truth, group=POWER)
+        test.measurements = test.of(HEATING) + judged
+        test.power_limits = pow_lim.label
 
 
 def write(runs: list[Run], out: Path, title: str = "") -> Path:
@@ -110,7 +178,11 @@ def render(runs: list[Run], title: str = "") -> str:
         _summary(runs),
     ]
     if len(runs) > 1:
-        parts += ["<h2>Comparison</h2>", _comparison(runs), _overlay_img(runs)]
+        parts += ["<h2>Comparison</h2>", _comparison(runs)]
+        heating = [r for r in runs if len(r.rec)]
+        if len(heating) > 1:
+            parts.append(_overlay_img(heating))
+        parts += _charge_overlays(runs)
     for r in runs:
         parts.append(_run_section(r))
     parts.append(legend())
@@ -143,17 +215,25 @@ def _summary(runs: list[Run]) -> str:
                 badge(t.outcome),
                 str(counts[Outcome.FAIL]),
                 str(counts[Outcome.MARGINAL]),
-                esc(t.limits),
+                esc(", ".join(t.parts) or "nothing"),
+                esc(t.limits_label),
             ]
         )
     head = ["run", "scenario", "firmware", "target", "seed", "outcome", "fail", "marginal"]
-    return table([*head, "limits"], rows)
+    return table([*head, "judged", "limits"], rows)
 
 
 def _comparison(runs: list[Run]) -> str:
+    """Every measurement any of the runs has, heating then power, side by side."""
     head = ["measurement", "units"] + [esc(r.name) for r in runs]
     rows = []
-    for spec in measure.KPI_SPECS:
+    present = {m.name for r in runs for m in r.test.measurements}
+    group = ""
+    for spec in measure.specs_of(present):
+        now = POWER if spec.name in measure.POWER_BY_NAME else HEATING
+        if now != group:
+            group = now
+            rows.append([f"<b>{group}</b>", "", *([""] * len(runs))])
         cells = [esc(spec.label), esc(spec.units)]
         for r in runs:
             m = next((x for x in r.test.measurements if x.name == spec.name), None)
@@ -162,15 +242,8 @@ def _comparison(runs: list[Run]) -> str:
     return table(head, rows)
 
 
-def _run_section(r: Run) -> str:
-    t = r.test
-    meta_rows = [[esc(k), esc(v)] for k, v in t.meta.items()]
-    meta_rows += [["limits", esc(t.limits)]]
-    if t.started_at:
-        meta_rows += [["started at", esc(t.started_at)], ["station", esc(t.station)]]
-    for k, v in t.info.items():
-        meta_rows.append([esc(k), esc(str(v))])
-    rows = [
+def _measurement_rows(ms: list[Measurement]) -> list[list[str]]:
+    return [
         [
             esc(m.label),
             f'<span class="num">{esc(measure.format_value(m.value))}</span>',
@@ -179,20 +252,90 @@ def _run_section(r: Run) -> str:
             badge(m.outcome),
             f'<span class="src">{esc(_why(m))}</span>',
         ]
-        for m in t.measurements
+        for m in ms
     ]
-    return "\n".join(
-        [
-            f'<h2 id="run-{esc(r.name)}">{esc(r.name)} &nbsp; {badge(t.outcome)}</h2>',
-            f'<p class="src">{esc(str(r.path))}</p>',
-            table(["measurement", "value", "units", "limits", "outcome", "note"], rows),
-            _png(lambda p: plot.heating_curve(r.rec, p, kpi.puffs_of(r.rec))),
-            _png(lambda p: plot.battery(r.rec, p)),
-            "<details><summary>metadata</summary>",
-            table(["key", "value"], meta_rows, cls="meta"),
-            "</details>",
+
+
+def _run_section(r: Run) -> str:
+    t = r.test
+    meta_rows = [[esc(k), esc(v)] for k, v in t.meta.items()]
+    meta_rows += [["limits", esc(t.limits_label)]]
+    if t.started_at:
+        meta_rows += [["started at", esc(t.started_at)], ["station", esc(t.station)]]
+    for k, v in t.info.items():
+        meta_rows.append([esc(k), esc(str(v))])
+    head = ["measurement", "value", "units", "limits", "outcome", "note"]
+    parts = [
+        f'<h2 id="run-{esc(r.name)}">{esc(r.name)} &nbsp; {badge(t.outcome)}</h2>',
+        f'<p class="src">{esc(str(r.path))}</p>',
+    ]
+    for group, why in t.not_judged.items():
+        parts.append(f"<p><b>{esc(group)}</b>: not judged &mdash; {esc(why)}.</p>")
+    if HEATING in t.parts:
+        parts += [
+            f"<h3>heating &nbsp; {badge(measure.overall(t.of(HEATING)))}</h3>",
+            f'<p class="src">limits: {esc(t.limits)}</p>',
+            table(head, _measurement_rows(t.of(HEATING))),
         ]
-    )
+    if len(r.rec):
+        parts.append(_png(lambda p: plot.heating_curve(r.rec, p, kpi.puffs_of(r.rec))))
+        parts.append(_png(lambda p: plot.battery(r.rec, p)))
+    if POWER in t.parts:
+        shown = [m for m in t.of(POWER) if m.value is not None or m.limits is not None]
+        parts += [
+            f"<h3>power &nbsp; {badge(measure.overall(t.of(POWER)))}</h3>",
+            f'<p class="src">limits: {esc(t.power_limits)}</p>',
+            table(head, _measurement_rows(shown)),
+        ]
+    if r.power is not None and len(r.power):
+        facts = power_kpi.summary_lines(r.power)
+        parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in facts) + "</ul>")
+        parts += _power_pngs(r.power)
+    parts += [
+        "<details><summary>metadata</summary>",
+        table(["key", "value"], meta_rows, cls="meta"),
+        "</details>",
+    ]
+    return "\n".join(parts)
+
+
+def _power_pngs(pw: PowerSeries) -> list[str]:
+    """The power plots `heatrig sim` writes for the run, embedded."""
+    with tempfile.TemporaryDirectory(prefix="heatrig-report-") as d:
+        return [img(p) for p in power_plot.write_all(pw, Path(d))]
+
+
+def _charge_overlays(runs: list[Run]) -> list[str]:
+    """The charges of several runs on shared axes: the first USB charge of
+    each run that has one, and the longest holder recharge of each."""
+    names = run_labels([r.test.meta for r in runs], [r.name for r in runs])
+    out = []
+    for which in ("usb", "holder"):
+        curves = []
+        for label, r in zip(names, runs, strict=True):
+            if r.power is None:
+                continue
+            charges = r.power.charges(which)
+            done = [c for c in charges if c.outcome == "done"] or charges
+            if not done:
+                continue
+            pick = done[0] if which == "usb" else max(done, key=lambda c: c.duration_s)
+            curves.append(power_plot.Curve(label, r.power, pick))
+        if len(curves) > 1:
+            what = "first USB charge" if which == "usb" else "longest holder recharge"
+            head = _overlay_title(curves, f"{len(curves)} runs, the {what} of each")
+            out.append(_charge_overlay_png(curves, head))
+    return out
+
+
+def _charge_overlay_png(curves: list[power_plot.Curve], head: str) -> str:
+    return _png(lambda p: power_plot.charge_overlay(curves, p, title_text=head))
+
+
+def _overlay_title(curves: list[power_plot.Curve], what: str) -> str:
+    scen = sorted({c.ps.meta.get("scenario", "?") for c in curves})
+    fw = sorted({c.ps.meta.get("firmware_version", "?") for c in curves})
+    return f"{', '.join(scen)} \u2014 firmware {', '.join(fw)}: {what}"
 
 
 def _overlay_img(runs: list[Run]) -> str:

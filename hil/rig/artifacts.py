@@ -2,7 +2,8 @@
 
 Per test, under RESULTS/<target>/<test>/: dut.log (everything that crossed
 the link), one telemetry CSV and timing JSON per run (a scenario, or the live
-session), and on failure the heating curve of each run as a PNG.
+session), on failure the heating curve of each run as a PNG, and with
+--keep-traces each run's and live session's link trace (hil/rig/trace.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -92,13 +94,14 @@ def save(d: Dut, out: Path, *, failed: bool) -> list[tuple[str, str]]:
     """Write the test's artifacts; (name, path) pairs for the JUnit report."""
     props: list[tuple[str, str]] = [("log", str(out / "dut.log"))]
     names: dict[str, int] = {}
-    runs: list[tuple[str, TelemetrySeries, dict[str, str], list[kpi.PuffWindow] | None]] = []
+    Run = tuple[str, TelemetrySeries, dict[str, str], list[kpi.PuffWindow] | None, Path | None]
+    runs: list[Run] = []
     for art in d.runs:
         res = art.result
-        runs.append((art.label, res.series, res.info, kpi.true_puffs(res.truth)))
+        runs.append((art.label, res.series, res.info, kpi.true_puffs(res.truth), res.trace))
     if d.last_live_series is not None:
-        runs.append(("live", d.last_live_series, {}, None))
-    for label, rec, info, puffs in runs:
+        runs.append(("live", d.last_live_series, {}, None, None))  # its trace: d.traces
+    for label, rec, info, puffs, traced in runs:
         n = names.get(label, 0)
         names[label] = n + 1
         stem = label if n == 0 else f"{label}-{n + 1}"
@@ -111,4 +114,19 @@ def save(d: Dut, out: Path, *, failed: bool) -> list[tuple[str, str]]:
         if failed and len(rec):
             png = plot.heating_curve(rec, out / f"{stem}.png", puffs, title=f"{stem} (failed)")
             props.append(("plot", str(png)))
+        if traced is not None and traced.exists():
+            props.append(("trace", str(_link_trace(traced, out / f"{stem}.trace"))))
+    props += [("trace", str(p)) for p in d.traces]
     return props
+
+
+def _link_trace(src: Path, dst: Path) -> Path:
+    """A run's trace (kept once per run by its target) in the test's folder."""
+    if src.parent == dst.parent:
+        return src
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+    return dst

@@ -13,7 +13,10 @@ Every failure is a BoardError whose message says what to do.
 from __future__ import annotations
 
 import ast
+import base64
 import contextlib
+import hashlib
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +25,10 @@ import serial
 import serial.tools.list_ports
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
+
+from hil.rig import urlhandler
+
+urlhandler.install()  # rfc2217:// ports as the rig needs them
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"  # the ">" prompt is left for mpremote
 FRIENDLY_PROMPT = b">>> "
@@ -32,6 +39,10 @@ PROBE_S = 1.0
 REBOOT_S = 4.0
 RAW_S = 1.5
 QUIET_S = 0.1  # the raw REPL's tail after a program: stdout EOF, stderr, EOF, prompt
+# what the README and docs/rig.md state: a port with nothing behind it, or
+# something that is not a MicroPython REPL, fails within this (the waits above,
+# and the process's start; benchmarks/test_board_failures.py measures it)
+FAILS_WITHIN_S = 10
 
 # the native architectures of sys.implementation._mpy (MicroPython's mpyfiles reference)
 ARCHS = (
@@ -44,6 +55,18 @@ ESP32_FLASH_HINT = (
     "https://micropython.org/download/ESP32_GENERIC/ and write it with "
     "`esptool.py --port PORT write_flash -z 0x1000 FIRMWARE.bin`)"
 )
+
+
+# The board's stored state: every record of the firmware's store (firmware/store.py
+# keeps NAME.a and NAME.b in the flash's root: settings, calibration, counters,
+# the fault log, bonds, registration, ...), the files the rig leaves there (a
+# run's configuration, the one-boot REPL hold) and what a cut write left (.part)
+STATE_NAME = re.compile(r"^[A-Za-z0-9_]+\.[ab]$")
+RIG_FILES = ("run.json", "repl.hold")
+
+
+def is_state_file(name: str) -> bool:
+    return bool(STATE_NAME.match(name)) or name in RIG_FILES or name.endswith(".part")
 
 
 class BoardError(RuntimeError):
@@ -80,6 +103,26 @@ def _hash_code(paths: list[str]) -> str:
     )
 
 
+def _url_failure(url: str, baud: int) -> str:
+    """Why a pyserial URL does not open (mpremote keeps only that it did not)."""
+    try:
+        serial.serial_for_url(url, baud).close()
+    except (OSError, ValueError, serial.SerialException) as e:
+        return str(e) or type(e).__name__
+    return "it opens now"
+
+
+def _read_code(paths: list[str]) -> str:
+    """Print each file's bytes as one line of base64 ("-" for an empty file)."""
+    return (
+        "import binascii\n"
+        "def _r(p):\n f=open(p,'rb')\n d=f.read()\n f.close()\n"
+        " return binascii.b2a_base64(d).decode().strip() or '-'\n"
+        f"for _p in {paths!r}:\n print(_r(_p))\n"
+        "del _r\n"
+    )
+
+
 class Board:
     def __init__(self, port: str, baud: int, log: Callable[[str], None] | None = None):
         self.port = port
@@ -87,7 +130,18 @@ class Board:
         self.log = log or (lambda _msg: None)
         try:
             self.tr = SerialTransport(port, baud)
+        except ValueError as e:  # pyserial: a URL of no protocol it has
+            raise BoardError(
+                f"{port}: {e}; give a serial port's path (/dev/ttyUSB0) or a pyserial URL "
+                f"(rfc2217://HOST:PORT, socket://HOST:PORT)"
+            ) from None
         except TransportError:
+            if "://" in port:
+                raise BoardError(
+                    f"cannot reach {port} ({_url_failure(port, baud)}): check that the port "
+                    f"server (ser2net, `heatrig share`) runs there, on that port, and that no "
+                    f"one else holds the board"
+                ) from None
             raise BoardError(
                 f"cannot open {port}: no such serial port, or another program holds it "
                 f"(a serial monitor, mpremote). Plug the board in and pass its port with "
@@ -259,6 +313,41 @@ class Board:
         self.exec(
             f"import os\nfor p in {list(paths)!r}:\n try:\n  os.remove(p)\n except OSError:\n  pass"
         )
+
+    def files(self) -> list[str]:
+        """The regular files in the flash's root."""
+        got = self.eval(
+            "[n for n in __import__('os').listdir() if __import__('os').stat(n)[0] & 0x8000]"
+        )
+        if not isinstance(got, list):
+            raise BoardError(f"{self.port}: unexpected answer listing its files: {got!r}")
+        return sorted(str(n) for n in got)
+
+    def state(self) -> dict[str, bytes]:
+        """The board's stored state (is_state_file): name -> its bytes."""
+        names = [n for n in self.files() if is_state_file(n)]
+        out: dict[str, bytes] = {}
+        for i in range(0, len(names), 8):  # keeps each reply short
+            chunk = names[i : i + 8]
+            lines = self.exec(_read_code(chunk)).decode().split()
+            if len(lines) != len(chunk):
+                raise BoardError(f"{self.port}: reading {', '.join(chunk)} gave {len(lines)} files")
+            for name, b64 in zip(chunk, lines, strict=True):
+                out[name] = b"" if b64 == "-" else base64.b64decode(b64)
+        return out
+
+    def restore_state(self, saved: dict[str, bytes]) -> list[str]:
+        """Put the stored state back as `saved` has it (from state()): files
+        that differ are written again (atomically), files it did not have are
+        removed. Returns the names it changed."""
+        extra = [n for n in self.files() if is_state_file(n) and n not in saved]
+        now = self.hashes(sorted(saved))
+        changed = [n for n, data in saved.items() if now[n] != hashlib.sha256(data).hexdigest()]
+        for name in changed:
+            self.write(name, saved[name])
+        if extra:
+            self.remove(*extra)
+        return sorted(changed + extra)
 
     def read_text(self, path: str) -> str | None:
         try:

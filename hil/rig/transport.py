@@ -20,6 +20,10 @@ from pathlib import Path
 
 import serial
 
+from hil.rig import urlhandler
+
+urlhandler.install()  # rfc2217:// ports as the rig needs them
+
 
 class LinkClosed(ConnectionError):
     """The other end has gone: the process exited, the port disappeared."""

@@ -50,7 +50,7 @@ for _f in ('boot.py', 'main.py'):
     except SystemExit:
         raise
     except BaseException as _e:
-        if getattr(_e, 'reason', None) == 'machine_reset':
+        if getattr(_e, 'reason', None) in ('machine_reset', 'watchdog_reset'):
             os.system('kill $PPID')
         sys.print_exception(_e)
 del _f

@@ -82,6 +82,7 @@ class Scenario:
     sample_s: float = 0.01  # truth samples
     telemetry: bool = True  # the firmware's per-step telemetry
     series: SessionSeries | None = None
+    starts_session: bool = True  # [start] session: false -- nobody starts one (charging, say)
 
     def run_config(self) -> dict[str, Any]:
         """The JSON the simulator (sim/run.py) reads."""
@@ -350,6 +351,7 @@ def _build(ck: _Checker, top: dict[str, Any], path: Path | None) -> Scenario:
         sc.regime, sc.puffs = _puffs(ck, top.get("puffing", {}), sc.heating_start_s)
     else:  # no session: no puffing regime to judge it by
         sc.regime = "none"
+        sc.starts_session = False
     for i, ev in enumerate(top.get("events", [])):
         sc.events += _event(ck, ev, i)
     sc.plant = _plant(ck, top.get("plant", {}))

@@ -13,6 +13,7 @@ import json
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class RunResult:
     wall_s: float = 0.0  # host-measured, process start to exit
     power: power.PowerSeries | None = None  # power frames joined with the cells' truth
     reboots: list[str] = field(default_factory=list)  # the simulator's reboot lines
+    trace: Path | None = None  # the link's trace, where the target kept one (hil/rig/trace.py)
 
     @property
     def sim_s(self) -> float:
@@ -87,13 +89,13 @@ def meta_for(sc: Scenario) -> dict[str, str]:
         "unit_r0_ohm": f"{sc.r0_ohm:g}",
         "unit_tcr_per_k": f"{sc.tcr_per_k:g}",
         "calibrated": str(sc.calibrated).lower(),
-        "sessions": str(sc.series.count) if sc.series is not None else "1",
+        "sessions": str(sc.series.count) if sc.series else str(int(sc.starts_session)),
     }
 
 
 # Every record of the firmware's store (firmware/store.py keeps two slots of
 # each): a run starts from a fresh store, whatever a board's flash held.
-STORE_RECORDS = ("calib", "settings", "counters", "faults", "bonds")
+STORE_RECORDS = ("calib", "settings", "counters", "faults", "bonds", "registration", "ids")
 
 
 def device_files(sc: Scenario, cfg: dict[str, object]) -> dict[str, bytes | None]:
@@ -117,18 +119,24 @@ def run(
     lock_heap: bool = False,
     extra_config: dict[str, object] | None = None,
     flash_files: dict[str, bytes] | None = None,
+    on_output: Callable[[bytes], None] | None = None,
+    flash: Path | None = None,
 ) -> RunResult:
     """Simulate the scenario to its end and decode everything the device sent.
-    `flash_files`: more files on the device's flash (over the usual ones)."""
+    `flash_files`: more files on the device's flash (over the usual ones);
+    `on_output`: gets each boot's output as it is read (a trace);
+    `flash`: the flash's folder, as it is and kept (default: a new one, removed)."""
     argv, env = simulator_command()
     cfg = sc.run_config()
     cfg["lock_heap"] = lock_heap
     cfg.update(heap_config(heap))
     cfg.update(extra_config or {})
     with tempfile.TemporaryDirectory(prefix="heatrig-flash-") as tmp:
-        fdir = Path(tmp) / "flash"
-        fdir.mkdir()
+        fdir = flash if flash is not None else Path(tmp) / "flash"
+        fdir.mkdir(exist_ok=True)
         for name, data in device_files(sc, cfg).items():
+            if flash is not None and name != "run.json":
+                continue  # a flash given as it is
             if data is not None:
                 (fdir / name).write_bytes(data)
         for name, data in (flash_files or {}).items():
@@ -159,6 +167,8 @@ def run(
                     ) from None
                 stdout.seek(0)
                 outputs.append(stdout.read())
+                if on_output is not None:
+                    on_output(outputs[-1])
             if proc.returncode != REBOOT_EXIT:
                 break
             cfg["resume"] = cfg["snapshot"]
@@ -198,7 +208,9 @@ def decode(sc: Scenario, out: bytes, rc: int, stderr: str, wall_s: float) -> Run
     offset = int(start["ticks_offset_us"]) if "ticks_offset_us" in start else None
     rec = series.build(tel, truth, meta_for(sc), offset)
     rec.info = info
-    pw = power.build(by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, []), offset)
+    pw = power.build(
+        by_type.get(frames.T_POWER, []), by_type.get(frames.T_PLANT_POWER, []), offset, rec.meta
+    )
     reboots = [
         frames.text(bytes(p))
         for p in by_type.get(frames.T_PLANT_INFO, [])

@@ -4,8 +4,9 @@ cuts.
 Mounted at /flash and made the working directory when a scenario arms a cut,
 so the firmware's own open() reaches it exactly as it reaches LittleFS on the
 ESP32: no firmware change, no builtin replaced. Only what the firmware's
-store uses is there (open, read, write, close); the rest of the VFS protocol
-would go the same way.
+store and the update use is there (open, read, readinto, write, close; the
+folder operations, which LittleFS commits atomically: a power cut happens
+before or after one, and only a file's bytes are counted towards a cut).
 
 arm(n) cuts the power once n more bytes have been written through it: the
 write in flight stops there, the byte after them torn (half-programmed: some
@@ -51,6 +52,9 @@ class _File:
     def read(self, n=-1):
         return self._f.read(n)
 
+    def readinto(self, buf):
+        return self._f.readinto(buf)
+
     def close(self):
         if not self._fs.dead:
             self._f.close()
@@ -82,10 +86,39 @@ class Flash:
     def open(self, path, mode):
         if self.dead:
             raise SimEnd("power_cut")
-        return _File(self, self._v.open(path, mode))
+        f = self._v.open(path, mode)
+        if "w" not in mode and "a" not in mode and "+" not in mode:
+            return f  # a read: the file itself, a stream (imports and json.load need one)
+        return _File(self, f)
+
+    def _alive(self):
+        if self.dead:
+            raise SimEnd("power_cut")
+        return self._v
 
     def chdir(self, path):
         self._v.chdir(path)
+
+    def ilistdir(self, path):
+        return self._alive().ilistdir(path)
+
+    def mkdir(self, path):
+        self._alive().mkdir(path)
+
+    def remove(self, path):
+        self._alive().remove(path)
+
+    def rmdir(self, path):
+        self._alive().rmdir(path)
+
+    def rename(self, old, new):
+        self._alive().rename(old, new)
+
+    def stat(self, path):
+        return self._alive().stat(path)
+
+    def statvfs(self, path):
+        return self._alive().statvfs(path)
 
     def getcwd(self):
         return self._v.getcwd()

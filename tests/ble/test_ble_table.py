@@ -70,8 +70,10 @@ def test_ble_gatt_indices_are_the_tables() -> None:
         "RESULT": "result",
     }.items():
         assert names[consts[const]] == name, const
-    assert consts["N"] == len(T.CHARS)
-    for k, ch in enumerate(T.CHARS[7:], start=7):
+    assert (
+        consts["N"] == T.SERVICES[2][3]
+    )  # the kit's own; the update service's are ble_update.py's
+    for k, ch in enumerate(T.CHARS[7:22], start=7):
         assert k == consts["NN0"] + ch[0]  # custom characteristic NN at _NN0 + NN
 
 
@@ -92,7 +94,8 @@ def test_the_services_cover_the_characteristics_in_order() -> None:
     ends = [(s[2], s[3]) for s in T.SERVICES]
     assert ends[0][0] == 0 and ends[-1][1] == len(T.CHARS)
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ends))
-    assert [ch[0] for ch in T.CHARS[7:]] == list(range(1, 16))
+    assert [ch[0] for ch in T.CHARS[7:22]] == list(range(1, 16))
+    assert [ch[0] for ch in T.CHARS[22:]] == [0x11, 0x12]  # the update service (0x10)
 
 
 @pytest.mark.parametrize(

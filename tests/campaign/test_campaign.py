@@ -14,6 +14,7 @@ from hil.campaign import executor
 from hil.campaign import spec as campaign_spec
 from hil.campaign.executor import JobResult
 from hil.campaign.spec import CampaignError
+from hil.paths import ROOT
 from hil.qa import limits
 from hil.report import html as report
 
@@ -193,3 +194,51 @@ def test_the_campaign_judges_with_its_own_limits() -> None:
     broken = JobResult(index=1, seed=2, params={}, error="the simulator exited with code 3")
     executor.judge(broken, strict)
     assert broken.outcome == "fail"
+
+
+# a charge at 50 C (an hour of device time, a few seconds): the power side of a campaign
+POWER_SPEC = """
+[campaign]
+name = "p"
+scenario = "usb_charge_hot"
+runs = 2
+seed = 5
+
+[draw]
+"usb.i_limit_a" = { uniform = [1.5, 2.0] }
+"plant.chg_cell_fade" = { uniform = [0.0, 0.2] }
+"""
+
+
+def test_a_power_campaign_judges_power_and_repeats_a_run(tmp_path: Path) -> None:
+    spec = tmp_path / "power.toml"
+    spec.write_text(POWER_SPEC)
+    out = tmp_path / "out"
+    r = heatrig("campaign", str(spec), "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "USB charge time" in r.stdout and "time to set-point" not in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    (group,) = summary["groups"]
+    assert group["judged"] == ["power"]
+    assert group["limits"] == "limits/power-usb_charge_hot.toml"
+    stats = {k["name"]: k for k in group["kpis"]}
+    assert stats["usb_charge_end_soc_pct"]["cpk"] is not None
+    assert stats["usb_charge_end_soc_pct"]["n"] == 2
+    assert "usb_charge_min" in (out / "runs.csv").read_text().splitlines()[0]
+    seed = json.loads((out / "runs.json").read_text())[1]["seed"]
+    again = heatrig("campaign", str(spec), "--out", str(out), "--only", str(seed))
+    assert again.returncode == 0, again.stderr
+    assert "every measurement is identical to the campaign's run" in again.stdout
+    assert "usb charge: done in " in again.stdout
+    for name in ("power.csv", "usb_charge.png", "record.json"):
+        assert (out / f"seed-{seed}" / name).stat().st_size > 0
+
+
+def test_the_power_campaign_spec_plans_its_runs() -> None:
+    spec = campaign_spec.load(ROOT / "campaigns" / "power_monte_carlo.toml")
+    jobs = campaign_spec.plan(spec)
+    assert len(jobs) == spec.runs >= 30 and spec.scenario_path.stem == "power_day"
+    keys = set(jobs[0].params)
+    assert {"ambient.temp_c", "usb.i_limit_a", "plant.chg_cell_fade"} <= keys
+    assert {"plant.chg_cell_capacity_mah", "plant.chg_cell_r0_ohm"} <= keys
+    assert limits.power_for_run("power_day") is not None

@@ -8,21 +8,21 @@ import numpy as np
 import pytest
 from conftest import sim_builtin, sim_scenario
 
-from hil.qa import power
+from hil.qa import power_kpi
 from hil.simulator import runner
 
 CAP_MAH = 2900.0  # the charger cell (sim/models/params.py)
 
 
-@pytest.fixture(scope="module")
-def day() -> runner.RunResult:
+@pytest.fixture
+def day(multi_session_run: runner.RunResult) -> runner.RunResult:
     """multi_session: a full charger, sessions every 12 min until it is empty."""
-    return sim_builtin("multi_session")
+    return multi_session_run
 
 
-@pytest.fixture(scope="module")
-def usb() -> runner.RunResult:
-    return sim_builtin("usb_charge")
+@pytest.fixture
+def usb(usb_charge_run: runner.RunResult) -> runner.RunResult:
+    return usb_charge_run
 
 
 # --- a day of sessions on one charge of the pocket charger -------------------------------
@@ -293,6 +293,6 @@ def test_power_frames_reach_the_host(usb: runner.RunResult) -> None:
     assert len(usb.power) >= usb.sim_s - 5  # one a second
     csv = usb.power.to_csv({"scenario": "usb_charge"})
     assert csv.startswith("# heatrig power\n# scenario: usb_charge\n")
-    charges = power.summary(usb.power)["usb_charges"]
+    charges = power_kpi.summary(usb.power)["usb_charges"]
     assert isinstance(charges, list)
-    assert [outcome for outcome, _ in charges] == ["done"]
+    assert [c["outcome"] for c in charges] == ["done"]

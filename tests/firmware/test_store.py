@@ -139,7 +139,8 @@ for kind in KINDS:
         last = now[kind]
         restore(kind, saved)  # the previous version is the newest again, for the next offset
     out[kind] = {"bytes": n_bytes, "results": results, "before": before[kind], "last": last}
-print(json.dumps(out))
+json.dump(out, sys.stdout)  # streamed: no one 6 kB string on a heap the re-imports fragment
+print()
 """
 
 KINDS = ("settings", "calib", "counters", "faults", "bonds")

@@ -120,12 +120,17 @@ def test_profile_cannot_change_while_heating(dut: Dut) -> None:
 
 
 def test_calibration_is_read_written_and_kept_over_a_reset(dut: Dut) -> None:
+    """On the session's own unit (the scenario's calibration record, not a
+    board's): changed, kept over a reset, and put back."""
     dut.start()
-    assert dut.command("cal") == "OK r0_uohm=800000 tcr_ppm=3500 stored=1"
+    original = dut.command("cal")
+    assert original == "OK r0_uohm=800000 tcr_ppm=3500 stored=1"
     assert dut.command("cal 812000 3420") == "OK cal r0_uohm=812000 tcr_ppm=3420"
     assert dut.command("cal") == "OK r0_uohm=812000 tcr_ppm=3420 stored=1"
     dut.reset()
     assert dut.command("cal") == "OK r0_uohm=812000 tcr_ppm=3420 stored=1"
+    assert dut.command("cal 800000 3500") == "OK cal r0_uohm=800000 tcr_ppm=3500"
+    assert dut.command("cal") == original
 
 
 def test_calibration_cannot_change_while_heating(dut: Dut) -> None:
