@@ -300,8 +300,11 @@ def test_control_step_never_needs_a_bigint() -> None:
         if pt[0] == "HeaterControl._control" and "not sampled" in pt[2]
     ]
     print(f"the control law ran in {br.passed[law]} of {br.examples} examples")
-    # every heater-on example with an on-phase sample reached it: none was cut first
-    assert br.passed[law] == law_expected[0] >= br.examples // 2
+    # every heater-on example with an on-phase sample reached it: none was cut
+    # first; about half are drawn so (8 of 12 states heat, 8 of 9 requests are
+    # not a stop, 14 of 15 steps have a sample), and hypothesis's draws lean to
+    # the edges: at least a third must reach the law
+    assert br.passed[law] == law_expected[0] >= br.examples // 3
     assert br.taken[law] >= 10  # first steps of a session
     _check_reach(br, CONTROL_UNREACHABLE)
 
