@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.heatrig-installed
 ESP32_STUBS := $(VENV)/esp32-stubs
 
-.PHONY: run test test-net traces bench bench-baseline power-campaign lint format layout-check \
+.PHONY: run test test-loaded test-net traces bench bench-baseline power-campaign lint format layout-check \
 	clean deploy flash update-sweep mutation
 
 run: $(STAMP)
@@ -22,6 +22,11 @@ test: lint
 	$(BIN)/pytest --junitxml=results/junit.xml
 	$(BOARD_SESSION) -- $(BIN)/pytest -m dut --target serial --port {port} \
 		--junitxml=results/junit-serial.xml
+
+# `make test` three times in a row with every core kept busy by another load:
+# nothing in the suite may need a quiet machine (tests/under_load.py)
+test-loaded: $(STAMP)
+	$(BIN)/python -m tests.under_load --runs 3 -- $(MAKE) test
 
 # the same `dut` tests through an RFC 2217 server on loopback in front of the board
 test-net: $(STAMP)
