@@ -609,6 +609,33 @@ def test_the_control_law_is_pi_with_feed_forward(temp_c: float, i_ma: int, integ
     assert 0 <= power <= min(P_MAX, p_full)
 
 
+def test_the_integral_unwinds_at_the_smallest_error_above_the_set_point() -> None:
+    """Anti-windup at its edge: saturated with the blade 0.01 K above its
+    set-point (err = -1), the integral unwinds by Ki; on the set-point (err =
+    0) it is held."""
+    for err, unwinds in ((-1, KI), (0, 0)):
+        h = Heater()
+        h.heating()
+        h.now_ms = 100_000 - PERIOD_MS
+        c = h.hc.cal
+        sp = h.hc.profile.setpoint_cc(100_000)
+        found = (
+            (v, i)
+            for i in range(1900, 2100)
+            for v in range(20000, 62000)
+            if heater_ctl.temp_cc(v, i, c.r0_10u, c.r0tcr_uohm_k) == sp - err
+        )
+        v_100uv, i_ma = next(found, (0, 0))
+        assert i_ma, f"no reading reads as {sp - err} cC"
+        h.set(v_100uv=v_100uv, i_ma=i_ma, cell_mv=4100)
+        h.hc._temp_cc = sp - err
+        integ = 10000 << 8  # the integral at its cap: the demand above full power
+        h.hc._integ_q8 = integ
+        h.step(100_000)
+        assert h.hc.demand_mw > min(P_MAX, v_100uv * i_ma // 10000)  # saturated
+        assert h.hc._integ_q8 == integ - unwinds, (err, h.hc._integ_q8 - integ)
+
+
 def test_the_first_step_of_a_session_only_feeds_the_sample_and_hold() -> None:
     h = Heater()
     h.start()

@@ -43,6 +43,17 @@ def test_temperature_from_resistance() -> None:
     assert heater_ctl.temp_cc(16000, 2000, cal.r0_10u, cal.r0tcr_uohm_k) == 2000
 
 
+def test_a_resistance_above_three_r0_reads_as_three_r0() -> None:
+    """The clamp that keeps (R - R0) * 1000 a small int, at its edge: R up to
+    3 R0 reads as itself, anything above as 3 R0 (20 C + 2 / alpha: 591 C)."""
+    cal = _cal()
+    at_edge = heater_ctl.temp_cc(3 * 16000, 2000, cal.r0_10u, cal.r0tcr_uohm_k)  # R = 3 R0
+    assert at_edge == 59142  # 20 C + 2 / 0.0035, in 0.01 C
+    assert heater_ctl.temp_cc(3 * 16000 - 20, 2000, cal.r0_10u, cal.r0tcr_uohm_k) < at_edge
+    for v in (3 * 16000 + 20, 62000):  # just above, and the ADC rail
+        assert heater_ctl.temp_cc(v, 2000, cal.r0_10u, cal.r0tcr_uohm_k) == at_edge
+
+
 @SETTLE
 @given(
     v=st.integers(0, 62000),  # heater volts in 100 uV, up to the ADC rail x2
