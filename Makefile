@@ -9,8 +9,8 @@ ESP32_STUBS := $(VENV)/esp32-stubs
 # the 32-bit MicroPython (WebAssembly, npm) of the heap check: wasm/package.json
 WASM_STAMP := wasm/node_modules/.heatrig-installed
 
-.PHONY: run test test-net traces safety bench bench-baseline power-campaign lint format layout-check \
-	clean deploy flash update-sweep heap32 board-check ble-fuzz
+.PHONY: run test test-loaded test-net traces safety bench bench-baseline power-campaign lint \
+	format layout-check clean deploy flash update-sweep heap32 board-check ble-fuzz mutation
 
 run: $(STAMP)
 	$(BIN)/heatrig sim scenarios/hci.toml --out results/hci
@@ -24,6 +24,11 @@ test: lint heap32
 	$(BIN)/pytest --junitxml=results/junit.xml
 	$(BOARD_SESSION) -- $(BIN)/pytest -m dut --target serial --port {port} \
 		--junitxml=results/junit-serial.xml
+
+# `make test` three times in a row with every core kept busy by another load:
+# nothing in the suite may need a quiet machine (tests/under_load.py)
+test-loaded: $(STAMP)
+	$(BIN)/python -m tests.under_load --runs 3 -- $(MAKE) test
 
 # the same `dut` tests through an RFC 2217 server on loopback in front of the board
 test-net: $(STAMP)
@@ -74,6 +79,12 @@ power-campaign: $(STAMP)
 # record the current figures as the baseline (after an intended change; commit it)
 bench-baseline: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only --update-baseline
+
+# mutation testing of the safety modules (docs/qa.md#mutation-testing):
+# make mutation [MODULES="heater_ctl store"] [ARGS="--scheduler tcp://host:8786"]
+MODULES ?= heater_safety heater_ctl puff_detect store calib ble_gatt
+mutation: $(STAMP)
+	$(BIN)/python -m hil.mutation $(MODULES) $(ARGS)
 
 # ruff checks all of them; MicroPython's (firmware, sim, benchmarks/mpy) by the
 # rules of firmware/ruff.toml, and `ruff format` leaves them as laid out (pyproject.toml)

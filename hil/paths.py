@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE_DIR = ROOT / "firmware"
+# HEATRIG_FIRMWARE_DIR: another copy of firmware/ (mutation testing runs the
+# tests against mutated copies, one per worker)
+FIRMWARE_DIR = Path(os.environ.get("HEATRIG_FIRMWARE_DIR", ROOT / "firmware"))
 SIM_DIR = ROOT / "sim"
 SCENARIOS_DIR = ROOT / "scenarios"
 BUILD_DIR = Path(os.environ.get("HEATRIG_BUILD_DIR", ROOT / "build"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import json
 import sys
 import types
 from collections.abc import Callable
@@ -76,12 +77,73 @@ class Int30(int):
 
     __ror__ = __or__
 
+    def __rmod__(self, o: int) -> Int30:
+        return _check(int(o) % int(self))
+
+    def __rlshift__(self, o: int) -> Int30:
+        return _check(int(o) << int(self))
+
+    def __rrshift__(self, o: int) -> Int30:
+        return _check(int(o) >> int(self))
+
+    def __xor__(self, o: int) -> Int30:
+        return _check(int(self) ^ int(o))
+
+    __rxor__ = __xor__
+
+    def __pow__(self, o: int) -> Int30:  # type: ignore[override]
+        return _check(int(self) ** int(o))
+
     def __neg__(self) -> Int30:
         return _check(-int(self))
+
+    def __pos__(self) -> Int30:
+        return self
+
+    def __abs__(self) -> Int30:
+        return _check(abs(int(self)))
+
+    def __invert__(self) -> Int30:
+        return _check(~int(self))
+
+
+_audit = False  # arrays and the clock hand out Int30s (audit())
+
+
+class audit:  # a context manager, named as used: `with fw.audit():`
+    """Within it, what the firmware reads from its int arrays and its clock
+    is Int30 too: on the ESP32 an array element or a tick count past 30 bits
+    is a bigint (allocated) as soon as it is read."""
+
+    def __enter__(self) -> None:
+        global _audit
+        _audit = True
+
+    def __exit__(self, *exc: object) -> None:
+        global _audit
+        _audit = False
+
+
+class _Array(list):  # type: ignore[type-arg]
+    """array.array of the firmware, as it behaves on the ESP32 in audit()."""
+
+    def __init__(self, typecode: str, init: Any = ()):
+        super().__init__(init)
+        self.typecode = typecode
+
+    def __getitem__(self, i: Any) -> Any:
+        v = super().__getitem__(i)
+        if _audit and isinstance(v, int) and self.typecode in "bBhHiIlLqQ":
+            return _check(v)
+        return v
 
 
 def _identity(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
+
+
+def _tick(v: int) -> int:
+    return Int30(v) if _audit else int(v)
 
 
 class _Clock:
@@ -93,10 +155,10 @@ class _Clock:
     def module(cls) -> types.ModuleType:
         m = types.ModuleType("time")
         mask = (1 << 30) - 1
-        m.ticks_us = lambda: cls.us & mask  # type: ignore[attr-defined]
-        m.ticks_ms = lambda: (cls.us // 1000) & mask  # type: ignore[attr-defined]
-        m.ticks_add = lambda t, d: (t + d) & mask  # type: ignore[attr-defined]
-        m.ticks_diff = lambda a, b: ((a - b + (1 << 29)) & mask) - (1 << 29)  # type: ignore[attr-defined]
+        m.ticks_us = lambda: _tick(cls.us & mask)  # type: ignore[attr-defined]
+        m.ticks_ms = lambda: _tick((cls.us // 1000) & mask)  # type: ignore[attr-defined]
+        m.ticks_add = lambda t, d: _tick((t + d) & mask)  # type: ignore[attr-defined]
+        m.ticks_diff = lambda a, b: _tick(((a - b + (1 << 29)) & mask) - (1 << 29))  # type: ignore[attr-defined]
         m.sleep_ms = lambda ms: None  # type: ignore[attr-defined]
         return m
 
@@ -141,9 +203,18 @@ class _Timer:
 
     def __init__(self, timer_id: int):
         self.callback = None
+        self.mode = -1
+        self.period = 0
+        self.running = False
 
     def init(self, *, mode: int, period: int, callback: Any) -> None:
         self.callback = callback
+        self.mode = mode
+        self.period = period
+        self.running = True
+
+    def deinit(self) -> None:
+        self.running = False
 
 
 def firmware(name: str) -> types.ModuleType:
@@ -153,12 +224,43 @@ def firmware(name: str) -> types.ModuleType:
     (they bind the ticks functions then), so the test process keeps its clock.
     """
     _install()
-    real_time = sys.modules["time"]
-    sys.modules["time"] = _CLOCK_MODULE
+    swapped = {"time": _CLOCK_MODULE, **_FIRMWARE_ONLY}
+    real = {k: sys.modules.get(k) for k in swapped}
+    sys.modules.update(swapped)
     try:
         return importlib.import_module(name)
     finally:
-        sys.modules["time"] = real_time
+        for k, v in real.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+def provide(name: str, module: types.ModuleType) -> None:
+    """A stand-in module (a port's `bluetooth`, say) that firmware imports get."""
+    _install()
+    _FIRMWARE_ONLY[name] = module
+
+
+def firmware_variant(name: str, source: str) -> types.ModuleType:
+    """A firmware module made from other source text (a bug put in on
+    purpose), against the same stand-ins; sys.modules keeps the real one."""
+    _install()
+    mod = types.ModuleType(name)
+    mod.__file__ = str(FIRMWARE_DIR / f"{name}.py")
+    swapped = {"time": _CLOCK_MODULE, **_FIRMWARE_ONLY}
+    real = {k: sys.modules.get(k) for k in swapped}
+    sys.modules.update(swapped)
+    try:
+        exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    finally:
+        for k, v in real.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return mod
 
 
 def _install() -> None:
@@ -180,13 +282,126 @@ def _install() -> None:
     machine.PWM = _Pwm  # type: ignore[attr-defined]
     machine.ADC = _Adc  # type: ignore[attr-defined]
     machine.Timer = _Timer  # type: ignore[attr-defined]
+    machine.disable_irq = lambda: 1  # type: ignore[attr-defined]
+    machine.enable_irq = lambda state: None  # type: ignore[attr-defined]
     sys.modules["machine"] = machine
+    arr = types.ModuleType("array")
+    arr.array = _Array  # type: ignore[attr-defined]
+    _FIRMWARE_ONLY["array"] = arr
+    # MicroPython's str is a buffer (the store writes and CRCs json.dumps()
+    # as it is): bytes are what CPython can do that with
+    js = types.ModuleType("json")
+    js.dumps = lambda obj: json.dumps(obj).encode()  # type: ignore[attr-defined]
+    js.loads = json.loads  # type: ignore[attr-defined]
+    _FIRMWARE_ONLY["json"] = js
     if str(FIRMWARE_DIR) not in sys.path:
         sys.path.insert(0, str(FIRMWARE_DIR))
 
 
 _CLOCK_MODULE = _Clock.module()
+_FIRMWARE_ONLY: dict[str, types.ModuleType] = {}  # stand-ins seen by firmware imports only
 
 
 def clock() -> type[_Clock]:
     return _Clock
+
+
+class NullLog:
+    """A fault log that keeps nothing (faults.FaultLog's record())."""
+
+    def record(self, code: int, t: int, detail: int) -> None:
+        pass
+
+
+class Branches:
+    """Which way every `if` of some functions went, counted in examples: an
+    example that took a branch (or passed it by) at least once counts once
+    for it. Line tracing (sys.settrace), limited to the functions' code."""
+
+    def __init__(self, *funcs: Callable[..., Any]):
+        import ast
+        import inspect
+        import textwrap
+
+        self.points: list[tuple[str, int, str]] = []  # (function, line of the if, its test)
+        self._test_lines: dict[tuple[Any, int], int] = {}  # (code, line in a test) -> point
+        self._body: dict[int, int] = {}  # point -> first line of its body
+        self._codes: set[Any] = set()
+        for f in funcs:
+            code = f.__code__
+            self._codes.add(code)
+            src, first = inspect.getsourcelines(f)
+            tree = ast.parse(textwrap.dedent("".join(src)))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.If):
+                    p = len(self.points)
+                    line = node.lineno + first - 1
+                    self.points.append((f.__qualname__, line, ast.unparse(node.test)))
+                    for ln in range(node.test.lineno, (node.test.end_lineno or node.lineno) + 1):
+                        self._test_lines[(code, ln + first - 1)] = p
+                    self._body[p] = node.body[0].lineno + first - 1
+        self.taken = [0] * len(self.points)
+        self.passed = [0] * len(self.points)
+        self.examples = 0
+        self._last: dict[Any, int] = {}
+        self._took: set[int] = set()
+        self._passed: set[int] = set()
+
+    def __enter__(self) -> Branches:
+        self._took, self._passed, self._last = set(), set(), {}
+        sys.settrace(self._global)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(None)
+        self._settle_all()
+        self.examples += 1
+        for p in self._took:
+            self.taken[p] += 1
+        for p in self._passed:
+            self.passed[p] += 1
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        return self._local if frame.f_code in self._codes else None
+
+    def _settle(self, frame: Any, line: int | None) -> None:
+        prev = self._last.get(frame)
+        if prev is None:
+            return
+        p = self._test_lines.get((frame.f_code, prev))
+        if p is None or (line is not None and self._test_lines.get((frame.f_code, line)) == p):
+            return  # not after a test, or still in the same test (a continuation line)
+        (self._took if line == self._body[p] else self._passed).add(p)
+
+    def _settle_all(self) -> None:
+        for frame in list(self._last):
+            self._settle(frame, None)
+        self._last.clear()
+
+    def _local(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            self._settle(frame, frame.f_lineno)
+            self._last[frame] = frame.f_lineno
+        elif event == "return":
+            self._settle(frame, None)
+            self._last.pop(frame, None)
+        return self._local
+
+    def table(self) -> str:
+        rows = [f"{'examples':>8} {'taken':>7} {'passed':>7}  branch"]
+        for p, (func, line, test) in enumerate(self.points):
+            rows.append(
+                f"{self.examples:>8} {self.taken[p]:>7} {self.passed[p]:>7}  "
+                f"{func}:{line} if {test}"
+            )
+        return "\n".join(rows)
+
+    def missing(self) -> list[str]:
+        """`if`s not seen both ways: 'func: if test (never taken|never passed)'."""
+        out = []
+        for p, (func, _line, test) in enumerate(self.points):
+            if not self.taken[p]:
+                out.append(f"{func}: if {test} (never taken)")
+            if not self.passed[p]:
+                out.append(f"{func}: if {test} (never passed)")
+        return out

@@ -133,25 +133,43 @@ class ModuleSource:
 def compiled_modules(name: str, sources: Sequence[ModuleSource], arch: str = "x64") -> Path:
     """A directory of the sources compiled for `arch`: BUILD_DIR/NAME-HASH.
 
-    Cached by a hash of everything compiled, so only changed sources are
-    compiled again; the directories of NAME's earlier sources are removed.
+    Cached by a hash of everything compiled; within it each module by a hash
+    of its own source (BUILD_DIR/.objs-NAME), so only changed sources are
+    compiled again. The directories of NAME's earlier sources are removed,
+    and so are the compiled modules no source of this build has any more.
     """
     h = hashlib.sha256(arch.encode())
+    keys = []
     for m in sources:
+        one = hashlib.sha256(f"{arch}\0{m.rel}\0{int(m.native)}\0".encode() + m.text_bytes())
+        keys.append(one.hexdigest()[:24])
         h.update(f"{m.rel}\0{int(m.native)}\0".encode() + m.text_bytes() + b"\0")
     out = BUILD_DIR / f"{name}-{h.hexdigest()[:16]}"
     if out.exists():
         return out
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    objs = BUILD_DIR / f".objs-{name}"
+    objs.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=BUILD_DIR, prefix=".tmp-"))
     try:
-        for m in sources:
-            src = m.source
-            if isinstance(src, str):  # made for the build: compiled from a file of its own
-                src = _written(tmp / ".src" / m.rel, src)
-            (tmp / m.rel).parent.mkdir(parents=True, exist_ok=True)
-            compile_file(src, tmp / m.rel.replace(".py", ".mpy"), arch, native=m.native)
+        for m, key in zip(sources, keys, strict=True):
+            dst = tmp / m.rel.replace(".py", ".mpy")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            obj = objs / f"{key}.mpy"
+            if not obj.exists():
+                src = m.source
+                if isinstance(src, str):  # made for the build: compiled from a file of its own
+                    src = _written(tmp / ".src" / m.rel, src)
+                compile_file(src, dst, arch, native=m.native)
+                part = objs / f"{key}.{os.getpid()}.part"
+                shutil.copyfile(dst, part)
+                part.replace(obj)
+            else:
+                shutil.copyfile(obj, dst)
         shutil.rmtree(tmp / ".src", ignore_errors=True)
+        for old_obj in objs.glob("*.mpy"):  # modules of earlier sources
+            if old_obj.stem not in keys:
+                old_obj.unlink(missing_ok=True)
         try:
             tmp.rename(out)
         except OSError:  # another process finished first: theirs is identical

@@ -8,8 +8,8 @@ On the simulator and the virtual board."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
-import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -362,9 +362,7 @@ def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: VirtualAi
         with pytest.raises(AttError) as e:
             op()
         assert e.value.code in (0x0F, 0x05)  # insufficient encryption (or authentication)
-    t0 = time.perf_counter()
     phone.pair()
-    pair_s = time.perf_counter() - t0
     # NimBLE (the model's "enc" order): the encryption update first, Just Works (not
     # authenticated), bonded (the procedure's flag), then our keys and the peer's stored
     dut.expect_event(r"^ble enc 1 0 1$", timeout_s=0.1)
@@ -376,7 +374,6 @@ def test_encrypted_characteristics_refused_until_paired(dut: Dut, ble: VirtualAi
     with pytest.raises(AttError) as e:
         phone.write(HAPTICS, b"\x02\x03\x10")
     assert e.value.code == 0x13
-    assert pair_s < 2.0
     assert dut.now_s == t_start  # no device time passed
 
 
@@ -447,7 +444,7 @@ def test_a_device_gone_quiet_fails_the_call_at_once(dut: Dut, ble: VirtualAir) -
     phone = connected(ble)
     assert dut.live is not None
     dut.live.link.send_line("@plant end")  # the run ends: nobody answers the bridge any more
-    t0 = time.monotonic()
-    with pytest.raises(BleError):
+    with pytest.raises(BleError) as e:
         phone.read(FIND)
-    assert time.monotonic() - t0 < 10.0  # the bridge's reply timeout, not a GATT timeout
+    # the bridge's own answer (the link closed, or its reply timeout), not a GATT timeout
+    assert re.search(r"link closed|no answer to .* within", str(e.value)), str(e.value)

@@ -16,7 +16,7 @@ from hil.ble.client import AttError, BleClient, PairingFailed
 from hil.ble.phone import VirtualAir
 from hil.ble.uuids import uuid128
 from hil.rig.dut import Dut
-from hil.wire import series
+from hil.wire import contract, series
 
 pytestmark = pytest.mark.plant  # host-stepped time needs the simulated plant's clock
 
@@ -268,3 +268,30 @@ def test_heating_notified_at_state_changes_puffs_and_every_10_s(dut: Dut, ble: V
     puffs = [(t, v[2]) for t, v in notes if v[2]]
     assert puffs and puffs[0][1] == 1  # the puff, notified as it was counted
     assert len(notes) == len({v for _, v in notes})  # nothing sent twice
+
+
+def test_the_pairing_window_closes_after_its_time(dut: Dut, ble: VirtualAir) -> None:
+    """Open for _PAIRING_MS from the double click, checked once a second:
+    closed at the first check past it, never before."""
+    window_s = contract.firmware("ble_gatt").integer("_PAIRING_MS") / 1000
+    phone = connected(ble)
+    open_pairing(dut)
+    opened = dut.now_s
+    dut.advance(window_s - 1.0)
+    assert not [e for e in dut.events() if e == "ble pairing closed"]
+    dut.expect_event(r"^ble pairing closed$", timeout_s=2.0)
+    closed = dut.now_s
+    assert window_s <= closed - opened <= window_s + 1.0 + 0.05, closed - opened
+    with pytest.raises(PairingFailed):  # and now a bond is refused
+        phone.pair()
+    dut.expect_event(r"^ble pairing refused$", timeout_s=0.5)
+
+
+def test_a_bond_just_inside_the_pairing_window_is_kept(dut: Dut, ble: VirtualAir) -> None:
+    window_s = contract.firmware("ble_gatt").integer("_PAIRING_MS") / 1000
+    phone = connected(ble)
+    open_pairing(dut)
+    dut.advance(window_s - 1.5)
+    phone.pair()
+    dut.expect_event(r"^ble bonded$", timeout_s=0.5)
+    assert len(ble.run(ble.keystore.get_all())) == 1

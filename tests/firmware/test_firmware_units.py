@@ -1,6 +1,8 @@
 """The firmware's pure parts, unit- and property-tested in CPython (see
-fw_harness). Int30 arithmetic proves the control path never needs a bigint,
-which on the ESP32 would be a heap allocation in the timer callback."""
+fw_harness). The arithmetic audit of the whole control step (Int30: no
+bigint, which on the ESP32 would be a heap allocation in the timer callback)
+is tests/firmware/test_arithmetic.py; the limits at their edges,
+tests/firmware/test_limits.py."""
 
 from __future__ import annotations
 
@@ -41,6 +43,17 @@ def test_temperature_from_resistance() -> None:
     assert heater_ctl.temp_cc(16000, 2000, cal.r0_10u, cal.r0tcr_uohm_k) == 2000
 
 
+def test_a_resistance_above_three_r0_reads_as_three_r0() -> None:
+    """The clamp that keeps (R - R0) * 1000 a small int, at its edge: R up to
+    3 R0 reads as itself, anything above as 3 R0 (20 C + 2 / alpha: 591 C)."""
+    cal = _cal()
+    at_edge = heater_ctl.temp_cc(3 * 16000, 2000, cal.r0_10u, cal.r0tcr_uohm_k)  # R = 3 R0
+    assert at_edge == 59142  # 20 C + 2 / 0.0035, in 0.01 C
+    assert heater_ctl.temp_cc(3 * 16000 - 20, 2000, cal.r0_10u, cal.r0tcr_uohm_k) < at_edge
+    for v in (3 * 16000 + 20, 62000):  # just above, and the ADC rail
+        assert heater_ctl.temp_cc(v, 2000, cal.r0_10u, cal.r0tcr_uohm_k) == at_edge
+
+
 @SETTLE
 @given(
     v=st.integers(0, 62000),  # heater volts in 100 uV, up to the ADC rail x2
@@ -74,34 +87,6 @@ def _controller(state: int):  # type: ignore[no-untyped-def]
     hc._en = True
     hc._duty = 20000
     return hc
-
-
-@SETTLE
-@given(
-    vh=st.integers(0, 3100000),
-    ih=st.integers(0, 3100000),
-    cell=st.integers(0, 3100000),
-    ntc_c=st.integers(0, 3100000),
-    ntc_a=st.integers(0, 3100000),
-    t_ms=st.integers(0, 400000),
-    state=st.sampled_from([1, 2, 3]),
-    integ=st.integers(0, 10000 << 8),
-)
-def test_control_step_never_needs_a_bigint(
-    vh: int, ih: int, cell: int, ntc_c: int, ntc_a: int, t_ms: int, state: int, integ: int
-) -> None:
-    hc = _controller(state)
-    hc._integ_q8 = Int30(integ)
-    fw.clock().us = 5_000_000 + t_ms * 1000
-    hc._t0_us = 5_000_000
-    for adc, uv in (
-        (hc.adc_vh, vh), (hc.adc_ih, ih), (hc.adc_cell, cell),
-        (hc.adc_cell_ntc, ntc_c), (hc.adc_amb_ntc, ntc_a),
-    ):  # fmt: skip
-        adc.uv = Int30(uv)
-    hc.stick.level = 1
-    hc.step(None)
-    assert 0 <= hc._duty <= 65535
 
 
 def test_step_in_heating_sets_a_duty_and_stays_in_bounds() -> None:

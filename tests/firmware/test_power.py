@@ -63,9 +63,10 @@ def test_charger_gauge_within_3_points_over_a_full_discharge(day: runner.RunResu
     assert np.nanmax(err) <= 3.0
 
 
-def test_a_day_of_device_time_simulates_in_under_a_minute(day: runner.RunResult) -> None:
+def test_a_day_runs_six_hours_of_device_time(day: runner.RunResult) -> None:
+    """(Its wall time, what a user waits for, is a benchmark:
+    benchmarks/test_user_waits.py.)"""
     assert day.sim_s >= 6 * 3600
-    assert day.wall_s < 60.0, f"{day.wall_s:.1f} s of wall clock for {day.sim_s / 3600:.1f} h"
 
 
 def test_an_aged_charger_cell_keeps_the_gauge_within_5_points() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import simulate
+from safety_doc import spec
 
 from hil.rig.dut import Dut
 from hil.simulator import runner
@@ -77,6 +78,14 @@ def _assert_cut(res: runner.RunResult, t_cond: float, fault: str) -> None:
     assert f"fault {fault}" in res.console
 
 
+# the slow signals' limits as docs/safety.md gives them, and a margin past the
+# thermistor's tolerance that the simulated ADC's noise (~0.1 K) cannot cross
+TOL_C = spec("heater_safety", "_NTC_TOL_C")
+MARGIN_C = 1.0
+CELL_HOT_C = spec("heater_safety", "CELL_MAX_C") + TOL_C
+AMB_COLD_C = spec("heater_safety", "AMBIENT_MIN_C") - TOL_C
+AMB_HOT_C = spec("heater_safety", "AMBIENT_MAX_C") + TOL_C
+
 CASES = {
     "heater_open": ('action = "fault"\nkind = "heater_open"', "heater_open"),
     "heater_short": ('action = "fault"\nkind = "heater_short"', "heater_short"),
@@ -100,9 +109,9 @@ CASES = {
         "adc_implausible",
     ),
     "cell_empty": ('action = "cell_soc"\nsoc_pct = 0.0', "cell_undervolt"),
-    "cell_hot": ('action = "cell_temp"\ntemp_c = 65.0', "cell_overtemp"),
-    "ambient_cold": ('action = "ambient"\ntemp_c = -5.0', "ambient_cold"),
-    "ambient_hot": ('action = "ambient"\ntemp_c = 55.0', "ambient_hot"),
+    "cell_hot": (f'action = "cell_temp"\ntemp_c = {CELL_HOT_C + MARGIN_C}', "cell_overtemp"),
+    "ambient_cold": (f'action = "ambient"\ntemp_c = {AMB_COLD_C - MARGIN_C}', "ambient_cold"),
+    "ambient_hot": (f'action = "ambient"\ntemp_c = {AMB_HOT_C + MARGIN_C}', "ambient_hot"),
     "stick_pulled": ('action = "stick"\npresent = false', "stick_missing"),
 }
 
@@ -113,6 +122,24 @@ def test_fault_cuts_heater_within_two_periods(dut: Dut, case: str, adc: str) -> 
     event, fault = CASES[case]
     res = _session_with(dut, event, adc)
     _assert_cut(res, INJECT_S, fault)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        f'action = "cell_temp"\ntemp_c = {CELL_HOT_C - MARGIN_C}',
+        f'action = "ambient"\ntemp_c = {AMB_COLD_C + MARGIN_C}',
+        f'action = "ambient"\ntemp_c = {AMB_HOT_C - MARGIN_C}',
+    ],
+    ids=["cell_warm", "ambient_cool", "ambient_warm"],
+)
+def test_just_inside_a_slow_limit_the_session_goes_on(dut: Dut, event: str) -> None:
+    res = _session_with(dut, event)
+    c = res.series.cols
+    after = c["t_s"] > INJECT_S + 1
+    assert after.any()
+    assert np.isin(c["state"][after], series.HEATING_STATES).all(), res.console
+    assert not [line for line in res.console if line.startswith("fault")], res.console
 
 
 @pytest.mark.parametrize("adc", list(ADC_CORNERS))
@@ -133,6 +160,40 @@ def test_faults_are_logged_and_the_device_keeps_running(dut: Dut) -> None:
     after = c["t_s"] > INJECT_S + 1
     assert after.any()  # telemetry kept coming: the firmware is alive
     assert (c["state"][after] == series.FAULT).all()
+
+
+def test_a_fault_is_in_the_log_with_its_time_and_reading(dut: Dut) -> None:
+    """The fault log as the console reads it: each fault's name, the device's
+    ticks_ms at the cut and the heater's millivolts then, oldest first; a
+    cleared fault stays logged, and the device goes on."""
+
+    def log() -> list[tuple[str, int, int]]:
+        out = []
+        for e in dut.command("faults").split()[1:]:
+            name, _, rest = e.partition("@")
+            ticks, detail = rest.split(":")
+            out.append((name, int(ticks), int(detail)))
+        return out
+
+    dut.start()
+    assert log() == []
+    times = []
+    for kind in ("heater_short", "heater_open"):
+        dut.command("start")
+        dut.wait_state("heating", timeout_s=30)
+        dut.fault(kind)
+        times.append(dut.now_s)
+        dut.wait_state("fault", timeout_s=0.03)
+        dut.fault("clear")
+        dut.command("clear")
+        dut.wait_state("sleep", timeout_s=0.1)
+    entries = log()
+    assert [e[0] for e in entries] == ["heater_short", "heater_open"]
+    gap_ms = (entries[1][1] - entries[0][1]) % (1 << 30)  # ticks_ms wraps at 2**30
+    assert abs(gap_ms / 1000 - (times[1] - times[0])) <= 0.03
+    assert 0 <= entries[0][2] < 1000  # millivolts across a shorted heater: near nothing
+    assert entries[1][2] > 3000  # an open heater: the cell's full voltage across it
+    assert dut.command("status").startswith("OK state=sleep")
 
 
 def _unit(

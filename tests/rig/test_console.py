@@ -9,6 +9,7 @@ import re
 import pytest
 
 from hil.rig.dut import Dut, DutError
+from hil.wire import contract
 
 pytestmark = pytest.mark.plant  # the plant supplies the stick, button and faults
 
@@ -82,6 +83,15 @@ def test_an_oversized_line_is_refused_and_the_console_goes_on(dut: Dut) -> None:
     assert reply == "ERR 4 line longer than 120 bytes"
     dut.advance(0.5)
     assert status(dut)["state"] == "sleep"
+    assert dut.command("ver").startswith("OK heatrig")
+
+
+def test_a_line_of_the_longest_length_is_served_one_byte_more_refused(dut: Dut) -> None:
+    longest = contract.firmware("console").integer("MAX_LINE")
+    dut.start()
+    assert dut.command("ver".ljust(longest)).startswith("OK heatrig")
+    reply = dut.command("ver".ljust(longest + 1), check=False)
+    assert reply == f"ERR 4 line longer than {longest} bytes"
     assert dut.command("ver").startswith("OK heatrig")
 
 

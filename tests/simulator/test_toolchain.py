@@ -43,3 +43,28 @@ def test_compiled_modules_are_cached_by_content(
     assert second != first and not first.exists()  # the earlier build is gone
     as_bytecode = [sources[0], ModuleSource("pkg/b.py", sources[1].source)]
     assert toolchain.compiled_modules("t-x64", as_bytecode) != second
+
+
+def test_only_a_changed_module_is_compiled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(toolchain, "BUILD_DIR", tmp_path / "build")
+    for name in "abc":
+        (tmp_path / f"{name}.py").write_text(f"X = {name!r}\n")
+    sources = [ModuleSource(f"{n}.py", tmp_path / f"{n}.py") for n in "abc"]
+    toolchain.compiled_modules("t-x64", sources)
+    compiled: list[str] = []
+    real = toolchain.compile_file
+
+    def counting(src: Path, dst: Path, arch: str | None = None, native: bool = False) -> None:
+        compiled.append(src.name)
+        real(src, dst, arch, native)
+
+    monkeypatch.setattr(toolchain, "compile_file", counting)
+    (tmp_path / "b.py").write_text("X = 'B'\n")
+    build = toolchain.compiled_modules("t-x64", sources)
+    assert compiled == ["b.py"]
+    assert {p.name for p in build.glob("*.mpy")} == {"a.mpy", "b.mpy", "c.mpy"}
+    code = "import a, b, c; print(a.X + b.X + c.X)"
+    argv, env = toolchain.micropython_command(["-c", code], modules=build)
+    assert subprocess.run(argv, env=env, capture_output=True, text=True).stdout == "aBc\n"
