@@ -24,7 +24,6 @@ Everything runs in the control step: small ints, nothing allocated. Only
 correct() runs at every step (native code); the rest a few times a session.
 """
 
-import micropython
 from board import BLADE_HEAT_UJ_PER_CC, CAL_T0_C
 from micropython import const
 
@@ -110,7 +109,6 @@ class CalCheck:
         self.k_uj_per_cc = BLADE_HEAT_UJ_PER_CC * s // self.slope_pm
         return 2
 
-    @micropython.native
     def correct(self, temp_cc):
         """A reading (0.01 C) read with the slope: t0 + (t - t0) x s'."""
         s = self.slope_pm

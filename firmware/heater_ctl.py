@@ -103,7 +103,6 @@ _REQ_STOP = const(2)
 _REQ_CLEAR = const(3)
 
 
-@micropython.native
 def temp_cc(v_100uv, i_ma, r0_10u, r0tcr_uohm_k):
     """Blade temperature (0.01 C) from heater volts (100 uV units) and amps (mA).
 
@@ -390,21 +389,20 @@ class HeaterControl:
             self.puffs.feed(p_prev, dt_us, t, rise, k)
         return True
 
-    @micropython.native
     def _session(self, now_us, t_ms, err, sp):
         """Ready, the end warning and the puff limit (puffs count from the
         start of heating, preheat included)."""
-        state = self.state
-        pd = self.puffs
-        n = pd.count
-        if state == PREHEAT:
+        pd = self.puffs  # few locals: bytecode keeps its frame on the stack (objfun.c)
+        if self.state == PREHEAT:
             band = self.profile.band_cc(sp)
             if t_ms >= self.profile.preheat_ms and -band <= err <= band:
                 self.state = HEATING
                 self.ready = True
-        elif state == HEATING and (t_ms >= SESSION_MS - WARN_BEFORE_END_MS or n >= SESSION_PUFFS - WARN_PUFFS_LEFT):
+        elif self.state == HEATING and (
+            t_ms >= SESSION_MS - WARN_BEFORE_END_MS or pd.count >= SESSION_PUFFS - WARN_PUFFS_LEFT
+        ):
             self.state = END_WARNING
-        if n >= SESSION_PUFFS and not pd.active:
+        if pd.count >= SESSION_PUFFS and not pd.active:
             self._end(END_PUFFS, now_us)
 
     def _serve_request(self, now_us, stick, cell_mv, cell_ntc_uv, amb_ntc_uv):

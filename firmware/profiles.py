@@ -6,7 +6,6 @@ ramp, equal set-points a plateau. The first segment is the preheat; the
 device signals "ready" once PREHEAT_S has passed and the blade is in band.
 """
 
-import micropython
 from micropython import const
 
 MAX_SETPOINT_C = const(330)  # profiles stay 20 K below the 350 C cap: headroom for overshoot
@@ -82,20 +81,18 @@ class Profile:
     def rewind(self):
         self._i = 0
 
-    @micropython.native
     def setpoint_cc(self, t_ms):
         """Set-point in centi-degrees C at session time t_ms."""
         t = self._t_ms
         sp = self._sp_cc
         i = self._i
-        last = self._n - 1
         if t_ms < t[i]:  # time went backwards: start over
             i = 0
-        while i < last and t_ms >= t[i + 1]:
+        while i < self._n - 1 and t_ms >= t[i + 1]:
             i += 1
         self._i = i
-        if i == last:
-            return sp[last]
+        if i == self._n - 1:
+            return sp[i]
         d = sp[i + 1] - sp[i]
         if d == 0:
             return sp[i]

@@ -98,7 +98,6 @@ class PuffDetector:
         self._settle = _SETTLE_STEPS
         self._top = x
 
-    @micropython.native
     def update(self, x):
         """One control period, x the loss conductance in 0.1 mW/K. Returns
         True on the step a puff is counted."""
