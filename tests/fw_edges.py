@@ -24,6 +24,8 @@ states = fw.firmware("states")
 board = fw.firmware("board")
 telemetry = fw.firmware("telemetry")
 ntc = fw.firmware("ntc")
+cal_check = fw.firmware("cal_check")
+puff_detect = fw.firmware("puff_detect")
 
 PERIOD_MS = heater_ctl.CONTROL_PERIOD_MS
 T0_US = 5_000_000  # the virtual clock at a session's start: away from 0 and the wrap
@@ -60,12 +62,18 @@ def ok_readings(**change: int) -> dict[str, int]:
 class Heater:
     """HeaterControl on stand-in hardware, with a real fault log."""
 
-    def __init__(self, c: Any = None, profile: str = "standard"):
+    def __init__(self, c: Any = None, profile: str = "standard", checked: bool = True):
+        """checked: the record was found right this boot (a cold start
+        measured its dR/dT as the heater's, cal_check.py), so a warm start
+        reads the blade as the record does; else the first warm start reads
+        it with the fail-safe slope."""
         self.log = faults.FaultLog()
         self.tele = telemetry.Telemetry(out=bytearray())
         self.hc = heater_ctl.HeaterControl(
             c or cal(), profiles.Profile(profile), self.tele, self.log
         )
+        if checked:
+            self.hc.cal_check.measured_pm = cal_check.SLOPE_ONE
         self.hc.stick.level = 1
         self.now_ms = 0
         self.set(v_mv=3200, i_ma=2000, cell_mv=3900, cell_c=25.0, amb_c=20.0)

@@ -24,6 +24,8 @@ from fw_edges import (
     Heater,
     board,
     cal,
+    cal_check,
+    calib,
     faults,
     heater_ctl,
     heater_safety,
@@ -269,17 +271,136 @@ def test_start_refused_at_the_same_edges_on_one_sample() -> None:
     assert refusal(cell_mv=CELL_MIN - 1, block=faults.HOLDER_LOW) == faults.CELL_UNDERVOLT
 
 
-# --- the first measurement of a session against the air -------------------------------------
+# --- the calibration's plausibility (cal_check.py): the first measurement, a cold start's rise --
+
+CC = cal_check
+COLD_MARGIN = limit(CC, "_COLD_MARGIN_CC")
+WARM = limit(CC, "_WARM_CC")
+CHECK = limit(CC, "_CHECK_CC")
+K_UJ = limit(CC, "_K_UJ_PER_CC")
+TOL_PM = limit(CC, "_TOL_PM")
+TRIP_PM = limit(CC, "_TRIP_PM")
+E_TRIP = limit(CC, "_E_TRIP_UJ")
+FAIL_SAFE_PM = limit(CC, "FAIL_SAFE_PM")
+
+
+def _first(temp_cc: int, amb_cc: int = 2000, fail_safe: bool = False, measured: int = 0) -> Any:
+    c = CC.CalCheck()
+    c.measured_pm = measured
+    c.begin()
+    c.tripped = c.first(temp_cc, amb_cc, fail_safe)
+    return c
 
 
 def test_a_blade_colder_than_the_air_by_the_margin_trips_calibration() -> None:
-    margin = limit(HS, "_CAL_MARGIN_CC")
-    for amb_c in (0, 20, 50):
-        uv = ntc.uv_at_c(amb_c)
-        air_cc = ntc.dc_from_uv(uv) * 10
-        assert HS.HeaterSafety.check_first_sample(air_cc - margin, uv) == 0
-        assert HS.HeaterSafety.check_first_sample(air_cc - margin - 1, uv) == faults.CALIBRATION
-        assert HS.HeaterSafety.check_first_sample(air_cc + 30000, uv) == 0
+    for amb in (0, 2000, 5000):
+        assert _first(amb - COLD_MARGIN, amb).tripped == 0
+        assert _first(amb - COLD_MARGIN - 1, amb).tripped == 1
+        # the fail-safe values read hot by design: not judged
+        assert _first(amb - COLD_MARGIN - 1, amb, fail_safe=True).tripped == 0
+    assert COLD_MARGIN == 600  # 6 K (docs/safety.md)
+
+
+def test_a_start_up_to_its_margin_above_the_air_is_a_cold_start() -> None:
+    """Up to WARM above the air the rise is measured; above it, a warm start
+    keeps the slope this boot measured, or with none the fail-safe slope."""
+    c = _first(2000 + WARM)
+    assert (c.tripped, c.phase, c.slope_pm) == (0, CC.RISE, 1000)
+    c = _first(2000 + WARM + 1)
+    assert (c.tripped, c.phase, c.slope_pm) == (0, CC.IDLE, FAIL_SAFE_PM)
+    assert c.k_uj_per_cc == board.BLADE_HEAT_UJ_PER_CC * 1000 // FAIL_SAFE_PM
+    c = _first(2000 + WARM + 1, measured=1100)  # checked earlier this boot: its slope kept
+    assert (c.phase, c.slope_pm) == (CC.IDLE, 1000)
+    ratio = (
+        board.CAL_R0_MAX_UOHM
+        * board.CAL_TCR_MAX_PPM
+        / (board.CAL_R0_MIN_UOHM * board.CAL_TCR_MIN_PPM)
+    )
+    assert FAIL_SAFE_PM == int(ratio * 1000)  # the spec's corners
+
+
+def _energy_for(s_pm: int) -> int:
+    """The least energy (uJ) over a rise of CHECK that rise() reads as s_pm."""
+    d = CHECK * K_UJ >> 4
+    return -(-s_pm * d // 1000) * 16
+
+
+def _rise(energy_uj: int, fail_safe: bool = False, by: int = CHECK) -> tuple[list[int], Any]:
+    """A cold start from 20 C whose reading rises `by` while the heater delivers
+    `energy_uj`: most of it in the first period (at most E_TRIP), the rest
+    in the last (power x 1 ms: the energy in uJ). The codes rise() returned."""
+    c = _first(2000, fail_safe=fail_safe)
+    first = min(energy_uj, E_TRIP)
+    codes = [int(c.rise(2001, first, 1000))]  # `first` mW for 1 ms: `first` uJ
+    codes.append(int(c.rise(2000 + by, energy_uj - first, 1000)))
+    return codes, c
+
+
+def test_the_rise_is_judged_once_it_reaches_its_span() -> None:
+    e = _energy_for(1000)
+    codes, c = _rise(e, by=CHECK - 1)
+    assert codes == [0, 0] and c.phase == CC.RISE  # not yet
+    codes, c = _rise(e)
+    assert codes == [0, 2] and c.phase == CC.IDLE and c.measured_pm == 1000
+    assert CHECK == 2500  # 25 K
+
+
+def test_a_record_of_its_own_heater_reads_its_heat_capacity() -> None:
+    """K_UJ: the energy per 0.01 K of a record that describes its heater:
+    exactly that energy reads s = 1, and the blade's heat capacity stays."""
+    codes, c = _rise(CHECK * K_UJ)
+    assert codes[-1] == 2 and (c.measured_pm, c.slope_pm) == (1000, 1000)
+    assert c.k_uj_per_cc == board.BLADE_HEAT_UJ_PER_CC
+
+
+def test_a_slope_off_by_more_than_its_limit_trips_calibration() -> None:
+    codes, c = _rise(_energy_for(TRIP_PM))
+    assert codes[-1] == 2 and c.measured_pm == TRIP_PM
+    assert c.slope_pm == TRIP_PM * (1000 - TOL_PM) // 1000  # read down
+    codes, c = _rise(_energy_for(TRIP_PM + 1))
+    assert codes[-1] == 1 and c.measured_pm == TRIP_PM + 1
+    codes, c = _rise(_energy_for(TRIP_PM + 1), fail_safe=True)  # the fail-safe values: never
+    assert codes[-1] == 2 and c.slope_pm == 1000
+    assert TRIP_PM == 1200
+
+
+def test_too_much_energy_before_the_span_trips_at_once() -> None:
+    """E_TRIP: the energy of a rise at the trip slope. Delivered before the
+    reading has risen its span, the record is already off by more than that."""
+    assert E_TRIP == TRIP_PM * K_UJ * CHECK // 1000
+    c = _first(2000)
+    assert c.rise(2001, E_TRIP // 10, 10_000) == 0
+    assert c.rise(2002, 0, 10_000) == 0  # at the limit, nothing more
+    assert c.rise(2003, 1, 1000) == 1  # 1 uJ past it
+    assert c.phase == CC.IDLE
+
+
+def test_a_slope_within_its_tolerance_is_not_corrected() -> None:
+    """s' = s less TOL_PM, never below 1: the correction begins where s
+    (1 - tol) exceeds 1."""
+    edge = next(s for s in range(1000, 1100) if s * (1000 - TOL_PM) // 1000 > 1000)
+    codes, c = _rise(_energy_for(edge - 1))
+    assert codes[-1] == 2 and c.measured_pm == edge - 1 and c.slope_pm == 1000
+    codes, c = _rise(_energy_for(edge))
+    assert codes[-1] == 2 and c.measured_pm == edge and c.slope_pm == 1001
+    assert c.k_uj_per_cc == board.BLADE_HEAT_UJ_PER_CC * edge // 1001
+    assert TOL_PM == 20  # 2 % (docs/safety.md)
+
+
+def test_the_over_temperature_trip_is_derated_with_the_correction() -> None:
+    """derate(s'): the trip where the corrected reading reaches the cap."""
+    c = cal()
+    for slope in (1000, 1176, FAIL_SAFE_PM):
+        s = HS.HeaterSafety(c)
+        s.derate(slope)
+        i = 2000
+        v_edge = s.r_cap_100u * i // 10000
+        assert check(s, i_ma=i, v_mv=v_edge, cell_mv=v_edge + 200) == 0
+        assert check(s, i_ma=i, v_mv=v_edge + 1, cell_mv=v_edge + 200) == faults.OVER_TEMP
+        raw = heater_ctl.temp_cc(v_edge * 10, i, c.r0_10u, c.r0tcr_uohm_k)
+        cc = CC.CalCheck()
+        cc.slope_pm = slope
+        assert abs(cc.correct(raw) - 100 * HS.TEMP_CAP_C) <= 30, slope
 
 
 # --- in the control step: cut through both paths, logged, within the stated time -------------
@@ -361,13 +482,16 @@ def test_a_fault_is_cleared_only_by_request_and_leaves_the_heater_off() -> None:
 
 
 def test_the_first_measurement_colder_than_the_air_trips_calibration() -> None:
-    """A unit whose record overstates R0 by 6 %: at room temperature it reads
-    the blade about 17 K colder than the air, past the margin."""
-    margin = limit(HS, "_CAL_MARGIN_CC")
+    """In the step: the session's first measurement against the ambient
+    thermistor, as the record reads both; at the margin the rise is measured,
+    one past it the heater is cut and CALIBRATION logged with the reading."""
     c = cal()
-    for amb_c, expect in ((20.0, faults.CALIBRATION), (0.0, faults.CALIBRATION)):
+    for amb_c in (0.0, 20.0, 50.0):
         air_cc = ntc.dc_from_uv(ntc.uv_at_c(amb_c)) * 10
-        for target, code in ((air_cc - margin, 0), (air_cc - margin - 1, expect)):
+        for target, code in (
+            (air_cc - COLD_MARGIN, 0),
+            (air_cc - COLD_MARGIN - 1, faults.CALIBRATION),
+        ):
             v_100uv, i_ma = temp_reading(c, target)
             h = Heater(c)
             h.set(v_100uv=v_100uv, i_ma=i_ma, amb_c=amb_c)
@@ -375,7 +499,42 @@ def test_the_first_measurement_colder_than_the_air_trips_calibration() -> None:
             h.step()
             assert h.hc.fault == code, (amb_c, target)
             if code:
-                assert h.cut and h.logged() == [(code, h.now_ms + 5000, target // 100)]
+                assert h.cut and h.hc.state == states.FAULT
+                assert h.logged() == [(code, h.now_ms + 5000, target // 100)]
+            else:
+                assert h.switch_on and h.hc.cal_check.phase == cal_check.RISE
+    # the fail-safe values (no usable record) are not judged by it
+    fs = calib.fail_safe(calib.MISSING)
+    air_cc = ntc.dc_from_uv(ntc.uv_at_c(20.0)) * 10
+    v, i = temp_reading(fs, air_cc - COLD_MARGIN - 1)
+    h = Heater(fs)
+    h.set(v_100uv=v, i_ma=i)
+    h.start()
+    h.step()
+    assert h.hc.fault == faults.NONE and h.switch_on
+
+
+def test_a_warm_start_unchecked_this_boot_reads_with_the_fail_safe_slope() -> None:
+    """In the step: a first reading more than WARM above the air, with no
+    slope measured this boot, is read with the fail-safe slope and the trip
+    derated alike; one checked this boot keeps its slope."""
+    c = cal()
+    air_cc = ntc.dc_from_uv(ntc.uv_at_c(20.0)) * 10
+    for target, checked, slope in (
+        (air_cc + WARM + 1, False, FAIL_SAFE_PM),
+        (air_cc + WARM + 1, True, 1000),
+        (air_cc + WARM, False, 1000),  # a cold start: measured, not assumed
+    ):
+        v, i = temp_reading(c, target)
+        h = Heater(c, checked=checked)
+        h.set(v_100uv=v, i_ma=i)
+        h.start()
+        h.step()
+        assert h.hc.cal_check.slope_pm == slope, (target, checked)
+        ref = HS.HeaterSafety(c)
+        ref.derate(slope)
+        assert h.hc.safety.r_cap_100u == ref.r_cap_100u
+        assert h.hc._temp_cc == 2000 + (target - 2000) * slope // 1000
 
 
 def test_a_start_refused_never_switches_the_heater_on() -> None:
@@ -511,6 +670,69 @@ def test_ready_when_the_preheat_is_over_and_the_blade_in_band(name: str) -> None
             h.step(at)
             assert (h.hc.state == states.HEATING) == ready, (name, dt_ms, past, sign)
             assert h.hc.ready == ready
+
+
+def test_a_preheat_that_never_reaches_its_band_stops_at_its_grace_time() -> None:
+    """PREHEAT_GRACE past the profile's preheat time, still not in band: the
+    heater is cut, PREHEAT_TIMEOUT logged with the blade's reading (C)."""
+    grace = limit(heater_ctl, "_PREHEAT_GRACE_MS")
+    for dt_ms, code in ((-1, faults.NONE), (0, faults.PREHEAT_TIMEOUT)):
+        h = Heater()
+        at = h.hc.profile.preheat_ms + grace + dt_ms
+        v, i = temp_reading(h.hc.cal, 20000)  # 200 C: far under the band
+        h.set(v_100uv=v, i_ma=i)
+        h.start()
+        h.step()
+        h.now_ms = at - PERIOD_MS
+        h.step(at)
+        assert h.hc.fault == code, dt_ms
+        if code:
+            assert h.cut and h.hc.state == states.FAULT and h.hc.end_reason == states.END_FAULT
+            assert h.logged() == [(code, at + 5000, 200)]
+        else:
+            assert h.switch_on and h.hc.state == states.PREHEAT
+    assert grace == 15000  # 15 s past the preheat (docs/safety.md)
+
+
+def test_puffs_are_looked_for_once_the_blade_is_its_rise_above_the_air() -> None:
+    """The puff detector is fed only once the blade reads PUFF_RISE above the air."""
+    rise = limit(heater_ctl, "_PUFF_RISE_CC")
+    for past, fed in ((-1, False), (0, True)):
+        h = Heater()
+        h.heating()
+        target = h.hc._amb_cc + rise + past
+        v, i = temp_reading(h.hc.cal, target)
+        h.set(v_100uv=v, i_ma=i)
+        h.hc._temp_cc = target  # steady: the filter keeps it
+        k = h.hc.puffs._k
+        h.step()
+        assert h.hc._temp_cc == target
+        assert (h.hc.puffs._k == k + 1) == fed, past
+    assert rise == 8000  # 80 K
+
+
+def test_the_air_is_read_again_when_its_thermistor_moves() -> None:
+    """The air's temperature is looked up again (a table walk) only once the
+    ambient thermistor has moved more than AMB_MOVE from where it was read."""
+    move = limit(heater_ctl, "_AMB_MOVE_UV")
+
+    def moved(uv: int) -> bool:  # the table tells a move either way
+        return ntc.dc_from_uv(uv - move) != ntc.dc_from_uv(uv) != ntc.dc_from_uv(uv + move)
+
+    amb_c = next(c / 100 for c in range(2000, 2100) if moved(ntc.uv_at_c(c / 100)))
+    for d in (move, -move, move + 1, -move - 1):
+        h = Heater()
+        h.set(amb_c=amb_c)
+        h.heating()
+        seen, amb_cc = h.hc._amb_seen_uv, h.hc._amb_cc
+        h.set(amb_ntc_uv=seen + d)
+        assert ntc.dc_from_uv(seen + d) * 10 != amb_cc  # a move the table tells
+        h.step()
+        if abs(d) > move:
+            assert h.hc._amb_seen_uv == seen + d
+            assert h.hc._amb_cc == ntc.dc_from_uv(seen + d) * 10 + h.hc._air_off_cc
+        else:
+            assert (h.hc._amb_seen_uv, h.hc._amb_cc) == (seen, amb_cc)
 
 
 def test_the_step_rate_is_the_control_period_while_a_session_may_run() -> None:
@@ -709,38 +931,56 @@ def test_the_reading_is_filtered_by_the_mean_of_the_last_two() -> None:
 
 
 # --- puff detection: thresholds, confirmation, end, the longest puff -------------------------
+# The detector's input is the blade's loss conductance in 0.1 mW/K (puff_detect.py); the
+# thresholds are in the same unit.
 
 PD = fw.firmware("puff_detect")
-ON = limit(PD, "_ON_MW", "_ON")  # excess that starts a puff
-OFF = limit(PD, "_OFF_MW", "_OFF")
+ON = limit(PD, "_ON")  # excess that starts a puff
+OFF = limit(PD, "_OFF")
 ON_STEPS = limit(PD, "_ON_STEPS")
 OFF_STEPS = limit(PD, "_OFF_STEPS")
 MAX_STEPS = limit(PD, "_MAX_PUFF_STEPS")
 FAST = limit(PD, "_FAST_SHIFT")
-
-
-def detector(level: int = 3000) -> Any:
-    """A detector counting from a steady input `level`."""
-    d = PD.PuffDetector()
-    if hasattr(d, "start"):  # a detector that starts counting on its own call
-        d.reset()
-        d.start(level)
-    else:
-        d.reset(level)
-    return d
+REF_SHIFT = limit(PD, "_REF_SHIFT")
+FALL = limit(PD, "_FALL")
+FALL_STEPS = limit(PD, "_FALL_STEPS")
+SETTLE = limit(PD, "_SETTLE_STEPS")
+SPAN = limit(PD, "_SPAN")
 
 
 def _filt(d: Any) -> int:
-    return int(d._filt_q8 if hasattr(d, "_filt_q8") else d._filt)
+    return int(d._filt)
+
+
+def x_for(d: Any, filtered: int) -> int:
+    """The input that makes the detector's filter exactly `filtered` (x 256)
+    on the next update: inverts f' = f + (((x << 8) - f) >> FAST)."""
+    f = _filt(d)
+    return (f + ((filtered - f) << FAST)) >> 8
+
+
+def started(level: int = 3000) -> Any:
+    """A detector whose counting has just started at a steady conductance."""
+    d = PD.PuffDetector()
+    d.start(level)
+    return d
+
+
+def detector(level: int = 3000) -> Any:
+    """A detector counting from a steady input `level`, past its settling and
+    the window in which it looks for a puff under way at the start."""
+    d = started(level)
+    for _ in range(SETTLE + FALL_STEPS):
+        assert not d.update(level)
+    assert (d._settle, d._fall_n, d.count) == (0, 0, 0)
+    return d
 
 
 def feed(d: Any, excess: int) -> bool:
     """One update whose input makes the detector's excess exactly `excess`
     (the filtered input less the reference, as update() computes it)."""
-    f, ref = _filt(d), int(d._ref_q8)
-    target = ref + (excess << 8) + 128  # any filtered value in [ref + e<<8, ref + e<<8 + 255]
-    x = (f + ((target - f) << FAST)) >> 8  # invert f' = f + ((x << 8) - f) >> FAST
-    got = d.update(x)
+    ref = int(d._ref_q8)
+    got = d.update(x_for(d, ref + (excess << 8) + 128))
     assert (_filt(d) - ref) >> 8 == excess, "the input did not give the excess asked for"
     return bool(got)
 
@@ -843,11 +1083,71 @@ def test_the_reference_is_frozen_during_a_puff_and_lags_outside() -> None:
     for _ in range(50):
         feed(d, 4 * ON)
     assert d._ref_q8 == ref
-    ref_shift = limit(PD, "_REF_SHIFT")
     d = detector(3000)
     f_before, ref_before = _filt(d), d._ref_q8
     d.update(4000)
     f = f_before + (((4000 << 8) - f_before) >> FAST)
     assert _filt(d) == f
-    assert d._ref_q8 == ref_before + ((f - ref_before) >> ref_shift)
-    assert (FAST, ref_shift) == (3, 7)  # ~80 ms and ~1.3 s at 100 Hz
+    assert d._ref_q8 == ref_before + ((f - ref_before) >> REF_SHIFT)
+    assert (FAST, REF_SHIFT) == (3, 7)  # ~80 ms and ~1.3 s at 100 Hz
+
+
+def test_for_its_first_half_second_the_reference_follows_and_nothing_is_confirmed() -> None:
+    """For SETTLE periods after counting starts the reference is the filter
+    itself, however far the input jumps (the preheat ramp's end); on the next
+    it lags again, and a puff can be confirmed."""
+    d = started(3000)
+    for _ in range(SETTLE):
+        assert not d.update(3000 + 50 * ON)
+        assert d._ref_q8 == _filt(d) and not d.active
+    assert d.count == 0
+    ref = d._ref_q8
+    d.update(3000 + 50 * ON)
+    assert d._ref_q8 != _filt(d) and d._ref_q8 == ref + ((_filt(d) - ref) >> REF_SHIFT)
+    assert SETTLE * PERIOD_MS == 500
+
+
+def _fall_from(top: int, fall: int, after: int) -> Any:
+    """Counting starts at conductance `top` (a draw under way), which holds
+    through the settling and `after` - 1 more periods; on the `after`-th it
+    has fallen by `fall` (as filtered)."""
+    d = started(top)
+    for _ in range(SETTLE):
+        d.update(top)
+    for _ in range(after - 1):
+        assert not d.update(top)
+    assert d._top == top
+    d.update(x_for(d, ((top - fall) << 8) + 128))
+    assert _filt(d) >> 8 == top - fall
+    return d
+
+
+def test_a_draw_under_way_at_the_start_counts_when_it_falls_by_its_margin() -> None:
+    d = _fall_from(3000, FALL, 1)  # by the margin: no puff
+    assert d.count == 0
+    d = _fall_from(3000, FALL + 1, 1)  # past it: the draw under way has ended, one puff
+    assert d.count == 1 and d._fall_n == 0 and not d.active
+    assert d._ref_q8 == d._filt  # the reference starts afresh from the fallen conductance
+
+
+def test_a_fall_is_looked_for_only_in_its_window() -> None:
+    assert _fall_from(3000, FALL + 1, FALL_STEPS).count == 1  # the window's last period
+    assert _fall_from(3000, FALL + 1, FALL_STEPS + 1).count == 0  # one past it
+    assert FALL_STEPS * PERIOD_MS == 5000  # 5 s after counting starts
+
+
+def test_the_loss_is_taken_over_its_span_and_counting_starts_after_it() -> None:
+    """feed(): the first SPAN periods only fill the span; on the next the loss
+    conductance over the span starts the counting: (energy in less the heat
+    that went into the blade's rise over the span) / span time / rise above the air."""
+    d = PD.PuffDetector()
+    p_mw, dt_us, k = 4000, 10_000, 200
+    temps = [30000 + 10 * n for n in range(SPAN + 1)]
+    for t in temps[:SPAN]:
+        d.feed(p_mw, dt_us, t, 28000, k)
+        assert not d.started
+    d.feed(p_mw, dt_us, temps[SPAN], 28000, k)
+    assert d.started
+    e = SPAN * (p_mw * dt_us // 1000) - k * (temps[SPAN] - temps[0])
+    loss_mw = e // (SPAN * dt_us // 1000)
+    assert _filt(d) >> 8 == loss_mw * 1000 // 28000
