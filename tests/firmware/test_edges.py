@@ -316,7 +316,7 @@ def test_a_start_up_to_its_margin_above_the_air_is_a_cold_start() -> None:
         * board.CAL_TCR_MAX_PPM
         / (board.CAL_R0_MIN_UOHM * board.CAL_TCR_MIN_PPM)
     )
-    assert FAIL_SAFE_PM == int(ratio * 1000)  # the spec's corners
+    assert int(ratio * 1000) == FAIL_SAFE_PM  # the spec's corners
 
 
 def _energy_for(s_pm: int) -> int:
