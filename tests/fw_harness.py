@@ -20,6 +20,7 @@ from typing import Any
 
 from hil.paths import FIRMWARE_DIR
 
+UNIQUE_ID = "240ac4123456"  # machine.unique_id() of the stand-in board (a base MAC)
 SMALL_INT_LIMIT = 1 << 30  # ESP32: MP_SMALL_INT is 31-bit signed
 
 
@@ -284,6 +285,7 @@ def _install() -> None:
     machine.Timer = _Timer  # type: ignore[attr-defined]
     machine.disable_irq = lambda: 1  # type: ignore[attr-defined]
     machine.enable_irq = lambda state: None  # type: ignore[attr-defined]
+    machine.unique_id = lambda: bytes.fromhex(UNIQUE_ID)  # type: ignore[attr-defined]
     sys.modules["machine"] = machine
     arr = types.ModuleType("array")
     arr.array = _Array  # type: ignore[attr-defined]

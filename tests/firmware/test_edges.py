@@ -133,9 +133,9 @@ def test_over_temperature_at_the_resistance_of_the_cap() -> None:
     assert check(s, i_ma=i, v_mv=v_edge + 1, cell_mv=v_edge + 200, sampled=False) == 0
 
 
-@pytest.mark.parametrize(("r0", "tcr"), [(400_000, 2500), (800_000, 3500), (1_500_000, 4500)])
+@pytest.mark.parametrize(("r0", "tcr"), [(720_000, 3000), (800_000, 3500), (880_000, 3800)])
 def test_over_temperature_threshold_follows_the_calibration(r0: int, tcr: int) -> None:
-    """r_cap = R0 (1 + TCR (TEMP_CAP_C - T0)) at either end of the valid ranges."""
+    """r_cap = R0 (1 + TCR (TEMP_CAP_C - T0)) at either end of the unit spec."""
     s = HS.HeaterSafety(cal(r0, tcr))
     r_cap = r0 / 1e6 * (1 + tcr / 1e6 * (HS.TEMP_CAP_C - board.CAL_T0_C))
     assert abs(s.r_cap_100u / 1e4 - r_cap) < 1e-4

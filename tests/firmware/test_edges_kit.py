@@ -319,6 +319,7 @@ def test_a_double_click_is_two_releases_within_its_time(gap: int, double: bool) 
 
 def test_the_daily_limit_counts_sessions_in_the_last_24_hours() -> None:
     day_s = limit(usage, "_DAY_S")
+    fw.clock().us = 0  # the uptime clock from 0, whatever ran before
     s = {"locked": False, "limit": 2, "sharing": True}
     u = usage.Usage(s)
     u.started(0)
@@ -341,17 +342,22 @@ def test_bonds_are_kept_up_to_their_limits(tmp_path: Any, monkeypatch: pytest.Mo
     fw.firmware("store")._newest.clear()
     b = bonds.Bonds()
     key, val = bytes(range(bonds.MAX_KEY)), bytes(bonds.MAX_VALUE)
-    assert b.set(1, key, val)
-    assert not b.set(1, key + b"x", val)
-    assert not b.set(1, key, val + b"x")
-    assert not b.set(0, key, val) and not b.set(4, key, val)
-    assert b.set(3, key, val)
+    assert b.put(1, key, val)
+    assert not b.put(1, key + b"x", val)  # a key one byte longer
+    assert not b.put(1, key, val + b"x")  # a value one byte longer
+    assert not b.put(0, key, val) and not b.put(4, key, val)  # sec_type 1..3
+    assert b.put(3, key, val)
+    assert (b.get(1, 0, key), b.get(3, 0, key)) == (val, val)
     for k in range(1, bonds.MAX_BONDS):
-        assert b.set(1, bytes([k]), b"v")
-    assert len(b.peers()) == bonds.MAX_BONDS
-    assert b.set(1, b"new", b"v")  # one peer more: the oldest goes
-    assert len(b.peers()) == bonds.MAX_BONDS and not b.known(key)
+        assert b.put(1, bytes([k]), b"v")
+    assert len(b.peers()) == bonds.MAX_BONDS and b.has(key)
+    assert b.put(2, bytes([1]), b"w")  # a known peer's other secret: nobody goes
+    assert len(b.peers()) == bonds.MAX_BONDS and b.has(key)
+    assert b.put(1, b"new", b"v")  # one peer more: the oldest goes
+    assert len(b.peers()) == bonds.MAX_BONDS and not b.has(key) and b.has(b"new")
+    assert b.save()
     assert bonds.Bonds().peers() == b.peers()  # as saved
+    assert (bonds.MAX_BONDS, bonds.MAX_KEY, bonds.MAX_VALUE) == (12, 16, 128)
 
 
 def test_a_text_frame_carries_at_most_its_payload_limit() -> None:

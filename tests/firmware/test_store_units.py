@@ -179,11 +179,38 @@ def test_fields_of_the_wrong_type_or_unknown_keep_the_defaults(flash: Path) -> N
 
 calib = fw.firmware("calib")
 board = fw.firmware("board")
+UNIT = "240ac4123456"  # fw_harness's machine.unique_id(), in hex
 
 
 def _ranges() -> tuple[tuple[int, int], tuple[int, int]]:
-    r0, tcr = calib._R0_RANGE, calib._TCR_RANGE
-    return (r0[0], r0[1]), (tcr[0], tcr[1])
+    """The unit spec (board.py): what a record may hold."""
+    b = board
+    return (b.CAL_R0_MIN_UOHM, b.CAL_R0_MAX_UOHM), (b.CAL_TCR_MIN_PPM, b.CAL_TCR_MAX_PPM)
+
+
+def cal_record(r0: int, tcr: int, *, unit: str = UNIT, v: int = 2, crc: int | None = None,
+               **more: Any) -> bytes:  # fmt: skip
+    """A calibration record as calib.save writes it, any field overridden."""
+    if crc is None:
+        crc = crc32(f"{r0},{tcr},{unit},{v}".encode())
+    return record({"r0_uohm": r0, "tcr_ppm": tcr, "unit": unit, "v": v, "crc": crc, **more})
+
+
+def fail_safe(c: Any, why: int) -> bool:
+    return (c.r0_uohm, c.tcr_ppm, c.stored, c.why) == (
+        board.CAL_FAILSAFE_R0_UOHM, board.CAL_FAILSAFE_TCR_PPM, False, why,
+    )  # fmt: skip
+
+
+def load_cal(flash: Path, *slots: bytes) -> Any:
+    """calib.load() with these slot files (a, then b) on flash."""
+    for name in ("calib.a", "calib.b"):
+        (flash / name).unlink(missing_ok=True)
+    for name, data in zip(("calib.a", "calib.b"), slots, strict=False):
+        (flash / name).write_bytes(data)
+    store._newest.clear()
+    del store.problems[:]
+    return calib.load()
 
 
 def test_calibration_is_valid_up_to_either_end_of_its_ranges() -> None:
@@ -195,35 +222,90 @@ def test_calibration_is_valid_up_to_either_end_of_its_ranges() -> None:
         (r0, tcr_lo, True), (r0, tcr_lo - 1, False), (r0, tcr_hi, True), (r0, tcr_hi + 1, False),
     ):  # fmt: skip
         assert calib.valid(r, t) is ok, (r, t)
+    assert (r0_lo, r0_hi, tcr_lo, tcr_hi) == (720_000, 880_000, 3000, 3800)  # 0.80 ohm +-10 %
 
 
 def test_an_implausible_calibration_is_not_stored(flash: Path) -> None:
-    (r0_lo, _), (tcr_lo, _) = _ranges()
-    with pytest.raises(ValueError, match="out of range"):
-        calib.save(r0_lo - 1, tcr_lo)
-    assert not list(flash.iterdir())
-    calib.save(r0_lo, tcr_lo)
+    (r0_lo, r0_hi), (tcr_lo, tcr_hi) = _ranges()
+    for r, t in (
+        (r0_lo - 1, tcr_lo),
+        (r0_hi + 1, tcr_hi),
+        (r0_lo, tcr_lo - 1),
+        (r0_hi, tcr_hi + 1),
+    ):
+        with pytest.raises(ValueError, match="out of range"):
+            calib.save(r, t)
+        assert not list(flash.iterdir())
+    calib.save(r0_hi, tcr_hi)
     c = calib.load()
-    assert (c.r0_uohm, c.tcr_ppm, c.stored) == (r0_lo, tcr_lo, True)
+    assert (c.r0_uohm, c.tcr_ppm, c.stored, c.why) == (r0_hi, tcr_hi, True, calib.OK)
 
 
-def test_a_stored_record_outside_the_ranges_falls_back_to_the_nominal_unit(flash: Path) -> None:
-    (r0_lo, _), (tcr_lo, _) = _ranges()
-    (flash / "calib.a").write_bytes(slot(record({"r0_uohm": r0_lo - 1, "tcr_ppm": tcr_lo}), 1))
+def test_a_stored_record_outside_the_ranges_falls_back_to_the_fail_safe_values(
+    flash: Path,
+) -> None:
+    """A whole record of this unit, its own CRC right, one past the spec
+    either way: the fail-safe values, why out_of_spec; at the edge, used."""
+    (r0_lo, r0_hi), (tcr_lo, tcr_hi) = _ranges()
+    for r, t in (
+        (r0_lo - 1, tcr_lo),
+        (r0_hi + 1, tcr_hi),
+        (r0_lo, tcr_lo - 1),
+        (r0_hi, tcr_hi + 1),
+    ):
+        assert fail_safe(load_cal(flash, slot(cal_record(r, t), 1)), calib.OUT_OF_SPEC), (r, t)
+    for r, t in ((r0_lo, tcr_lo), (r0_hi, tcr_hi)):
+        c = load_cal(flash, slot(cal_record(r, t), 1))
+        assert (c.r0_uohm, c.tcr_ppm, c.stored, c.why) == (r, t, True, calib.OK)
+
+
+def test_no_record_is_the_fail_safe_values_not_stored(flash: Path) -> None:
     c = calib.load()
-    assert (c.r0_uohm, c.tcr_ppm, c.stored) == (board.CAL_R0_UOHM, board.CAL_TCR_PPM, False)
-    (flash / "calib.a").write_bytes(slot(record({"r0_uohm": r0_lo, "tcr_ppm": tcr_lo}), 2))
-    store._newest.clear()
-    c = calib.load()
-    assert (c.r0_uohm, c.tcr_ppm, c.stored) == (r0_lo, tcr_lo, True)
+    assert fail_safe(c, calib.MISSING)
+    # the fail-safe corner: the smallest R0 and TCR of the spec (reads hot)
+    assert (c.r0_uohm, c.tcr_ppm) == (_ranges()[0][0], _ranges()[1][0])
 
 
-def test_no_record_is_the_nominal_unit_not_stored(flash: Path) -> None:
-    c = calib.load()
-    assert (c.r0_uohm, c.tcr_ppm, c.stored) == (board.CAL_R0_UOHM, board.CAL_TCR_PPM, False)
+def test_each_check_of_the_record_alone_refuses_it(flash: Path) -> None:
+    """The format, the record's own CRC, the unit: each one changed, with
+    everything else right, gives the fail-safe values and its reason."""
+    r, t = 800_000, 3500
+    good = cal_record(r, t)
+    c = load_cal(flash, slot(good, 1))
+    assert (c.r0_uohm, c.tcr_ppm, c.stored, c.why) == (r, t, True, calib.OK)
+    right = crc32(f"{r},{t},{UNIT},2".encode())
+    for data, why in (
+        (cal_record(r, t, v=1), calib.STALE),  # an older format (its CRC its own)
+        (cal_record(r, t, crc=right ^ 1), calib.DAMAGED),  # one bit of the record's CRC
+        (cal_record(r, t, crc=right, unit=UNIT), calib.OK),
+        (
+            record({"r0_uohm": r, "tcr_ppm": t + 1, "unit": UNIT, "v": 2, "crc": right}),
+            calib.DAMAGED,
+        ),
+        (cal_record(r, t, unit="240ac4123457"), calib.OTHER_UNIT),  # another controller's
+        (record({"r0_uohm": r, "tcr_ppm": t}), calib.STALE),  # the first format: no unit
+    ):
+        c = load_cal(flash, slot(data, 1))
+        if why == calib.OK:
+            assert c.stored and c.why == calib.OK
+        else:
+            assert fail_safe(c, why), (data, why)
 
 
-@pytest.mark.parametrize(("r0", "tcr"), [(800_000, 3500), (400_000, 2500), (1_500_000, 4500)])
+def test_a_damaged_copy_distrusts_the_whole_record(flash: Path) -> None:
+    """A whole, newer-looking copy beside a damaged one is not used: the one
+    that was lost may have been newer (a save cut short)."""
+    good = slot(cal_record(800_000, 3500), 1)
+    torn = slot(cal_record(810_000, 3500), 2)[:-3]  # cut short
+    assert fail_safe(load_cal(flash, good, torn), calib.DAMAGED)
+    crc_off = bytearray(slot(cal_record(810_000, 3500), 2))
+    crc_off[-2] ^= 1  # one bit of the payload: the slot's CRC fails
+    assert fail_safe(load_cal(flash, good, bytes(crc_off)), calib.DAMAGED)
+    c = load_cal(flash, good)
+    assert c.stored and c.r0_uohm == 800_000
+
+
+@pytest.mark.parametrize(("r0", "tcr"), [(800_000, 3500), (720_000, 3000), (880_000, 3800)])
 def test_the_derived_values_of_a_calibration(r0: int, tcr: int) -> None:
     """What the control step reads: R0 in 10 uOhm, dR/dT in uOhm per K."""
     c = calib.Calibration(r0, tcr, True)
