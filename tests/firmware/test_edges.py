@@ -13,8 +13,10 @@ every mutant of the safety modules (mutation/plan.toml).
 
 from __future__ import annotations
 
+import ast
 import math
 import struct
+import types
 from typing import Any
 
 import fw_harness as fw
@@ -36,6 +38,8 @@ from fw_edges import (
     telemetry,
     temp_reading,
 )
+
+from hil.paths import FIRMWARE_DIR
 
 HS = heater_safety
 I_OPEN = limit(HS, "_I_OPEN_MA")
@@ -1151,3 +1155,62 @@ def test_the_loss_is_taken_over_its_span_and_counting_starts_after_it() -> None:
     e = SPAN * (p_mw * dt_us // 1000) - k * (temps[SPAN] - temps[0])
     loss_mw = e // (SPAN * dt_us // 1000)
     assert _filt(d) >> 8 == loss_mw * 1000 // 28000
+
+
+# --- the main loop's watch on the control step (app.py) --------------------------------------
+
+
+def _app_function(name: str) -> tuple[Any, dict[str, Any]]:
+    """A method of app.App, compiled from firmware/app.py's own text with
+    the names it uses (app.py itself needs the whole board to import), and
+    app.py's module-level constants."""
+    tree = ast.parse((FIRMWARE_DIR / "app.py").read_text(encoding="utf-8"))
+    consts: dict[str, Any] = {}
+    found = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            v = node.value
+            if isinstance(v, ast.Call) and getattr(v.func, "id", "") == "const":
+                consts[node.targets[0].id] = ast.literal_eval(v.args[0])
+        if isinstance(node, ast.ClassDef) and node.name == "App":
+            found = next(f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == name)
+    assert found is not None, f"app.App has no {name}"
+    ns: dict[str, Any] = {"time": fw.clock().module(), "states": states, "faults": faults, **consts}
+    exec(compile(ast.Module([found], []), str(FIRMWARE_DIR / "app.py"), "exec"), ns)
+    return ns[name], consts
+
+
+def test_a_stopped_control_step_is_cut_by_the_main_loop_at_its_stall_time() -> None:
+    """No control step for STEP_STALL_MS while it should run: with the heater
+    on, cut (CONTROL_OVERRUN); either way the step is started again. One
+    step short of that time nothing happens."""
+    watch, consts = _app_function("_watch_control")
+    stall, main = consts["STEP_STALL_MS"], consts["MAIN_PERIOD_MS"]
+    for state, dt_ms, code in (
+        (states.HEATING, stall - 1, faults.NONE),
+        (states.HEATING, stall, faults.CONTROL_OVERRUN),
+        (states.PREHEAT, stall, faults.CONTROL_OVERRUN),
+        (states.END_WARNING, stall, faults.CONTROL_OVERRUN),
+        (states.COOLING, stall, faults.NONE),  # heater off: only started again
+    ):
+        h = Heater()
+        h.heating()
+        h.hc.state = state
+        app = types.SimpleNamespace(heater=h.hc, _steps=-1, _steps_ms=0)
+        watch(app, 1000)  # the step's count seen
+        assert (app._steps, app._steps_ms) == (h.hc.steps, 1000)
+        h.hc.timer.running = False  # it stops
+        watch(app, 1000 + dt_ms)
+        assert h.hc.fault == code, (state, dt_ms)
+        assert h.hc.timer.running == (dt_ms >= stall) and (app._steps == -1) == (dt_ms >= stall)
+        if code:
+            assert h.cut and h.hc.state == states.FAULT and h.logged()[0][0] == code
+        elif state != states.COOLING:
+            assert h.switch_on
+    h = Heater()
+    h.hc._rate(False)  # asleep, at the idle rate: not watched
+    app = types.SimpleNamespace(heater=h.hc, _steps=5, _steps_ms=0)
+    watch(app, 10_000)
+    assert app._steps == -1 and h.hc.fault == faults.NONE
+    assert stall < main  # found within two main-loop passes (docs/safety.md)
+    assert (stall, main) == (40, 50)

@@ -406,3 +406,72 @@ def test_the_fault_log_keeps_its_last_entries() -> None:
     got = log.entries()
     assert len(got) == size and got[0] == (2, 100, 1) and got[-1] == (faults.OVER_TEMP, 99_999, 7)
     assert log.count == size + 1
+
+
+# --- the unit's ADC record (adccal.py) ---------------------------------------------------------
+
+adccal = fw.firmware("adccal")
+
+
+def _adc_rec(**change: int) -> dict[str, int]:
+    rec = dict(adccal.DEFAULTS)
+    rec.update(change)
+    return rec
+
+
+def test_an_adc_record_is_used_up_to_each_of_its_limits() -> None:
+    """adccal.valid at each field's edges: a record one past any is refused."""
+    mid = board.CHG_I_MID_UV
+    floor_max = limit(adccal, "_FLOOR_MAX_UV")
+    mid_tol = limit(adccal, "_MID_TOL_UV")
+    off_max = limit(adccal, "_OFFSET_MAX_UV")
+    gain_max = limit(adccal, "_GAIN_MAX_PPM")
+    for field, inside, outside in (
+        ("floor_uv", 0, -1),
+        ("floor_uv", floor_max, floor_max + 1),
+        ("chg_i_zero_uv", mid - mid_tol, mid - mid_tol - 1),
+        ("chg_i_zero_uv", mid + mid_tol, mid + mid_tol + 1),
+        ("offset_uv", -off_max, -off_max - 1),
+        ("offset_uv", off_max, off_max + 1),
+        ("gain_ppm", -gain_max, -gain_max - 1),
+        ("gain_ppm", gain_max, gain_max + 1),
+    ):
+        assert adccal.valid(_adc_rec(**{field: inside})), (field, inside)
+        assert not adccal.valid(_adc_rec(**{field: outside})), (field, outside)
+    assert (floor_max, mid_tol, off_max, gain_max) == (300_000, 150_000, 100_000, 60_000)
+
+
+def test_an_adc_record_out_of_its_limits_is_not_used(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = fw.firmware("store")
+    store._newest.clear()
+    store.save(adccal.FILE, _adc_rec(offset_uv=limit(adccal, "_OFFSET_MAX_UV") + 1))
+    store._newest.clear()
+    c = adccal.load()
+    assert not c.stored and (c.floor_uv, c.offset_uv) == (adccal.IDF_FLOOR_UV, 0)
+    store.save(adccal.FILE, _adc_rec(floor_uv=150_000, offset_uv=-2000, gain_ppm=10_000))
+    store._newest.clear()
+    c = adccal.load()
+    assert c.stored and (c.floor_uv, c.rest_uv) == (150_000, 150_000 + adccal.MARGIN_UV)
+
+
+def test_a_sense_at_or_below_its_rest_reads_nothing() -> None:
+    """A current sense at rest reads the ADC's floor (142 mV at 0 V on the
+    ESP32), not 0: up to the floor and its margin it is no signal."""
+    rest = adccal.IDF_FLOOR_UV + adccal.MARGIN_UV
+    assert (adccal.IDF_FLOOR_UV, adccal.MARGIN_UV) == (142_000, 25_000)
+    c = adccal.AdcCal(dict(adccal.DEFAULTS), False)
+    try:
+        adccal.use(c)
+        assert adccal.sense(rest) == 0
+        assert adccal.sense(rest + 1) == rest + 1  # nominal: no offset or gain
+        assert adccal.fix(rest) == rest
+        c = adccal.AdcCal(_adc_rec(offset_uv=1000, gain_ppm=50_000), True)
+        adccal.use(c)  # a reading 5 % high and 1 mV up: taken out
+        x = 1_000_000
+        assert abs(adccal.fix(x + 1000 + x * 5 // 100) - x) <= 20
+        assert adccal.sense(c.rest_uv) == 0 and adccal.sense(c.rest_uv + 1) > 0
+    finally:
+        adccal.use(adccal.AdcCal(dict(adccal.DEFAULTS), False))
