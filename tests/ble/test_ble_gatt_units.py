@@ -28,6 +28,7 @@ class FakeBle:
     def __init__(self) -> None:
         self.values: dict[int, bytes] = {}
         self.notified: list[tuple[int, bytes]] = []
+        self.notified_to: list[int] = []  # the links protected values were notified to
         self.adverts: list[tuple[int, bytes]] = []
         self.dropped: list[int] = []
         self.buffers: dict[int, int] = {}
@@ -67,6 +68,12 @@ class FakeBle:
         if send_update:
             self.notified.append((handle, bytes(data)))
 
+    def gatts_notify(self, conn: int, handle: int, data: Any = None) -> None:
+        self.notified.append(
+            (handle, self.values.get(handle, b"") if data is None else bytes(data))
+        )
+        self.notified_to.append(conn)
+
     def gatts_read(self, handle: int) -> bytes:
         return self.values.get(handle, b"")
 
@@ -96,6 +103,21 @@ version = fw.firmware("version")
 
 PAIRING_MS = limit(ble_gatt, "_PAIRING_MS")
 CLEAR_MS = limit(ble_gatt, "_CLEAR_MS")
+CLEAR_REST_MS = limit(ble_gatt, "_CLEAR_REST_MS")
+PENDING_MS = limit(ble_gatt, "_PENDING_MS")
+LAUNCH_S, LIFE_S, TOL_S = ble_gatt.LAUNCH_S, ble_gatt.LIFE_S, ble_gatt.CLOCK_TOL_S
+REFUSED = 0x05  # ATT insufficient authentication: not a trusted link
+
+
+def sec_record(sc: bool = True) -> bytes:
+    """NimBLE's security record as the ESP32 lays it out (88 bytes): an LTK,
+    from LE Secure Connections pairing or not."""
+    v = bytearray(88)
+    v[40] = 1  # ltk_present
+    v[80] = 0x02 if sc else 0  # the sc flag
+    return bytes(v)
+
+
 NN = {c[1]: k for k, c in enumerate(ble_table.CHARS)}  # name -> index in CHARS
 
 
@@ -125,13 +147,41 @@ class Kit:
 
 @pytest.fixture
 def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Kit, FakeBle]:
+    """The server at boot: no bond, nobody connected."""
     monkeypatch.chdir(tmp_path)  # the flash
     store._newest.clear()
     del store.problems[:]
     _RADIO.__init__()  # type: ignore[misc]
+    # ble_owner.py, imported at its rare acts: against the stand-ins (a plain
+    # import at call time would bind CPython's time)
+    monkeypatch.setattr(ble_gatt, "_owner", lambda: fw.firmware("ble_owner"))
     k = Kit()
     fw.clock().us = 50_000_000
     return ble_gatt.Ble(k), k, _RADIO
+
+
+def bond(b: Any, radio: FakeBle, conn: int, key: bytes, now_ms: int) -> None:
+    """A phone bonded in the pairing window, as NimBLE does it: connect, the
+    keys stored, the link encrypted: trusted from then on."""
+    fw.clock().us = now_ms * 1000
+    b.open_pairing(now_ms)
+    radio.handler(_IRQ["connect"], (conn, 0, MAC))
+    assert radio.handler(_IRQ["set"], (1, key, sec_record())) is True
+    radio.handler(_IRQ["enc"], (conn, 1, 0, 1, 16))
+    assert conn in b.trusted()
+
+
+@pytest.fixture
+def owned(kit: tuple[Any, Kit, FakeBle]) -> tuple[Any, Kit, FakeBle]:
+    """The server with its owner's phone bonded and connected on link 1
+    (trusted), the pairing window closed, the console's events read."""
+    b, k, radio = kit
+    bond(b, radio, 1, b"owner", 50_000)
+    b.tick(50_000, False)
+    assert not b._pairing and "ble bonded" in k.events
+    k.events.clear()
+    radio.notified.clear()
+    return kit
 
 
 def handle(b: Any, name: str) -> int:
@@ -142,10 +192,11 @@ def value(radio: FakeBle, b: Any, name: str) -> bytes:
     return radio.values[handle(b, name)]
 
 
-def write(radio: FakeBle, b: Any, name: str, data: bytes) -> int:
+def write(radio: FakeBle, b: Any, name: str, data: bytes, conn: int = 1) -> int:
+    """A write from link `conn` (1: the owner's, in the fixture `owned`)."""
     h = handle(b, name)
     radio.values[h] = data
-    return int(radio.handler(_IRQ["write"], (1, h)))
+    return int(radio.handler(_IRQ["write"], (conn, h)))
 
 
 # --- at boot --------------------------------------------------------------------------------
@@ -209,11 +260,24 @@ def _forms() -> list[tuple[str, tuple[Any, ...]]]:
     return out
 
 
+def dates_ok(date: int, now: int, floor: int = 0) -> bool:
+    """A registration's dates as docs/ble_profile.md states them: the phone's
+    clock within the product's life and at most a day behind the latest one
+    accepted; the date from the first day of sale to the clock plus a day."""
+    return (
+        LAUNCH_S <= now <= LAUNCH_S + LIFE_S
+        and now >= floor - TOL_S
+        and (LAUNCH_S <= date <= now + TOL_S)
+    )
+
+
 @pytest.mark.parametrize(("name", "form"), _forms(), ids=lambda x: x if isinstance(x, str) else "")
 def test_a_write_is_checked_at_the_edges_of_its_form(
-    kit: tuple[Any, Kit, FakeBle], name: str, form: tuple[Any, ...]
+    owned: tuple[Any, Kit, FakeBle], name: str, form: tuple[Any, ...]
 ) -> None:
-    b, _, radio = kit
+    """From the owner's trusted link: every field one past either end of its
+    range is refused (0x13) and nothing changes; at the end it is taken."""
+    b, _, radio = owned
     n, fmt, los, his = form
     nn = ble_table.CHARS[NN[name]][0]
     lo = [x if x is not None else 0 for x in los]
@@ -226,19 +290,67 @@ def test_a_write_is_checked_at_the_edges_of_its_form(
             if bad < 0 and fmt[i + 1] in "BHI":
                 continue  # not packable: an unsigned field
             before = radio.values.get(handle(b, name))
+            registered, floor = b._reg["registered"], b._reg["clock"]
             code = write(radio, b, name, struct.pack(fmt, *vals))
-            if ok and name == "registration":  # registered by the first: then in the wrong state
+            if ok and name == "registration" and len(vals) == 4:
+                # registered by the first: then in the wrong state; else the dates decide
+                want = 0x80 if registered else 0 if dates_ok(*vals[2:], floor) else 0x13
+                assert code == want, (name, i, bad)
+            elif ok and name == "registration":
                 assert code in (0, 0x80), (name, i, bad)
             else:
                 assert code == (0 if ok else 0x13), (name, i, bad)
             assert radio.values[handle(b, "result")][:2] == bytes([nn, code])
-            if not ok and name != "control":
+            if code and name != "control":
                 assert radio.values.get(handle(b, name)) == before  # put back: unchanged
     for size in (n - 1, n + 1):
         if size == 0:
             continue
         assert write(radio, b, name, bytes(size)) in (0x0D, 0)  # no form of that length
     assert write(radio, b, name, bytes(max(n + 7, 8))) == 0x0D
+
+
+def test_registration_dates_at_their_edges() -> None:
+    """date_ok: the phone's clock within the product's life, at most a day
+    behind the latest accepted; the date from the first day of sale to the
+    clock plus a day. Each edge just inside and just outside."""
+    now = LAUNCH_S + 100 * 86400
+    ok = ble_gatt.date_ok
+    assert ok(LAUNCH_S, now, 0) and not ok(LAUNCH_S - 1, now, 0)
+    assert ok(now + TOL_S, now, 0) and not ok(now + TOL_S + 1, now, 0)
+    assert ok(LAUNCH_S, LAUNCH_S, 0) and not ok(LAUNCH_S, LAUNCH_S - 1, 0)
+    top = LAUNCH_S + LIFE_S
+    assert ok(top, top, 0) and not ok(top, top + 1, 0)
+    assert ok(now, now, now + TOL_S) and not ok(now, now, now + TOL_S + 1)  # a clock set back
+    assert (LAUNCH_S, LIFE_S, TOL_S) == (
+        ble_table.LAUNCH_S,
+        ble_table.LIFE_S,
+        ble_table.CLOCK_TOL_S,
+    )
+
+
+def test_a_link_not_trusted_is_refused_every_protected_value(
+    kit: tuple[Any, Kit, FakeBle],
+) -> None:
+    """No accepted bond: a protected read or write gets ATT 0x05, the value is
+    put back and `result` untouched; an open value is served."""
+    b, k, radio = kit
+    radio.handler(_IRQ["connect"], (2, 0, MAC))
+    radio.handler(_IRQ["enc"], (2, 1, 0, 0, 16))  # encrypted, but with no bond of ours
+    result = radio.values.get(handle(b, "result"))
+    for c in ble_table.CHARS:
+        name, enc = c[1], c[3]
+        h = handle(b, name) if name in NN else None
+        if h is None or name.startswith("update_"):
+            continue
+        assert radio.handler(_IRQ["read"], (2, h)) == (REFUSED if enc else 0), name
+        if c[6]:
+            before = radio.values.get(h)
+            assert write(radio, b, name, bytes(8), conn=2) == (REFUSED if enc else 0), name
+            if enc and name != "control":
+                assert radio.values.get(h) == before, name
+    assert radio.values.get(handle(b, "result")) == result
+    assert k.settings == settings.DEFAULTS | {}
 
 
 def test_the_write_codes_are_the_tables() -> None:
@@ -253,26 +365,27 @@ def test_the_write_codes_are_the_tables() -> None:
 
 
 def test_settings_written_apply_and_reach_flash_at_the_next_tick(
-    kit: tuple[Any, Kit, FakeBle],
+    owned: tuple[Any, Kit, FakeBle],
 ) -> None:
-    b, k, radio = kit
+    b, k, radio = owned
     ind = k.device.ind
     assert write(radio, b, "haptics", bytes([1, 5, 40])) == 0
-    assert (ind.haptics, ind.intensity) == (5, 40)
     assert (k.settings["haptics"], k.settings["intensity"]) == (5, 40)
+    assert value(radio, b, "haptics") == bytes([1, 5, 40])
     assert write(radio, b, "lock", b"\x01") == 0 and k.settings["locked"] is True
     assert write(radio, b, "limit", b"\x03") == 0 and k.settings["limit"] == 3
     assert write(radio, b, "sharing", b"\x00") == 0 and k.settings["sharing"] is False
     assert settings.load()["limit"] == 0  # not yet on flash
     b.tick(60_000, False)
+    assert (ind.haptics, ind.intensity) == (5, 40)  # the indications at the tick
     assert settings.load() | {} == {**settings.DEFAULTS, "haptics": 5, "intensity": 40,
                                      "locked": True, "limit": 3, "sharing": False}  # fmt: skip
     assert value(radio, b, "usage") == struct.pack("<BBHBB", 1, 0, 0, 3, 0)
     assert value(radio, b, "lock") == b"\x01"
 
 
-def test_find_runs_the_motor_for_the_seconds_written(kit: tuple[Any, Kit, FakeBle]) -> None:
-    b, k, radio = kit
+def test_find_runs_the_motor_for_the_seconds_written(owned: tuple[Any, Kit, FakeBle]) -> None:
+    b, k, radio = owned
     assert write(radio, b, "find", bytes([5])) == 0
     assert value(radio, b, "find") == b"\x05"
     b.tick(60_000, False)
@@ -284,59 +397,93 @@ def test_find_runs_the_motor_for_the_seconds_written(kit: tuple[Any, Kit, FakeBl
     assert k.device.ind.find_left_ms(62_250) == 0 and value(radio, b, "find") == b"\x00"
 
 
-def test_control_resets_unpairs_and_clears_the_fault_log(kit: tuple[Any, Kit, FakeBle]) -> None:
-    b, k, radio = kit
+def test_control_resets_unpairs_and_clears_the_fault_log(owned: tuple[Any, Kit, FakeBle]) -> None:
+    b, k, radio = owned
     k.fault_log.record(faults.OVER_TEMP, 100, 7)
     radio.handler(_IRQ["connect"], (4, 0, MAC))
-    b._bonds.set(1, b"peer", b"key")
+    assert b._bonds.peers() == [b"owner"]
     assert write(radio, b, "control", b"\x03") == 0
     assert k.fault_log.count == 1  # at the next tick
     b.tick(60_000, False)
     assert k.fault_log.count == 0
     assert write(radio, b, "control", b"\x02") == 0
     b.tick(60_250, False)
-    assert b._bonds.peers() == [] and "ble unpaired" in k.events and radio.dropped == [4]
-    assert write(radio, b, "control", b"\x01") == 0 and k.calls == []
-    b.tick(60_500, False)
+    assert b._bonds.peers() == [] and "ble unpaired" in k.events and radio.dropped == [1, 4]
+    assert b.trusted() == [] and bonds_on_flash() == []
+    assert write(radio, b, "control", b"\x01") == REFUSED  # the link no longer trusted
+    bond(b, radio, 5, b"owner", 61_000)
+    assert write(radio, b, "control", b"\x01", conn=5) == 0 and k.calls == []
+    b.tick(61_500, False)
     assert k.calls == ["reset"]
     b.serve_now()
     assert k.calls == ["reset"]
 
 
+def bonds_on_flash() -> list[Any]:
+    store._newest.clear()
+    return list(fw.firmware("bonds").load())
+
+
 # --- registration and its clear window -------------------------------------------------------
 
+DATE = LAUNCH_S + 30 * 86400
 
-def test_registration_and_its_clear_window(kit: tuple[Any, Kit, FakeBle]) -> None:
-    b, _, radio = kit
-    date = 1_767_225_600
-    assert write(radio, b, "registration", struct.pack("<BBI", 1, 0, 5)) == 0x13
-    assert write(radio, b, "registration", struct.pack("<BB", 1, 0)) == 0x80  # nothing to clear
-    assert write(radio, b, "registration", struct.pack("<BBI", 1, 1, date)) == 0
-    assert value(radio, b, "registration") == struct.pack("<BBIB", 1, 1, date, 0)
-    assert write(radio, b, "registration", struct.pack("<BBI", 1, 1, date)) == 0x80
-    b.tick(50_000, False)
-    defaults = {"registered": False, "date": 0}
-    assert store.load("registration", defaults)[0] == {"registered": True, "date": date}
+
+def register(radio: FakeBle, b: Any, date: int = DATE, now: int = DATE) -> int:
+    return write(radio, b, "registration", struct.pack("<BBII", 1, 1, date, now))
+
+
+def ask_clear(radio: FakeBle, b: Any) -> int:
+    return write(radio, b, "registration", struct.pack("<BB", 1, 0))
+
+
+def test_registration_and_its_clear_window(owned: tuple[Any, Kit, FakeBle]) -> None:
+    b, k, radio = owned
+    assert ask_clear(radio, b) == 0x80  # nothing to clear
+    assert register(radio, b, now=DATE - 1 - TOL_S) == 0x13  # the date past the clock and a day
+    assert register(radio, b) == 0
+    assert value(radio, b, "registration") == struct.pack("<BBIB", 1, 1, DATE, 0)
+    assert register(radio, b) == 0x80
+    b.tick(60_000, False)
+    defaults = {"registered": False, "date": 0, "clock": 0}
+    assert store.load("registration", defaults)[0] == {"registered": True, "date": DATE,
+                                                       "clock": DATE}  # fmt: skip
     # a clear asked for, confirmed by a click just inside the window
-    now = 50_000
-    assert write(radio, b, "registration", struct.pack("<BB", 1, 0)) == 0
+    now = 60_000
+    fw.clock().us = now * 1000
+    assert ask_clear(radio, b) == 0
     assert value(radio, b, "registration")[-1] == 1
+    assert ask_clear(radio, b) == 0x80  # armed already
     b.confirm(now + CLEAR_MS)  # the window has closed: nothing
     assert b._reg["registered"]
     b.confirm(now + CLEAR_MS - 1)
     assert value(radio, b, "registration") == struct.pack("<BBIB", 1, 0, 0, 0)
+    assert "ble ownership cleared" in k.events
+    assert b._bonds.peers() == [] and 1 in radio.dropped  # every bond goes with it
     store._newest.clear()
-    assert store.load("registration", defaults)[0] == {"registered": False, "date": 0}
-    # asked again, and let lapse: it lapses at the first slow tick past the window
-    write(radio, b, "registration", struct.pack("<BBI", 1, 1, date))
-    fw.clock().us = 100_000_000
-    assert write(radio, b, "registration", struct.pack("<BB", 1, 0)) == 0
-    b.tick(100_000 + CLEAR_MS - 1, True)
+    assert store.load("registration", defaults)[0]["registered"] is False
+
+
+def test_a_clear_lapses_at_its_window_and_rests_before_the_next(
+    owned: tuple[Any, Kit, FakeBle],
+) -> None:
+    b, _, radio = owned
+    assert register(radio, b) == 0
+    t0 = 100_000
+    fw.clock().us = t0 * 1000
+    assert ask_clear(radio, b) == 0
+    b.tick(t0 + CLEAR_MS - 1, True)
     assert value(radio, b, "registration")[-1] == 1
-    b.tick(100_000 + CLEAR_MS, True)
+    b.tick(t0 + CLEAR_MS, True)  # lapsed at the first tick past the window
     assert value(radio, b, "registration")[-1] == 0
-    b.confirm(100_000 + CLEAR_MS + 10)
+    b.confirm(t0 + CLEAR_MS + 10)
     assert b._reg["registered"]
+    # a new clear is refused for CLEAR_REST after the window, taken at its end
+    fw.clock().us = (t0 + CLEAR_MS + CLEAR_REST_MS - 1) * 1000
+    assert ask_clear(radio, b) == 0x80
+    fw.clock().us = (t0 + CLEAR_MS + CLEAR_REST_MS) * 1000
+    assert ask_clear(radio, b) == 0
+    assert (CLEAR_MS, CLEAR_REST_MS) == (30_000, 30_000)
 
 
 # --- the pairing window and bonds ----------------------------------------------------------
@@ -360,35 +507,91 @@ def test_the_pairing_window_opens_for_its_time(kit: tuple[Any, Kit, FakeBle]) ->
     b.tick(now + 30_000 + PAIRING_MS + 250, False)
     assert k.events[-1] == "ble pairing closed"
     assert not value(radio, b, "status")[1] & 0x80
+    assert PAIRING_MS == 60_000
 
 
 def test_a_bond_is_kept_only_while_the_window_is_open(kit: tuple[Any, Kit, FakeBle]) -> None:
     b, k, radio = kit
     irq = radio.handler
-    radio.handler(_IRQ["connect"], (1, 0, MAC))
-    assert irq(_IRQ["set"], (1, b"peer-a", b"secret")) is False
-    assert irq(_IRQ["set"], (2, b"peer-a", b"secret")) is False  # refused once, said once
+    fw.clock().us = 10_000_000
+    irq(_IRQ["connect"], (1, 0, MAC))
+    assert irq(_IRQ["set"], (1, b"peer-a", sec_record())) is False  # no window
+    assert radio.dropped == [1] and b._bonds.peers() == []
+    irq(_IRQ["disconnect"], (1, 0, MAC))
     b.tick(10_000, False)
     assert k.events.count("ble pairing refused") == 1
-    irq(_IRQ["enc"], (1, 1, 0, 0, 16))  # the link it encrypted is dropped
-    assert radio.dropped == [1] and b._bonds.peers() == []
+    # in the window: legacy pairing refused, LE Secure Connections kept
     b.open_pairing(20_000)
-    assert irq(_IRQ["set"], (1, b"peer-a", b"secret")) is True
-    assert not b._pairing  # a bond closes the window
-    irq(_IRQ["enc"], (1, 1, 0, 1, 16))  # NimBLE reports after it stored the bond
-    assert radio.dropped == [1]
-    assert irq(_IRQ["get"], (1, 0, b"peer-a")) == b"secret"
-    assert irq(_IRQ["get"], (1, 0, None)) == b"secret"
-    assert irq(_IRQ["get"], (2, 0, b"peer-a")) is None
-    # the known peer may change its secrets outside the window, and delete them
-    assert irq(_IRQ["set"], (2, b"peer-a", b"more")) is True
-    assert irq(_IRQ["set"], (2, b"peer-a", None)) is True
-    b.tick(30_000, False)
-    assert "ble bonded" in k.events and "ble pairing closed" in k.events
-    # an encrypted link with no bond, the window closed: dropped
     irq(_IRQ["connect"], (2, 0, MAC))
-    irq(_IRQ["enc"], (2, 1, 0, 0, 16))
-    assert radio.dropped == [1, 2]
+    assert irq(_IRQ["set"], (1, b"peer-a", sec_record(sc=False))) is False
+    assert radio.dropped == [1, 2] and b._bonds.peers() == []
+    irq(_IRQ["disconnect"], (2, 0, MAC))
+    irq(_IRQ["connect"], (3, 0, MAC))
+    irq(_IRQ["enc"], (3, 1, 0, 0, 16))  # NimBLE may report the encryption first
+    assert 3 not in b.trusted()
+    assert irq(_IRQ["set"], (1, b"peer-a", sec_record())) is True
+    assert b.trusted() == [3]
+    assert irq(_IRQ["set"], (2, b"peer-a", sec_record())) is True  # the pairing's second record
+    b.tick(20_250, False)
+    assert not b._pairing and "ble bonded" in k.events and "ble pairing closed" in k.events
+    assert [e[1] for e in bonds_on_flash()] == [b"peer-a", b"peer-a"]
+    assert irq(_IRQ["get"], (1, 0, b"peer-a")) == sec_record()
+    assert irq(_IRQ["get"], (2, 0, None)) == sec_record()
+    assert irq(_IRQ["get"], (3, 0, b"peer-a")) is None
+    # the window closed: a new peer's bond is refused, its link dropped
+    irq(_IRQ["connect"], (4, 0, MAC))
+    assert irq(_IRQ["set"], (1, b"peer-b", sec_record())) is False
+    assert 4 in radio.dropped and 3 not in radio.dropped
+
+
+def test_a_bonded_phone_is_trusted_again_when_it_encrypts_with_its_bond(
+    owned: tuple[Any, Kit, FakeBle],
+) -> None:
+    b, _, radio = owned
+    irq = radio.handler
+    irq(_IRQ["disconnect"], (1, 0, MAC))
+    assert b.trusted() == []
+    irq(_IRQ["connect"], (6, 0, MAC))
+    assert write(radio, b, "lock", b"\x01", conn=6) == REFUSED  # not encrypted yet
+    assert irq(_IRQ["get"], (1, 0, b"owner")) == sec_record()  # the stack reads our LTK
+    irq(_IRQ["enc"], (6, 1, 0, 1, 16))
+    assert b.trusted() == [6]
+    assert write(radio, b, "lock", b"\x01", conn=6) == 0
+
+
+def test_an_encrypted_link_without_a_bond_is_dropped_after_its_time(
+    kit: tuple[Any, Kit, FakeBle],
+) -> None:
+    """Encrypted, and no bond accepted within PENDING: dropped at the first
+    slow tick from then on, not before."""
+    b, _, radio = kit
+    t0 = 40_000
+    fw.clock().us = t0 * 1000
+    radio.handler(_IRQ["connect"], (7, 0, MAC))
+    radio.handler(_IRQ["enc"], (7, 1, 0, 0, 16))
+    b.tick(t0 + PENDING_MS - 1, True)
+    assert radio.dropped == []
+    b.tick(t0 + PENDING_MS, True)
+    assert radio.dropped == [7]
+    assert PENDING_MS == 1000
+
+
+def test_a_bond_accepted_before_the_encryption_trusts_it_only_within_its_time(
+    kit: tuple[Any, Kit, FakeBle],
+) -> None:
+    """NimBLE stores the keys, then reports the encryption: that link is the
+    pairing's if it comes within PENDING of the bond; later, it is not."""
+    for late, trusted in ((PENDING_MS - 1, True), (PENDING_MS, False)):
+        b, _, radio = kit
+        t0 = 80_000 + 10 * late
+        fw.clock().us = t0 * 1000
+        b.open_pairing(t0)
+        radio.handler(_IRQ["connect"], (8, 0, MAC))
+        assert radio.handler(_IRQ["set"], (1, b"peer-%d" % late, sec_record())) is True
+        fw.clock().us = (t0 + late) * 1000
+        radio.handler(_IRQ["enc"], (8, 1, 0, 1, 16))
+        assert (8 in b.trusted()) is trusted, late
+        radio.handler(_IRQ["disconnect"], (8, 0, MAC))
 
 
 def test_links_come_and_go(kit: tuple[Any, Kit, FakeBle]) -> None:
@@ -400,12 +603,11 @@ def test_links_come_and_go(kit: tuple[Any, Kit, FakeBle]) -> None:
     adverts = len(radio.adverts)
     irq(_IRQ["disconnect"], (3, 0, MAC))
     assert b._conns == [5] and len(radio.adverts) == adverts + 1
-    b._refused = True
     irq(_IRQ["disconnect"], (9, 0, MAC))  # unknown: nothing to remove
-    assert b._refused  # a link remains
+    assert b._conns == [5]
     irq(_IRQ["disconnect"], (5, 0, MAC))
-    assert b._conns == [] and not b._refused
-    assert irq(_IRQ["read"], (5, 10)) == 0
+    assert b._conns == [] and b.trusted() == []
+    assert irq(_IRQ["read"], (5, handle(b, "battery_level"))) == 0  # an open value
     b.tick(1000, False)
     assert k.events == ["ble connect", "ble connect", "ble disconnect", "ble disconnect",
                         "ble disconnect"]  # fmt: skip
