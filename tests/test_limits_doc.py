@@ -95,8 +95,20 @@ NOT_LIMITS = {
     ("heater_ctl", "_REQ_START"): "a request code",
     ("heater_ctl", "_REQ_STOP"): "a request code",
     ("heater_ctl", "_REQ_CLEAR"): "a request code",
+    ("calib", "OK"): "a reason a record is not used",
+    ("calib", "MISSING"): "a reason a record is not used",
+    ("calib", "DAMAGED"): "a reason a record is not used",
+    ("calib", "STALE"): "a reason a record is not used",
+    ("calib", "OTHER_UNIT"): "a reason a record is not used",
+    ("calib", "OUT_OF_SPEC"): "a reason a record is not used",
+    ("cal_check", "IDLE"): "a phase of the check",
+    ("cal_check", "FIRST"): "a phase of the check",
+    ("cal_check", "RISE"): "a phase of the check",
+    ("cal_check", "SLOPE_ONE"): "the unit of a slope (1.000)",
 }
-SAFETY_MODULES = ("heater_safety", "heater_ctl", "puff_detect", "store", "calib")
+SAFETY_MODULES = (
+    "heater_safety", "heater_ctl", "puff_detect", "cal_check", "store", "calib", "adccal", "app",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("module", SAFETY_MODULES)

@@ -1214,3 +1214,46 @@ def test_a_stopped_control_step_is_cut_by_the_main_loop_at_its_stall_time() -> N
     assert app._steps == -1 and h.hc.fault == faults.NONE
     assert stall < main  # found within two main-loop passes (docs/safety.md)
     assert (stall, main) == (40, 50)
+
+
+class _Wdt:
+    def __init__(self, timeout: int) -> None:
+        self.timeout = timeout
+
+
+class _Halted(Exception):
+    pass
+
+
+def test_the_watchdog_is_armed_at_its_timeout_after_the_adc_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watchdog (reset after WDT_TIMEOUT of no main-loop pass: the
+    emulation's, tests/simulator/test_sim_hal.py) is armed at its timeout
+    once the ADC reads; an ADC that cannot read (no eFuse calibration) halts
+    with its fault instead of a reset loop."""
+    arm, consts = _app_function("_arm_watchdog")
+    arm.__globals__["WDT"] = _Wdt
+    arm.__globals__["sys"] = __import__("sys")
+    adc_boot = fw.firmware("adc_boot")
+    halted: list[tuple[str, int]] = []
+
+    def halt(app: Any, why: str, wdt: _Wdt) -> None:
+        halted.append((why, wdt.timeout))
+        raise _Halted
+
+    monkeypatch.setattr(adc_boot, "halt", halt)
+    h = Heater()
+    app = types.SimpleNamespace(heater=h.hc)
+    wdt = arm(app)
+    assert wdt.timeout == consts["WDT_TIMEOUT_MS"] == 2000 and not halted
+
+    def no_cal() -> int:
+        raise OSError(22)
+
+    adc_boot = fw.firmware("adc_boot")  # the boot dropped it: loaded again
+    monkeypatch.setattr(adc_boot, "halt", halt)
+    monkeypatch.setattr(h.hc.adc_amb_ntc, "read_uv", no_cal)
+    with pytest.raises(_Halted):
+        arm(app)
+    assert halted and "adc check failed" in halted[0][0] and halted[0][1] == 2000
