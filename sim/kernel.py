@@ -62,6 +62,12 @@ class Kernel:
         self.fired = 0
         self.stalls = 0  # C code that held the timers back (stall), and the longest
         self.stall_max_us = 0
+        # Flash time the BLE IRQ handler spent (sim/mpapi/vbluetooth.py): the
+        # plant catches up when the handler returns, not inside it -- on the
+        # board the write is C code and costs its 4 kB stack nothing, here
+        # the plant's catching up is Python and would
+        self.irq_depth = 0
+        self.irq_stall_us = 0
         # host-stepped runs: the clock stops at the horizon (see _at_limit)
         self.horizon_us = _NEVER
         self.on_pause = None  # fn(now_us): tell the host the clock stopped
@@ -205,6 +211,12 @@ class Kernel:
             self._next_sample_us += self.sample_period_us
             self.sampler(nt)
 
+    def irq_done(self):
+        """The BLE IRQ handler has returned: the flash time it spent passes now."""
+        us, self.irq_stall_us = self.irq_stall_us, 0
+        if us:
+            self.stall(us)
+
     def stall(self, us):
         """C code runs for `us` (a flash program or erase): no bytecode
         boundary, so no soft timer's callback runs. On the ESP32 a timer's
@@ -214,6 +226,9 @@ class Kernel:
         Inputs and the plant go on; at the end each timer that came due fires
         once, late: the periods it missed are lost (one interrupt was
         pending; the hardware alarm keeps its phase)."""
+        if self.irq_depth:  # on the BLE IRQ's task: when its handler returns (irq_done)
+            self.irq_stall_us += us
+            return
         end = self.now_us + us
         self.stalls += 1
         if us > self.stall_max_us:

@@ -27,10 +27,9 @@ from pathlib import Path
 from hil.simulator import toolchain
 
 # The board holds the REPL, the plant and the firmware; a run there sets aside
-# all but the firmware's 128K budget (sim/run.py), as the simulator does. The
-# unix port is 64-bit: its objects are about twice their ESP32 size, so the
-# budget is a conservative stand-in for the ESP32's.
-HEAP = "448K"  # the firmware's 128K; the simulator's modules (the BLE emulation's), the REPL
+# all but the firmware's budget (runner.ESP32_HEAP: the ESP32's in the 64-bit
+# unix port's object sizes; sim/run.py), as the simulator does.
+HEAP = "476K"  # the firmware's 156K; the simulator's modules (the BLE emulation's), the REPL
 MAX_BUFFERED = 1 << 24  # held for a host that does not read; more is dropped, as by a UART
 
 # The boot ROM of the virtual board: sys.path as on an ESP32, then boot.py and

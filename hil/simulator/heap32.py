@@ -106,7 +106,8 @@ from sim.kernel import K, SimEnd
 with open("run.json") as f:
     cfg = json.load(f)
 rec = run.setup(cfg)
-run.install(rec, False, True)
+# no _thread on this port: the BLE IRQ handler runs inline (its stack is not heap)
+run.install(rec, False, True, ble_irq_stack=0)
 cfg = None
 gc.collect()
 #%%

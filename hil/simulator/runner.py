@@ -25,10 +25,15 @@ from hil.scenarios.scenario import Scenario
 from hil.simulator import toolchain
 from hil.wire import contract, events, frames, series, store_format
 
-ESP32_HEAP = "128K"  # the budget the firmware is held to
+# The budget the firmware is held to: the ESP32 port's (112,061 bytes of 32-bit
+# objects, docs/esp32.md) in the 64-bit unix port's sizes, which are 1.43 times
+# as large for this firmware (live after boot: 101,280 B here, 70,928 B on the
+# 32-bit MicroPython of `make heap32`). tests/simulator/test_heap32.py holds
+# it no larger than the ESP32's at the ratio it measures.
+ESP32_HEAP = "156K"
 # The process's heap: the simulator's own modules and models take what they
 # need of it, then set aside all but the firmware's budget (sim/run.py).
-PROCESS_HEAP = "400K"
+PROCESS_HEAP = "428K"
 
 
 def simulator_command() -> tuple[list[str], dict[str, str]]:

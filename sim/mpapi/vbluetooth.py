@@ -592,10 +592,13 @@ class Radio:
                 self._disable(e)
                 return None
         _holding[0] = True
+        K.irq_depth += 1
         try:
             got, exc = t.call(h, event, data)
         finally:
+            K.irq_depth -= 1
             _release()
+        K.irq_done()  # the flash time it spent (sim/kernel.py)
         if exc is not None:
             if not isinstance(exc, Exception):
                 raise exc  # the run ends (SimEnd): not the handler's failure

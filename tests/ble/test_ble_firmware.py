@@ -209,7 +209,10 @@ def test_haptics_mask_silences_the_session_vibrations(dut: Dut, ble: VirtualAir)
     dut.press(1.5)
     dut.expect_event(r"^refused locked$", timeout_s=0.5)
     dut.advance(1.0)
-    assert [r[1] for r in motor_runs(dut, t1)] == [0.8]  # BUZZ_LONG: refusals on again
+    # BUZZ_LONG: refusals on again. The main loop switches the motor off, and a
+    # flash write then (the session's records: sim/mpapi/vflash.py) holds it up
+    # by its time, under 60 ms
+    assert [r[1] for r in motor_runs(dut, t1)] == [pytest.approx(0.8, abs=0.06)]
 
 
 def test_registration_survives_unpair_and_clears_with_a_triple_click(

@@ -40,9 +40,13 @@ def test_no_invariant_is_violated(totals: search.Totals) -> None:
 
 
 def test_the_slice_exercises_every_invariant_it_can(totals: search.Totals) -> None:
-    """Whole sessions (the 6:00 bound) are the full campaign's."""
-    for name in ("blade_cap", "fault_cut", "puff_count", "nothing_stuck", "kept_over_power_cut"):
+    """Whole sessions (the 6:00 bound) are the full campaign's. A cut
+    "mid-write" waits for the firmware's next flash write, which it holds
+    while heating: in the slice's short runs most never come, so power cuts
+    are fewer here (6 rebooted runs) than in the campaign."""
+    for name in ("blade_cap", "fault_cut", "puff_count", "nothing_stuck"):
         assert totals.exercised[name] >= 10, (name, dict(totals.exercised))
+    assert totals.exercised["kept_over_power_cut"] >= 5, dict(totals.exercised)
     assert totals.distinct >= RUNS * 0.8
 
 
@@ -62,3 +66,17 @@ def test_the_invariants_are_the_documented_ones() -> None:
     text = (Path(__file__).parents[2] / "docs" / "safety.md").read_text()
     for inv in invariants.INVARIANTS:
         assert f"`{inv.name}`" in text, inv.name
+
+
+KNOWN = Path(__file__).parents[1] / "data" / "safety"
+
+
+@pytest.mark.xfail(strict=True, reason="open: a weak puff early in preheat goes uncounted")
+def test_a_weak_puff_early_in_preheat_counts() -> None:
+    """A counter-example the campaign found (shrunk, as written): eco profile,
+    35.6 C air, no calibration record (the fail-safe values), a 30 mL square
+    puff over 2.33 s begun 3.5 s into preheat -- within the detector's spec
+    (docs/safety.md#every-puff-counts) -- is not counted, and the session
+    heats past its 14th puff taken. Strict: passing, it says the fix landed."""
+    verdict, _, _ = search.run_one((KNOWN / "weak_puff_in_preheat.toml").read_text())
+    assert verdict.ok, verdict.violations

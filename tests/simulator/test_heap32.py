@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from hil.simulator import heap32
+from hil.scenarios import scenario
+from hil.simulator import heap32, runner
 from hil.simulator.toolchain import ToolError
 
 
@@ -31,10 +32,17 @@ def test_the_margin_holds_at_a_quarter_of_the_budget_and_not_a_byte_less() -> No
 
 def test_the_32_bit_run_measures_the_booted_firmware() -> None:
     """One instant, after boot: the firmware's live heap on wasm32 (its
-    objects half their 64-bit size: well under the 84 kB of the unix port)."""
+    objects smaller than on the 64-bit unix port); and the simulator's budget
+    there (runner.ESP32_HEAP) no kinder than the ESP32's at the ratio of the
+    two boots: the same firmware, the same share of its heap."""
     try:
         r = heap32.run((0.3,))
     except ToolError as e:
         pytest.fail(f"{e}")
     assert 40_000 < r.boot_bytes < 80_000, r.summary()
     assert r.nimble_bytes > heap32.NIMBLE_FIXED_BYTES  # the firmware's table was registered
+    sc = scenario.parse('[scenario]\nname = "boot"\nduration_s = 3.0\n')
+    info = runner.run(sc).info
+    boot64, budget64 = int(info["heap_boot"]), int(info["heap_budget"])
+    assert boot64 > r.boot_bytes
+    assert budget64 * r.boot_bytes / boot64 <= heap32.BUDGET_BYTES, (boot64, budget64, r.boot_bytes)
