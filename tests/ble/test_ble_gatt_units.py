@@ -264,7 +264,7 @@ def dates_ok(date: int, now: int, floor: int = 0) -> bool:
     """A registration's dates as docs/ble_profile.md states them: the phone's
     clock within the product's life and at most a day behind the latest one
     accepted; the date from the first day of sale to the clock plus a day."""
-    return (
+    return bool(
         LAUNCH_S <= now <= LAUNCH_S + LIFE_S
         and now >= floor - TOL_S
         and (LAUNCH_S <= date <= now + TOL_S)
@@ -294,7 +294,7 @@ def test_a_write_is_checked_at_the_edges_of_its_form(
             code = write(radio, b, name, struct.pack(fmt, *vals))
             if ok and name == "registration" and len(vals) == 4:
                 # registered by the first: then in the wrong state; else the dates decide
-                want = 0x80 if registered else 0 if dates_ok(*vals[2:], floor) else 0x13
+                want = 0x80 if registered else 0 if dates_ok(vals[2], vals[3], floor) else 0x13
                 assert code == want, (name, i, bad)
             elif ok and name == "registration":
                 assert code in (0, 0x80), (name, i, bad)

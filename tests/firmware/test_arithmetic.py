@@ -23,7 +23,18 @@ from typing import Any
 
 import fw_harness as fw
 import pytest
-from fw_edges import T0_US, board, calib, heater_ctl, heater_safety, limit, ntc, profiles, states
+from fw_edges import (
+    T0_US,
+    board,
+    calib,
+    faults,
+    heater_ctl,
+    heater_safety,
+    limit,
+    ntc,
+    profiles,
+    states,
+)
 from fw_harness import BigIntError, Int30
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
@@ -32,11 +43,13 @@ from hil.mutation import plan
 from hil.paths import FIRMWARE_DIR, RESULTS_DIR
 
 puff_detect = fw.firmware("puff_detect")
+cal_check = fw.firmware("cal_check")
+adccal = fw.firmware("adccal")
 gauge = fw.firmware("gauge")
 charge_loop = fw.firmware("charge_loop")
 telemetry = fw.firmware("telemetry")
 
-AUDIT = settings(max_examples=600, deadline=None, derandomize=True)
+AUDIT = settings(max_examples=1200, deadline=None, derandomize=True)
 HS = heater_safety
 HC = heater_ctl
 
@@ -71,9 +84,9 @@ def _int30(obj: Any, *names: str) -> None:
 
 
 def _cal_ranges() -> tuple[tuple[int, int], tuple[int, int]]:
-    """The R0 and TCR a calibration record may hold (calib.valid's ranges)."""
-    r0, tcr = calib._R0_RANGE, calib._TCR_RANGE
-    return (r0[0], r0[1]), (tcr[0], tcr[1])
+    """The R0 and TCR of a unit in spec (board.py, calib.valid's ranges)."""
+    b = board
+    return (b.CAL_R0_MIN_UOHM, b.CAL_R0_MAX_UOHM), (b.CAL_TCR_MIN_PPM, b.CAL_TCR_MAX_PPM)
 
 
 # --- the control step ----------------------------------------------------------------------
@@ -82,6 +95,10 @@ def _cal_ranges() -> tuple[tuple[int, int], tuple[int, int]]:
 # trips a safety check first (tests/firmware/test_edges.py has each at its
 # edge), or the control law's own bounds rule them out
 _TRIPS = "a reading that takes it trips a safety check (test_edges.py)"
+_RECORD = (
+    "a calibration check trips: a record of its own heater (the examples') never does; "
+    "test_edges.py has each check at its edge"
+)
 _SANE = (
     "if not (_CELL_SANE_MIN_MV <= cell_mv <= _CELL_SANE_MAX_MV and _NTC_MIN_UV <= cell_ntc_uv "
     "< _RAIL_UV and (_NTC_MIN_UV <= amb_ntc_uv < _RAIL_UV)) (never taken)"
@@ -91,11 +108,15 @@ CONTROL_UNREACHABLE = {
         "3 x R0 is ~600 C: the over-temperature check (at 345 C) trips first"
     ),
     "HeaterControl.step: if fault (never taken)": _TRIPS,
-    "HeaterControl._control: if self.safety.check_first_sample(t, self._amb_uv) (never taken)": (
-        "a calibrated unit reads its blade no colder than the air"
+    "HeaterControl._control: if not self._measure(now_us, raw) (never taken)": _RECORD,
+    "HeaterControl._measure: if cc.first(raw, amb, not self.cal.stored) (never taken)": _RECORD,
+    "HeaterControl._measure: if r == 1 (never taken)": _RECORD,
+    "CalCheck.first: if temp_cc < amb_cc - _COLD_MARGIN_CC (never taken)": _RECORD,
+    "CalCheck.rise: if s > _TRIP_PM and (not self._fail_safe) (never taken)": _RECORD,
+    "CalCheck.rise: if e > _E_TRIP_UJ (never taken)": _RECORD,
+    "CalCheck.rise: if self.phase != RISE (never taken)": (
+        "the step calls rise() only in the RISE phase (a guard for other callers)"
     ),
-    "HeaterSafety.check_first_sample: if temp_cc < ntc.dc_from_uv(amb_ntc_uv) * 10 - "
-    "_CAL_MARGIN_CC (never taken)": "as above",
     "HeaterControl._control: if integ > _P_MAX_MW << 8 (never taken)": (
         "the integral grows only while demand <= p_cap <= P_MAX, which keeps it "
         "below its clamp by 4 x err x 256"
@@ -141,12 +162,24 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
     on_states = [states.PREHEAT] * 3 + [states.HEATING] * 3 + [states.END_WARNING] * 2
     on_n, off_n = limit(puff_detect, "_ON_STEPS"), limit(puff_detect, "_OFF_STEPS")
     max_len = limit(puff_detect, "_MAX_PUFF_STEPS")
+    span, settle = limit(puff_detect, "_SPAN"), limit(puff_detect, "_SETTLE_STEPS")
+    fall_steps = limit(puff_detect, "_FALL_STEPS")
+    fs_pm, blade_k = cal_check.FAIL_SAFE_PM, board.BLADE_HEAT_UJ_PER_CC
+    check_cc = limit(cal_check, "_CHECK_CC")
+    # a cold start's energy so far, for a record of its heater: under the trip's
+    # by a period's most (the trip itself is at its edge in test_edges.py)
+    e_safe = limit(cal_check, "_E_TRIP_UJ") - p_max * 50
+    move = limit(HC, "_AMB_MOVE_UV")
+    dts = [10_000, 10_000, 10_000, 1, 9_000, 50_000, 50_001, 200_000]  # a period's length, us
+    rest_ma = (adccal.IDF_FLOOR_UV + adccal.MARGIN_UV) // board.UV_PER_MA + 1
+    i_least = max(limit(HS, "_I_OPEN_MA"), rest_ma)
     ex: dict[str, Any] = {
         "r0": draw(st.integers(r0_lo, r0_hi)),
         "tcr": draw(st.integers(tcr_lo, tcr_hi)),
         "amb_c": draw(st.floats(HS.AMBIENT_MIN_C - tol + 0.01, HS.AMBIENT_MAX_C + tol - 0.01)),
         "cell_c": draw(st.floats(-20.0, HS.CELL_MAX_C + tol - 0.01)),
-        "i_ma": draw(st.integers(limit(HS, "_I_OPEN_MA"), limit(HS, "_I_MAX_MA"))),
+        # from the least current the sense reads (above its rest, adccal.py) and the open trip
+        "i_ma": draw(st.integers(i_least, limit(HS, "_I_MAX_MA"))),
         "state": draw(
             st.sampled_from(
                 [*on_states, states.COOLING, states.COOLING, states.SLEEP, states.FAULT]
@@ -164,10 +197,44 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
             | st.integers(0, HC.SESSION_PUFFS)
         ),
         "puff_active": draw(st.booleans()),
-        "demand_ref": draw(st.integers(-30_000, 150_000)),
-        "puff_n": draw(st.sampled_from([0, on_n - 1, off_n - 1]) | st.integers(0, off_n)),
+        "puff_n": draw(st.sampled_from([0, 1, on_n - 1, off_n - 1]) | st.integers(0, off_n)),
         "puff_len": draw(st.sampled_from([0, max_len - 1]) | st.integers(0, max_len)),
-        "puff_peak": draw(st.integers(0, 150_000)),
+        "puff_peak": draw(st.integers(0, 200) | st.integers(0, 3000)),
+        # the puff detector: counting started or not, its span filling, its
+        # settling and fall windows at their ends; conductances in 0.1 mW/K
+        "puff_started": draw(st.sampled_from([True] * 4 + [False])),
+        "puff_k": draw(st.sampled_from([0, span - 1, span, span + 1]) | st.integers(0, 10_000)),
+        "puff_filt": draw(st.integers(-3000, 6000)),
+        # the reference and the top near the filter (the thresholds' edges), or anywhere
+        "puff_ref": draw(st.integers(-100, 100) | st.integers(-9000, 9000)),
+        "puff_top": draw(st.integers(-100, 100) | st.integers(-9000, 9000)),
+        "puff_settle": draw(st.sampled_from([0, 0, 0, 0, 1, settle])),
+        "puff_fall_n": draw(st.sampled_from([0, 0, 0, 1, fall_steps])),
+        "puff_span_mw": draw(st.lists(st.integers(0, p_max), min_size=span, max_size=span)),
+        "puff_span_dt": draw(
+            st.lists(st.sampled_from(dts), min_size=span, max_size=span)
+            | st.sampled_from([1, 10_000]).map(lambda dt: [dt] * span)  # no time at all
+        ),
+        "puff_span_dc": draw(st.lists(st.integers(-500, 500), min_size=span, max_size=span)),
+        # the calibration's check: mid-session, a session's first reading, a
+        # cold start's rise; the reading's correction from none to the fail-safe
+        "stored": draw(st.sampled_from([True] * 4 + [False])),
+        "phase": draw(st.sampled_from([cal_check.IDLE] * 3 + [cal_check.FIRST, cal_check.RISE])),
+        "slope": draw(st.sampled_from([1000, 1000, fs_pm]) | st.integers(1000, fs_pm)),
+        "measured": draw(st.sampled_from([0, 1000]) | st.integers(800, 1200)),
+        "k": draw(st.sampled_from([blade_k, blade_k * 1000 // fs_pm]) | st.integers(120, 260)),
+        "rise_e": draw(st.sampled_from([0, e_safe]) | st.integers(0, e_safe)),
+        "rise_from": draw(
+            st.sampled_from([0, check_cc - 1, check_cc, check_cc + 1])
+            | st.integers(0, check_cc + 500)
+        ),
+        "dt_us": draw(st.sampled_from(dts)),
+        "rest_uv": draw(st.sampled_from([0, adccal.MARGIN_UV]) | st.integers(0, adccal.MARGIN_UV)),
+        "p_prev": draw(st.sampled_from([0, p_max]) | st.integers(0, p_max)),
+        "air_off": draw(st.sampled_from([0]) | st.integers(-600, 600)),
+        "amb_moved": draw(
+            st.sampled_from([0, move, -move, move + 1, -move - 1]) | st.integers(-20_000, 20_000)
+        ),
         "req": draw(st.sampled_from([0] * 6 + [1, 2, 3])),  # start, stop, clear a fault
         "stick": draw(st.sampled_from([1] * 5 + [0])),
         "puff_armed": draw(st.booleans()),
@@ -187,13 +254,16 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
     ex["profile_i"] = draw(st.integers(0, prof._n - 1))
     # the session's time: anywhere, or at one of its edges
     if ex["state"] == states.PREHEAT:
-        edges = [prof.preheat_ms]
+        edges = [prof.preheat_ms, prof.preheat_ms + limit(HC, "_PREHEAT_GRACE_MS")]
     elif ex["state"] == states.COOLING:
         edges = [HC.COOLING_MS]
     else:
         edges = [HC.SESSION_MS - HC.WARN_BEFORE_END_MS, HC.SESSION_MS, prof._t_ms[-1]]
-    at_edge = st.sampled_from(edges).flatmap(lambda e: st.integers(e - 20, e + 20))
-    ex["t_ms"] = draw(at_edge | st.integers(0, max(edges) + 5000))
+    if draw(st.integers(0, 2)):  # two in three at an edge (one drawn alike: hypothesis
+        # leans to small numbers of a wide range)
+        ex["t_ms"] = edges[draw(st.integers(0, len(edges) - 1))] + draw(st.integers(-20, 20))
+    else:
+        ex["t_ms"] = draw(st.integers(0, max(edges) + 5000))
     # the blade's true temperature, at or above the air and below the cap (a
     # calibrated unit reads it as it is): near the set-point, or anywhere
     sp_c = prof.setpoint_cc(ex["t_ms"]) / 100
@@ -201,7 +271,18 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
     anywhere = draw(st.floats(ex["amb_c"], HS.TEMP_CAP_C - 1.0))
     temp = sp_c * (1 + near) if draw(st.booleans()) else anywhere
     ex["temp_c"] = min(max(temp, ex["amb_c"]), HS.TEMP_CAP_C - 1.0)
-    r_uohm = ex["r0"] * (1 + ex["tcr"] * 1e-6 * (ex["temp_c"] - board.CAL_T0_C))
+    if ex["phase"] == cal_check.RISE:  # a cold start: within 30 K of the air
+        ex["temp_c"] = min(ex["temp_c"], ex["amb_c"] + 30.0)
+    if not ex["stored"]:  # the fail-safe record: never corrected (cal_check.py)
+        ex["slope"] = 1000
+    # the record's reading, which the slope in use corrects to the true
+    # temperature (and the trip is derated alike); a session's first reading,
+    # of a record of its heater, no colder than the air
+    t0 = board.CAL_T0_C
+    ex["raw_c"] = t0 + (ex["temp_c"] - t0) * 1000 / ex["slope"]
+    if ex["phase"] == cal_check.FIRST:
+        ex["raw_c"] = max(ex["raw_c"], ex["amb_c"])
+    r_uohm = ex["r0"] * (1 + ex["tcr"] * 1e-6 * (ex["raw_c"] - t0))
     ex["v_100uv"] = int(r_uohm * ex["i_ma"] / 1e5)
     v_mv = ex["v_100uv"] // 10
     lo = max(limit(HS, "_CELL_MIN_MV"), v_mv - limit(HS, "_V_OVER_CELL_MV"))
@@ -219,7 +300,7 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
 def _heater(ex: dict[str, Any], cls: Any = None, wrap: Any = Int30) -> Any:
     """The controller (cls: HeaterControl, or a variant's) set up for one
     example, every input wrapped (Int30: audited; int: plain CPython)."""
-    c = calib.Calibration(ex["r0"], ex["tcr"], True)  # set-up: main loop, not audited
+    c = calib.Calibration(ex["r0"], ex["tcr"], ex["stored"])  # set-up: main loop, not audited
     p = profiles.Profile(ex["profile"])
     p._t_ms = [wrap(x) for x in p._t_ms]
     p._sp_cc = [wrap(x) for x in p._sp_cc]
@@ -228,6 +309,7 @@ def _heater(ex: dict[str, Any], cls: Any = None, wrap: Any = Int30) -> Any:
     hc = (cls or HC.HeaterControl)(c, p, telemetry.Telemetry(out=bytearray()), log)
     c.r0_10u, c.r0tcr_uohm_k = wrap(c.r0_10u), wrap(c.r0tcr_uohm_k)  # what the step reads
     s = hc.safety
+    s.derate(ex["slope"])  # the trip as the correction in use has it
     for n in ("r_cap_100u", "r_short_100u", "cell_hot_uv", "amb_cold_uv", "amb_hot_uv"):
         setattr(s, n, wrap(getattr(s, n)))
     hc.tele.enabled = True  # packs the record: its arguments are audited too
@@ -239,15 +321,43 @@ def _heater(ex: dict[str, Any], cls: Any = None, wrap: Any = Int30) -> Any:
     hc._t0_us = wrap(T0_US)
     hc.adc_vh.uv = wrap(ex["v_100uv"] * 100 // board.HEATER_V_DIV)
     hc.adc_ih.uv = wrap(ex["i_ma"] * board.UV_PER_MA)
+    if not ex["duty"]:  # no on-phase to hold: the sense at rest reads the ADC's floor
+        hc.adc_ih.uv = wrap(adccal.IDF_FLOOR_UV + ex["rest_uv"])
     hc.adc_cell.uv = wrap(ex["cell_mv"] * 1000 // board.CELL_V_DIV)
     hc.adc_cell_ntc.uv = wrap(ntc.uv_at_c(ex["cell_c"]))
     hc.adc_amb_ntc.uv = wrap(ntc.uv_at_c(ex["amb_c"]))
     hc._amb_uv = hc.adc_amb_ntc.uv
+    hc._amb_seen_uv = wrap(hc._amb_uv + ex["amb_moved"])
+    hc._air_off_cc = wrap(ex["air_off"])
+    hc._amb_cc = wrap(ntc.dc_from_uv(hc._amb_seen_uv) * 10 + ex["air_off"])
+    now_us = T0_US + ex["t_ms"] * 1000
+    hc._last_us = wrap(now_us - ex["dt_us"])
+    hc.power_mw = wrap(ex["p_prev"])
+    cc = hc.cal_check
+    cc.phase = ex["phase"]
+    cc.slope_pm, cc.measured_pm = wrap(ex["slope"]), wrap(ex["measured"])
+    cc.k_uj_per_cc = wrap(ex["k"])
+    cc._fail_safe = not ex["stored"]
+    # the rise so far: this step's reading (as the step will read it) less rise_from
+    v_read = ex["v_100uv"] * 100 // board.HEATER_V_DIV * board.HEATER_V_DIV // 100
+    raw_now = HC.temp_cc(v_read, ex["i_ma"], ex["r0"] // 10, c.r0tcr_uohm_k)
+    cc._t1_cc = wrap(raw_now - ex["rise_from"])
+    cc._e_uj = wrap(ex["rise_e"])
     hc.ready = ex["ready"]
     HC.__dict__["_fast"] = ex["fast"]  # the module's rate flag
     p._i = ex["profile_i"]
     pd = hc.puffs
-    pd.reset(wrap(ex["demand_ref"]))
+    pd.reset()
+    pd.started = ex["puff_started"]
+    pd._k = wrap(ex["puff_k"])
+    pd._filt = wrap(ex["puff_filt"] << 8)
+    pd._ref_q8 = wrap((ex["puff_filt"] + ex["puff_ref"]) << 8)
+    pd._top = wrap(ex["puff_filt"] + ex["puff_top"])
+    pd._settle, pd._fall_n = wrap(ex["puff_settle"]), wrap(ex["puff_fall_n"])
+    for i in range(len(ex["puff_span_mw"])):  # the span's last periods (arrays: audited)
+        pd._dt[i] = ex["puff_span_dt"][i]
+        pd._e[i] = ex["puff_span_mw"][i] * ex["puff_span_dt"][i] // 1000
+        pd._t[i] = int(100 * ex["temp_c"]) + ex["puff_span_dc"][i]
     pd.count = wrap(ex["puffs"])
     pd.active = ex["puff_active"] and ex["puffs"] > 0
     pd._armed = ex["puff_armed"]
@@ -255,21 +365,26 @@ def _heater(ex: dict[str, Any], cls: Any = None, wrap: Any = Int30) -> Any:
     pd._peak = wrap(ex["puff_peak"] if pd.active else 0)
     hc._req = ex["req"]
     hc.stick.level = ex["stick"]
-    fw.clock().us = T0_US + ex["t_ms"] * 1000
+    fw.clock().us = now_us
     return hc
 
 
-CONTROL_CODE = (
+CONTROL_CODE = (  # every function the step runs that has an `if`
     HC.temp_cc,
     HC.HeaterControl.step,
     HC.HeaterControl._control,
+    HC.HeaterControl._measure,
     HC.HeaterControl._session,
     HC.HeaterControl._serve_request,
     HS.HeaterSafety.check_heating,
     HS.HeaterSafety.start_refusal,
-    HS.HeaterSafety.check_first_sample,
+    cal_check.CalCheck.first,
+    cal_check.CalCheck.rise,
+    cal_check.CalCheck.correct,
+    puff_detect.PuffDetector.feed,
     puff_detect.PuffDetector.update,
     profiles.Profile.setpoint_cc,
+    adccal.sense,
 )
 
 
@@ -281,13 +396,21 @@ def test_control_step_never_needs_a_bigint() -> None:
     @given(heating_step())
     def one(ex: dict[str, Any]) -> None:
         hc = _heater(ex)
-        # a stop request (2) ends the session before the step measures anything
+        # a stop request (2) ends the session before the step measures anything;
+        # so do its time limit and, in preheat, its timeout (a time, not a reading)
         heating = ex["state"] in (states.PREHEAT, states.HEATING, states.END_WARNING)
         heating = heating and ex["req"] != 2
+        timeout = ex["state"] == states.PREHEAT and ex["t_ms"] >= hc.profile.preheat_ms + limit(
+            HC, "_PREHEAT_GRACE_MS"
+        )
+        heating = heating and ex["t_ms"] < HC.SESSION_MS
+        timeout = timeout and heating
+        heating = heating and not timeout
         law_expected[0] += heating and ex["duty"] > 0
         with fw.audit(), br:
             hc.step(None)
-        assert hc.fault == 0, f"a valid reading tripped fault {hc.fault}: {ex}"
+        want = faults.PREHEAT_TIMEOUT if timeout else 0
+        assert hc.fault == want, f"a valid reading tripped fault {hc.fault}: {ex}"
         if heating and not ex["duty"]:  # no on-phase sample yet: the sample-and-hold fed
             assert hc._duty == limit(HC, "_DUTY_MIN")
         assert 0 <= hc._duty <= limit(HC, "_DUTY_MAX")
@@ -333,16 +456,38 @@ def test_the_audit_catches_a_1e10_intermediate_in_the_duty() -> None:
         "profile_i": 0,
         "puffs": 0,
         "puff_active": False,
-        "demand_ref": 3000,
         "puff_n": 0,
         "puff_len": 0,
         "puff_peak": 0,
         "puff_armed": True,
+        "puff_started": True,
+        "puff_k": 100,
+        "puff_filt": 300,
+        "puff_ref": 0,
+        "puff_top": 0,
+        "puff_settle": 0,
+        "puff_fall_n": 0,
+        "puff_span_mw": [4000] * 4,
+        "puff_span_dt": [10_000] * 4,
+        "puff_span_dc": [0] * 4,
+        "stored": True,
+        "phase": cal_check.IDLE,
+        "slope": 1000,
+        "measured": 1000,
+        "k": board.BLADE_HEAT_UJ_PER_CC,
+        "rise_e": 0,
+        "rise_from": 0,
+        "dt_us": 10_000,
+        "rest_uv": 0,
+        "p_prev": 4000,
+        "air_off": 0,
+        "amb_moved": 0,
         "req": 0,
         "stick": 1,
         "ready": True,
         "fast": True,
         "temp_c": 290.0,
+        "raw_c": 290.0,
         "cell_mv": 3900,
         "prev_cc": 29000,
     }
@@ -372,21 +517,40 @@ def _segments(levels: st.SearchStrategy[Any], longest: int, total: int) -> st.Se
 
 
 def test_puff_detection_never_needs_a_bigint() -> None:
-    """The demand the control law can ask for (mW): from -30 W (a blade far
-    above its set-point) to 150 W (a cold blade, the integral full)."""
-    br = fw.Branches(puff_detect.PuffDetector.update, puff_detect.PuffDetector._end)
+    """The loss conductance the step can hand in (0.1 mW/K): from -3 W/K
+    (a blade cooling fast, a period's energy noise over a small rise) to
+    +6 W/K, held in runs long enough to confirm, end, time out or fall; and
+    feed() with every period's power, length and the blade's readings over
+    their ranges."""
+    br = fw.Branches(
+        puff_detect.PuffDetector.feed,
+        puff_detect.PuffDetector.start,
+        puff_detect.PuffDetector.update,
+        puff_detect.PuffDetector._end,
+    )
     longest = limit(puff_detect, "_MAX_PUFF_STEPS") + 20
-    demand = st.sampled_from([-30_000, 0, 3000, 4000, 6000, 150_000]) | st.integers(
-        -30_000, 150_000
+    level = st.sampled_from([-30_000, 0, 200, 300, 600, 60_000]) | st.integers(-30_000, 60_000)
+    period = st.tuples(
+        st.sampled_from([0, 10_000]) | st.integers(0, 20_000),  # mW delivered
+        st.sampled_from([10_000, 10_000, 1, 50_000]),  # us: the step clamps it to 50 ms
+        st.integers(-500, 500),  # 0.01 K the reading moved
+        st.sampled_from([8000, 1_500_000]) | st.integers(8000, 1_500_000),  # rise above the air
+        st.sampled_from([board.BLADE_HEAT_UJ_PER_CC, 129]) | st.integers(120, 320),  # k
     )
 
     @settings(max_examples=150, deadline=None, derandomize=True)
-    @given(demand, _segments(demand, longest, 3000))
-    def one(start: int, run: list[int]) -> None:
+    @given(level, _segments(level, longest, 3000), st.lists(period, min_size=1, max_size=60))
+    def one(start: int, run: list[int], periods: list[Any]) -> None:
         d = puff_detect.PuffDetector()
-        d.reset(Int30(start))
-        _int30(d, "_n", "_len", "_peak", "count")
+        t = 30_000
         with fw.audit(), br:
+            for p_mw, dt_us, dt_cc, rise, k in periods:  # feed(): the span, then counting
+                t += dt_cc
+                d.feed(Int30(p_mw), Int30(dt_us), Int30(t), Int30(rise), Int30(k))
+        d = puff_detect.PuffDetector()
+        with fw.audit(), br:
+            d.start(Int30(start))
+            _int30(d, "_n", "_len", "_peak", "count", "_settle", "_fall_n", "_top")
             for x in run:
                 d.update(Int30(x))
 

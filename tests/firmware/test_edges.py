@@ -326,7 +326,7 @@ def test_a_start_up_to_its_margin_above_the_air_is_a_cold_start() -> None:
 def _energy_for(s_pm: int) -> int:
     """The least energy (uJ) over a rise of CHECK that rise() reads as s_pm."""
     d = CHECK * K_UJ >> 4
-    return -(-s_pm * d // 1000) * 16
+    return int(-(-s_pm * d // 1000) * 16)
 
 
 def _rise(energy_uj: int, fail_safe: bool = False, by: int = CHECK) -> tuple[list[int], Any]:
@@ -721,7 +721,7 @@ def test_the_air_is_read_again_when_its_thermistor_moves() -> None:
     move = limit(heater_ctl, "_AMB_MOVE_UV")
 
     def moved(uv: int) -> bool:  # the table tells a move either way
-        return ntc.dc_from_uv(uv - move) != ntc.dc_from_uv(uv) != ntc.dc_from_uv(uv + move)
+        return bool(ntc.dc_from_uv(uv - move) != ntc.dc_from_uv(uv) != ntc.dc_from_uv(uv + move))
 
     amb_c = next(c / 100 for c in range(2000, 2100) if moved(ntc.uv_at_c(c / 100)))
     for d in (move, -move, move + 1, -move - 1):
@@ -960,7 +960,7 @@ def x_for(d: Any, filtered: int) -> int:
     """The input that makes the detector's filter exactly `filtered` (x 256)
     on the next update: inverts f' = f + (((x << 8) - f) >> FAST)."""
     f = _filt(d)
-    return (f + ((filtered - f) << FAST)) >> 8
+    return int((f + ((filtered - f) << FAST)) >> 8)
 
 
 def started(level: int = 3000) -> Any:
