@@ -147,6 +147,59 @@ def read_module(data: bytes, path: str = "<mpy>") -> ModuleCode:
     return ModuleCode(path, tuple(out))
 
 
+# py/objfun.c: a bytecode call keeps its frame on the C stack up to this
+# size, and beyond it takes it from the GC heap (m_new_obj_var_maybe; under
+# heap_lock that fails silently and it falls back to the stack). On the
+# ESP32 (32-bit words) that is 44 bytes: a frame of n_state words and the
+# exception stack's entries (mp_exc_stack_t: three words each).
+STATE_ON_STACK_BYTES = 11 * 4
+_EXC_ENTRY_BYTES = 3 * 4
+
+
+def frame_bytes(data: bytes) -> list[int]:
+    """The frame, in bytes on a 32-bit port, of each bytecode function at a
+    .mpy's top level, from its prelude's signature (py/bc.h,
+    MP_BC_PRELUDE_SIG_DECODE_INTO: n_state and n_exc_stack)."""
+    r = _Reader(data, "<mpy>")
+    r.skip(4)
+    if data[2] & 0x40:
+        r.uint()
+    n_qstr, n_obj = r.uint(), r.uint()
+    for _ in range(n_qstr):
+        n = r.uint()
+        if not n & 1:
+            r.skip((n >> 1) + 1)
+    for _ in range(n_obj):
+        _obj(r)
+    kind_len = r.uint()  # the module's own code, then its children
+    r.skip(kind_len >> 3)
+    out: list[int] = []
+    if kind_len & 4:
+        for _ in range(r.uint()):
+            start = r.i
+            child: list[Function] = []
+            _raw_code(r, child)
+            body = _Reader(data, "<mpy>")
+            body.i = start
+            child_kind = body.uint() & 3
+            if child_kind == _BYTECODE:
+                out.append(_sig_frame_bytes(data, body.i))
+    return out
+
+
+def _sig_frame_bytes(data: bytes, i: int) -> int:
+    z = data[i]
+    n_state, n_exc = (z >> 3) & 0xF, (z >> 2) & 1
+    n = 0
+    while z & 0x80:
+        i += 1
+        z = data[i]
+        n_state |= (z & 0x30) << (2 * n)
+        n_exc |= (z & 0x02) << n
+        n += 1
+    return (n_state + 1) * 4 + n_exc * _EXC_ENTRY_BYTES
+
+
 def read_tree(root: Path) -> list[ModuleCode]:
     """Every .mpy under root that has native code, by path."""
     paths = sorted(root.rglob("*.mpy"))

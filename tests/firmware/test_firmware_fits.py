@@ -3,6 +3,9 @@ heap budget, and its control step allocates nothing."""
 
 from __future__ import annotations
 
+import ast
+import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ from hil.paths import FIRMWARE_DIR, SCENARIOS_DIR, SIM_DIR
 from hil.qa import kpi
 from hil.rig.dut import Dut
 from hil.scenarios import scenario
-from hil.simulator import runner, toolchain
+from hil.simulator import native, runner, toolchain
 
 FIRMWARE_FILES = sorted(FIRMWARE_DIR.glob("*.py"))
 SIM_FILES = sorted(SIM_DIR.rglob("*.py"))  # the plant runs on a board too (processor in the loop)
@@ -23,6 +26,67 @@ SIM_FILES = sorted(SIM_DIR.rglob("*.py"))  # the plant runs on a board too (proc
 def test_compiles_for_esp32(src: Path, tmp_path: Path) -> None:
     toolchain.compile_file(src, tmp_path / "out.mpy", arch="xtensawin")
     assert (tmp_path / "out.mpy").stat().st_size > 0
+
+
+# The control step's modules, and the bytecode functions its native ones call
+# that may take their frame from the heap (hil/simulator/native.py
+# frame_bytes), with why that is not the step's every period.
+STEP_MODULES = (
+    "heater_ctl",
+    "heater_safety",
+    "puff_detect",
+    "profiles",
+    "cal_check",
+    "ntc",
+    "framing",
+)
+RARE_CALLS = {"heater_ctl._serve_request": "a start, stop or clear request: once a button press"}
+
+
+def _functions(module: str) -> tuple[str, list[ast.FunctionDef]]:
+    src = (FIRMWARE_DIR / f"{module}.py").read_text(encoding="utf-8")
+    return src, [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef)]
+
+
+def _native(fn: ast.FunctionDef) -> bool:
+    return any("micropython" in ast.unparse(d) for d in fn.decorator_list)
+
+
+def test_the_control_steps_bytecode_calls_keep_their_frames_off_the_heap(tmp_path: Path) -> None:
+    """Every bytecode function a native function of the control step calls
+    (by name) has a frame the ESP32 port keeps on the C stack: a larger one
+    is a heap allocation at each call on the board, which the step's
+    heap_lock check cannot see (the allocation falls back to the stack)."""
+    natives = []
+    for m in STEP_MODULES:
+        src, fns = _functions(m)
+        natives += [ast.get_source_segment(src, f) or "" for f in fns if _native(f)]
+    called = "\n".join(natives)
+    checked = []
+    for m in STEP_MODULES:
+        src, fns = _functions(m)
+        for f in fns:
+            if _native(f) or not re.search(rf"\b{f.name}\(", called):
+                continue
+            one = tmp_path / f"{m}_{f.name}.py"
+            body = textwrap.dedent(ast.get_source_segment(src, f) or "")
+            one.write_text("from micropython import const\n" + body + "\n")
+            toolchain.compile_file(one, one.with_suffix(".mpy"))
+            [size] = native.frame_bytes(one.with_suffix(".mpy").read_bytes())
+            checked.append(f"{m}.{f.name}")
+            if f"{m}.{f.name}" not in RARE_CALLS:
+                assert size <= native.STATE_ON_STACK_BYTES, f"{m}.{f.name}: a {size}-byte frame"
+    assert "puff_detect.update" in checked and "heater_ctl._session" in checked, checked
+    assert set(RARE_CALLS) <= set(checked)
+
+
+def test_a_large_bytecode_frame_is_seen(tmp_path: Path) -> None:
+    src = tmp_path / "big.py"
+    args = ", ".join(f"a{i}" for i in range(12))
+    src.write_text(f"def big({args}):\n    return a0 + a11\n\ndef small(a):\n    return a\n")
+    toolchain.compile_file(src, tmp_path / "big.mpy")
+    big, small = native.frame_bytes((tmp_path / "big.mpy").read_bytes())
+    assert big > native.STATE_ON_STACK_BYTES >= small
 
 
 def test_mpy_cross_rejects_a_broken_file(tmp_path: Path) -> None:
