@@ -369,80 +369,10 @@ def _heater(ex: dict[str, Any], cls: Any = None, wrap: Any = Int30) -> Any:
     return hc
 
 
-CONTROL_CODE = (  # every function the step runs that has an `if`
-    HC.temp_cc,
-    HC.HeaterControl.step,
-    HC.HeaterControl._control,
-    HC.HeaterControl._measure,
-    HC.HeaterControl._session,
-    HC.HeaterControl._serve_request,
-    HS.HeaterSafety.check_heating,
-    HS.HeaterSafety.start_refusal,
-    cal_check.CalCheck.first,
-    cal_check.CalCheck.rise,
-    cal_check.CalCheck.correct,
-    puff_detect.PuffDetector.feed,
-    puff_detect.PuffDetector.update,
-    profiles.Profile.setpoint_cc,
-    adccal.sense,
-)
-
-
-def test_control_step_never_needs_a_bigint() -> None:
-    br = fw.Branches(*CONTROL_CODE)
-    law_expected = [0]
-
-    @AUDIT
-    @given(heating_step())
-    def one(ex: dict[str, Any]) -> None:
-        hc = _heater(ex)
-        # a stop request (2) ends the session before the step measures anything;
-        # so do its time limit and, in preheat, its timeout (a time, not a reading)
-        heating = ex["state"] in (states.PREHEAT, states.HEATING, states.END_WARNING)
-        heating = heating and ex["req"] != 2
-        timeout = ex["state"] == states.PREHEAT and ex["t_ms"] >= hc.profile.preheat_ms + limit(
-            HC, "_PREHEAT_GRACE_MS"
-        )
-        heating = heating and ex["t_ms"] < HC.SESSION_MS
-        timeout = timeout and heating
-        heating = heating and not timeout
-        law_expected[0] += heating and ex["duty"] > 0
-        with fw.audit(), br:
-            hc.step(None)
-        want = faults.PREHEAT_TIMEOUT if timeout else 0
-        assert hc.fault == want, f"a valid reading tripped fault {hc.fault}: {ex}"
-        if heating and not ex["duty"]:  # no on-phase sample yet: the sample-and-hold fed
-            assert hc._duty == limit(HC, "_DUTY_MIN")
-        assert 0 <= hc._duty <= limit(HC, "_DUTY_MAX")
-
-    one()
-    _report("control_step", br)
-    (law,) = [
-        p
-        for p, pt in enumerate(br.points)
-        if pt[0] == "HeaterControl._control" and "not sampled" in pt[2]
-    ]
-    print(f"the control law ran in {br.passed[law]} of {br.examples} examples")
-    # every heater-on example with an on-phase sample reached it: none was cut
-    # first; about half are drawn so (8 of 12 states heat, 8 of 9 requests are
-    # not a stop, 14 of 15 steps have a sample), and hypothesis's draws lean to
-    # the edges: at least a third must reach the law
-    assert br.passed[law] == law_expected[0] >= br.examples // 3
-    assert br.taken[law] >= 10  # first steps of a session
-    _check_reach(br, CONTROL_UNREACHABLE)
-
-
-def test_the_audit_catches_a_1e10_intermediate_in_the_duty() -> None:
-    """The named bug of mutation/plan.toml: the duty computed as
-    (power << 20) // (p_full << 4) -- the same duty, in CPython and on the
-    64-bit unix port alike, but an intermediate near 1e10, a bigint on the
-    ESP32. Only the audit sees it."""
-    (bug,) = [b for b in plan.load().bugs if b.module == "heater_ctl" and "1e10" in b.what]
-    source = (FIRMWARE_DIR / "heater_ctl.py").read_text()
-    text = bug.apply(source)
-    assert text is not None, "the bug's text is no longer in heater_ctl.py: update the plan"
-    buggy = fw.firmware_variant("heater_ctl", text)
-    ex = {
+def _mid_session(**change: Any) -> dict[str, Any]:
+    """An example of heating_step's form by hand: mid-session at 290 C on a
+    nominal unit, the puff detector counting, changed by `change`."""
+    ex: dict[str, Any] = {
         "r0": 800_000,
         "tcr": 3500,
         "amb_c": 20.0,
@@ -491,7 +421,124 @@ def test_the_audit_catches_a_1e10_intermediate_in_the_duty() -> None:
         "cell_mv": 3900,
         "prev_cc": 29000,
     }
-    ex["v_100uv"] = int(800_000 * (1 + 0.0035 * 270) * 2000 / 1e5)
+    ex.update(change)
+    r_uohm = ex["r0"] * (1 + ex["tcr"] * 1e-6 * (ex["raw_c"] - board.CAL_T0_C))
+    ex["v_100uv"] = int(r_uohm * ex["i_ma"] / 1e5)
+    return ex
+
+
+CONTROL_CODE = (  # every function the step runs that has an `if`
+    HC.temp_cc,
+    HC.HeaterControl.step,
+    HC.HeaterControl._control,
+    HC.HeaterControl._measure,
+    HC.HeaterControl._session,
+    HC.HeaterControl._serve_request,
+    HS.HeaterSafety.check_heating,
+    HS.HeaterSafety.start_refusal,
+    cal_check.CalCheck.first,
+    cal_check.CalCheck.rise,
+    cal_check.CalCheck.correct,
+    puff_detect.PuffDetector.feed,
+    puff_detect.PuffDetector.update,
+    profiles.Profile.setpoint_cc,
+    adccal.sense,
+)
+
+
+def test_control_step_never_needs_a_bigint() -> None:
+    br = fw.Branches(*CONTROL_CODE)
+    law_expected = [0]
+
+    # by hand, beside the drawn ones: the puff detector's rarest ways (a puff at
+    # its longest, the fall window's three ways, a span of no time at all)
+    counting = {"puff_started": True, "puff_k": 100, "puff_settle": 0}
+    long_puff = {"puff_active": True, "puffs": 3, "puff_len": limit(puff_detect, "_MAX_PUFF_STEPS")}
+    fall = {"puff_fall_n": 5, "puff_armed": True}
+    on_last = limit(puff_detect, "_ON_STEPS") - 1
+    std = profiles.Profile("standard")
+    t_ready = std.preheat_ms + 100
+    sp_c = std.setpoint_cc(t_ready) / 100
+    rise_done = limit(cal_check, "_CHECK_CC") + 10
+
+    @AUDIT
+    @given(heating_step())
+    @example(_mid_session(**counting, **long_puff, puff_peak=50))
+    @example(_mid_session(**counting, **fall, puff_top=10_000))  # fallen from its top
+    @example(_mid_session(**counting, **fall, puff_top=0))  # at its top: neither
+    @example(_mid_session(**counting, **fall, puff_top=-1000))  # above it: a new top
+    @example(_mid_session(**counting, puff_span_dt=[1] * 4, dt_us=1))
+    @example(_mid_session(**counting, puff_armed=True, puff_ref=-1000))  # a puff's first period
+    @example(_mid_session(**counting, puff_armed=True, puff_ref=-1000, puff_n=on_last))  # its last
+    @example(_mid_session(**counting, **{**long_puff, "puff_len": 10}, puff_n=20, puff_peak=3000))
+    # the preheat over, the blade in its band: ready
+    @example(_mid_session(state=states.PREHEAT, t_ms=t_ready, temp_c=sp_c, raw_c=sp_c,
+                          prev_cc=int(100 * sp_c), ready=False))  # fmt: skip
+    # a start served, and one refused (no stick)
+    @example(_mid_session(state=states.SLEEP, duty=0, req=1, phase=cal_check.IDLE))
+    @example(_mid_session(state=states.SLEEP, duty=0, req=1, stick=0))
+    # a cold start's rise measured, with this unit's record and with the fail-safe one
+    @example(
+        _mid_session(
+            phase=cal_check.RISE,
+            temp_c=50.0,
+            raw_c=50.0,
+            prev_cc=5000,
+            rise_from=rise_done,
+            rise_e=500_000,
+        )
+    )
+    @example(_mid_session(phase=cal_check.RISE, stored=False, temp_c=50.0, raw_c=50.0,
+                          prev_cc=5000, rise_from=rise_done, rise_e=500_000))  # fmt: skip
+    def one(ex: dict[str, Any]) -> None:
+        hc = _heater(ex)
+        # a stop request (2) ends the session before the step measures anything;
+        # so do its time limit and, in preheat, its timeout (a time, not a reading)
+        heating = ex["state"] in (states.PREHEAT, states.HEATING, states.END_WARNING)
+        heating = heating and ex["req"] != 2
+        timeout = ex["state"] == states.PREHEAT and ex["t_ms"] >= hc.profile.preheat_ms + limit(
+            HC, "_PREHEAT_GRACE_MS"
+        )
+        heating = heating and ex["t_ms"] < HC.SESSION_MS
+        timeout = timeout and heating
+        heating = heating and not timeout
+        law_expected[0] += heating and ex["duty"] > 0
+        with fw.audit(), br:
+            hc.step(None)
+        want = faults.PREHEAT_TIMEOUT if timeout else 0
+        assert hc.fault == want, f"a valid reading tripped fault {hc.fault}: {ex}"
+        if heating and not ex["duty"]:  # no on-phase sample yet: the sample-and-hold fed
+            assert hc._duty == limit(HC, "_DUTY_MIN")
+        assert 0 <= hc._duty <= limit(HC, "_DUTY_MAX")
+
+    one()
+    _report("control_step", br)
+    (law,) = [
+        p
+        for p, pt in enumerate(br.points)
+        if pt[0] == "HeaterControl._control" and "not sampled" in pt[2]
+    ]
+    print(f"the control law ran in {br.passed[law]} of {br.examples} examples")
+    # every heater-on example with an on-phase sample reached it: none was cut
+    # first; about half are drawn so (8 of 12 states heat, 8 of 9 requests are
+    # not a stop, 14 of 15 steps have a sample), and hypothesis's draws lean to
+    # the edges: at least a third must reach the law
+    assert br.passed[law] == law_expected[0] >= br.examples // 3
+    assert br.taken[law] >= 10  # first steps of a session
+    _check_reach(br, CONTROL_UNREACHABLE)
+
+
+def test_the_audit_catches_a_1e10_intermediate_in_the_duty() -> None:
+    """The named bug of mutation/plan.toml: the duty computed as
+    (power << 20) // (p_full << 4) -- the same duty, in CPython and on the
+    64-bit unix port alike, but an intermediate near 1e10, a bigint on the
+    ESP32. Only the audit sees it."""
+    (bug,) = [b for b in plan.load().bugs if b.module == "heater_ctl" and "1e10" in b.what]
+    source = (FIRMWARE_DIR / "heater_ctl.py").read_text()
+    text = bug.apply(source)
+    assert text is not None, "the bug's text is no longer in heater_ctl.py: update the plan"
+    buggy = fw.firmware_variant("heater_ctl", text)
+    ex = _mid_session()
     hc_ok, hc_bug = _heater(ex), _heater(ex, buggy.HeaterControl)
     with fw.audit():
         hc_ok.step(None)
@@ -540,6 +587,11 @@ def test_puff_detection_never_needs_a_bigint() -> None:
 
     @settings(max_examples=150, deadline=None, derandomize=True)
     @given(level, _segments(level, longest, 3000), st.lists(period, min_size=1, max_size=60))
+    # by hand: a span of no time at all; a puff at its longest; a draw under way
+    # at the start that falls (and one that rises first)
+    @example(0, [0], [(4000, 1, 0, 20_000, 200)] * 6)
+    @example(300, [300] * 60 + [900] * 30 + [900] * 800, [(4000, 10_000, 0, 20_000, 200)] * 6)
+    @example(900, [900] * 60 + [1000] * 10 + [0] * 100, [(4000, 10_000, 0, 20_000, 200)] * 6)
     def one(start: int, run: list[int], periods: list[Any]) -> None:
         d = puff_detect.PuffDetector()
         t = 30_000
