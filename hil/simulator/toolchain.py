@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +136,10 @@ def compiled_modules(name: str, sources: Sequence[ModuleSource], arch: str = "x6
 
     Cached by a hash of everything compiled; within it each module by a hash
     of its own source (BUILD_DIR/.objs-NAME), so only changed sources are
-    compiled again. The directories of NAME's earlier sources are removed,
-    and so are the compiled modules no source of this build has any more.
+    compiled again. The directories of NAME's earlier sources, and the
+    compiled modules no source of this build has any more, are removed once
+    nothing has used them for STALE_S: another process (a second checkout's
+    run, a mutant's firmware) may be running from them.
     """
     h = hashlib.sha256(arch.encode())
     keys = []
@@ -146,6 +149,8 @@ def compiled_modules(name: str, sources: Sequence[ModuleSource], arch: str = "x6
         h.update(f"{m.rel}\0{int(m.native)}\0".encode() + m.text_bytes() + b"\0")
     out = BUILD_DIR / f"{name}-{h.hexdigest()[:16]}"
     if out.exists():
+        os.utime(out)  # in use: not stale
+        _prune(name, out)
         return out
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     objs = BUILD_DIR / f".objs-{name}"
@@ -168,7 +173,7 @@ def compiled_modules(name: str, sources: Sequence[ModuleSource], arch: str = "x6
                 shutil.copyfile(obj, dst)
         shutil.rmtree(tmp / ".src", ignore_errors=True)
         for old_obj in objs.glob("*.mpy"):  # modules of earlier sources
-            if old_obj.stem not in keys:
+            if old_obj.stem not in keys and _stale(old_obj):
                 old_obj.unlink(missing_ok=True)
         try:
             tmp.rename(out)
@@ -178,10 +183,24 @@ def compiled_modules(name: str, sources: Sequence[ModuleSource], arch: str = "x6
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    for old in BUILD_DIR.glob(f"{name}-" + "[0-9a-f]" * 16):  # builds of earlier sources
-        if old != out:
-            shutil.rmtree(old, ignore_errors=True)
+    _prune(name, out)
     return out
+
+
+def _prune(name: str, out: Path) -> None:
+    for old in BUILD_DIR.glob(f"{name}-" + "[0-9a-f]" * 16):  # builds of earlier sources
+        if old != out and _stale(old):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+STALE_S = 3600.0  # a build nothing has used for this long is removed
+
+
+def _stale(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > STALE_S
+    except FileNotFoundError:  # another process removed it first
+        return False
 
 
 def _written(path: Path, text: str) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,13 @@ def test_compiled_modules_are_cached_by_content(
 
     (tmp_path / "a.py").write_text("X = 2\n")
     second = toolchain.compiled_modules("t-x64", sources)
-    assert second != first and not first.exists()  # the earlier build is gone
+    # the earlier build stays while another process may still run from it
+    assert second != first and first.exists()
+    assert subprocess.run(argv, env=env, capture_output=True, text=True).stdout == "3\n"
+    unused = time.time() - toolchain.STALE_S - 1
+    os.utime(first, (unused, unused))
+    assert toolchain.compiled_modules("t-x64", sources) == second
+    assert not first.exists()  # unused for an hour: gone
     as_bytecode = [sources[0], ModuleSource("pkg/b.py", sources[1].source)]
     assert toolchain.compiled_modules("t-x64", as_bytecode) != second
 
