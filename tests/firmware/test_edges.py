@@ -541,6 +541,87 @@ def test_a_warm_start_unchecked_this_boot_reads_with_the_fail_safe_slope() -> No
         assert h.hc._temp_cc == 2000 + (target - 2000) * slope // 1000
 
 
+def _cold_start(c: Any = None) -> Heater:
+    """A session started with the blade at the air (20 C): its rise is measured."""
+    h = Heater(c)
+    air_cc = ntc.dc_from_uv(ntc.uv_at_c(20.0)) * 10
+    v, i = temp_reading(h.hc.cal, air_cc)
+    h.set(v_100uv=v, i_ma=i)
+    h.start()
+    h.step()
+    assert h.hc.cal_check.phase == cal_check.RISE and h.hc.cal_check._t1_cc == air_cc
+    return h
+
+
+def _rise_step(h: Heater, to_cc: int, p_mw: int, dt_ms: int) -> None:
+    """One step dt_ms after the last, the reading at to_cc, p_mw delivered over the period."""
+    v, i = temp_reading(h.hc.cal, to_cc)
+    h.set(v_100uv=v, i_ma=i)
+    h.hc.power_mw = p_mw  # what the last period's law delivered
+    h.step(h.now_ms + dt_ms)
+
+
+def test_a_cold_starts_first_reading_is_the_air_as_the_record_reads_it() -> None:
+    """A cold start: the air is taken as the record reads the blade then
+    (an offset on the thermistor's reading, kept for the session); a warm
+    start keeps the thermistor's."""
+    c = cal()
+    air_cc = ntc.dc_from_uv(ntc.uv_at_c(20.0)) * 10
+    for first, offset in ((air_cc + 300, 300), (air_cc - 300, -300), (air_cc + WARM + 1, 0)):
+        v, i = temp_reading(c, first)
+        h = Heater(c)
+        h.set(v_100uv=v, i_ma=i)
+        h.start()
+        h.step()
+        assert (h.hc._air_off_cc, h.hc._amb_cc) == (offset, air_cc + offset), first
+
+
+def test_the_step_measures_a_cold_starts_rise_and_derates_the_trip() -> None:
+    """In the step: the energy of each period (a late step's counted for 50 ms
+    at most) over the rise; at its span the slope is set, the reading
+    corrected and the trip derated."""
+    h = _cold_start()
+    cc = h.hc.cal_check
+    t1 = cc._t1_cc
+    _rise_step(h, t1 + 100, 5000, 200)  # a step 200 ms late: 50 ms of 5 W
+    assert cc._e_uj == 5000 * 50_000 // 1000 and cc.phase == cal_check.RISE
+    _rise_step(h, t1 + 200, 10_000, 10)
+    assert cc._e_uj == 250_000 + 100_000
+    prev = h.hc._temp_cc
+    _rise_step(h, t1 + CHECK, 10_000, 28)  # 280 mJ more: 630 mJ over 25 K, s = 1.2
+    assert cc.phase == cal_check.IDLE and cc.measured_pm == TRIP_PM and h.hc.fault == faults.NONE
+    slope = TRIP_PM * (1000 - TOL_PM) // 1000
+    assert cc.slope_pm == slope
+    ref = HS.HeaterSafety(h.hc.cal)
+    ref.derate(slope)
+    assert h.hc.safety.r_cap_100u == ref.r_cap_100u < HS.HeaterSafety(h.hc.cal).r_cap_100u
+    assert h.hc._temp_cc == (prev + cc.correct(t1 + CHECK)) >> 1  # read with the slope
+
+
+def test_a_cold_start_whose_rise_takes_too_much_energy_trips_in_the_step() -> None:
+    h = _cold_start()
+    t1 = h.hc.cal_check._t1_cc
+    _rise_step(h, t1 + 100, 10_000, 50)  # 500 mJ
+    _rise_step(h, t1 + CHECK, 10_000, 14)  # 140 mJ more: 640 mJ, s > 1.2
+    assert h.cut and h.hc.fault == faults.CALIBRATION
+    assert h.logged() == [(faults.CALIBRATION, h.now_ms + 5000, (t1 + CHECK) // 100)]
+
+
+def test_a_corrected_reading_is_what_the_step_controls_on() -> None:
+    """With a slope set (a record reading low), every reading is corrected
+    before the filter: the blade read s' times further from 20 C."""
+    h = Heater()
+    h.heating()
+    cc = h.hc.cal_check
+    cc.slope_pm = 1176
+    h.hc.safety.derate(1176)
+    v, i = temp_reading(h.hc.cal, 25000)
+    h.set(v_100uv=v, i_ma=i)
+    h.hc._temp_cc = cc.correct(25000)
+    h.step()
+    assert h.hc._temp_cc == cc.correct(25000) == 2000 + 23000 * 1176 // 1000
+
+
 def test_a_start_refused_never_switches_the_heater_on() -> None:
     for change, code in (
         ({"cell_mv": CELL_MIN - 1}, faults.CELL_UNDERVOLT),
@@ -1134,6 +1215,20 @@ def test_a_draw_under_way_at_the_start_counts_when_it_falls_by_its_margin() -> N
     assert d._ref_q8 == d._filt  # the reference starts afresh from the fallen conductance
 
 
+def test_a_fall_is_measured_from_the_highest_the_draw_reached() -> None:
+    """The top follows the conductance up in the window: a fall by the margin
+    counts from there, not from where counting started."""
+    d = started(3000)
+    for _ in range(SETTLE):
+        d.update(3000)
+    d.update(x_for(d, ((3000 + 100) << 8) + 128))  # a new top, 100 up
+    assert d._top == 3100 and d.count == 0
+    d.update(x_for(d, ((3100 - FALL) << 8) + 128))  # by the margin below it: not yet
+    assert d.count == 0
+    d.update(x_for(d, ((3100 - FALL - 1) << 8) + 128))  # past it (still above the start)
+    assert d.count == 1
+
+
 def test_a_fall_is_looked_for_only_in_its_window() -> None:
     assert _fall_from(3000, FALL + 1, FALL_STEPS).count == 1  # the window's last period
     assert _fall_from(3000, FALL + 1, FALL_STEPS + 1).count == 0  # one past it
@@ -1154,7 +1249,27 @@ def test_the_loss_is_taken_over_its_span_and_counting_starts_after_it() -> None:
     assert d.started
     e = SPAN * (p_mw * dt_us // 1000) - k * (temps[SPAN] - temps[0])
     loss_mw = e // (SPAN * dt_us // 1000)
-    assert _filt(d) >> 8 == loss_mw * 1000 // 28000
+    x = loss_mw * 1000 // 28000
+    assert _filt(d) >> 8 == x and d._settle == SETTLE
+    # counting has started: the next period updates the filter (it does not start again)
+    f = _filt(d)
+    d.feed(p_mw + 400, dt_us, temps[SPAN], 28000, k)
+    x2 = (
+        (SPAN * (p_mw * dt_us // 1000) + 400 * dt_us // 1000 - k * 10 * (SPAN - 1))
+        // (SPAN * dt_us // 1000)
+        * 1000
+        // 28000
+    )
+    assert _filt(d) == f + (((x2 << 8) - f) >> FAST) and d._settle == SETTLE - 1
+
+
+def test_a_span_of_no_time_is_skipped() -> None:
+    """A step run twice at one instant: no time over the span, no loss taken
+    (and no division by zero)."""
+    d = PD.PuffDetector()
+    for n in range(3 * SPAN):
+        d.feed(4000, 1, 30000 + n, 28000, 200)  # 1 us a period: the span's ms is 0
+    assert not d.started and d._filt == 0
 
 
 # --- the main loop's watch on the control step (app.py) --------------------------------------
