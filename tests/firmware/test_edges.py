@@ -323,6 +323,14 @@ def test_a_start_up_to_its_margin_above_the_air_is_a_cold_start() -> None:
     assert int(ratio * 1000) == FAIL_SAFE_PM  # the spec's corners
 
 
+def test_a_check_not_measuring_a_rise_ignores_one() -> None:
+    """rise() outside a cold start's rise (a warm start, or the rise judged
+    already) changes nothing and says nothing."""
+    c = _first(2000 + WARM + 1, measured=1000)  # a warm start: no rise measured
+    assert c.rise(2000 + 10 * CHECK, 10_000, 10_000) == 0
+    assert (c.phase, c.measured_pm, c.slope_pm, c._e_uj) == (CC.IDLE, 1000, 1000, 0)
+
+
 def _energy_for(s_pm: int) -> int:
     """The least energy (uJ) over a rise of CHECK that rise() reads as s_pm."""
     d = CHECK * K_UJ >> 4
@@ -456,6 +464,22 @@ def test_the_step_cuts_a_slow_fault_within_two_periods(change: dict[str, Any], c
     h.step()
     assert h.cut and h.hc.fault == code
     assert DEBOUNCE * PERIOD_MS <= 20  # the README's "within two control periods"
+
+
+def test_a_heater_current_at_the_senses_rest_reads_as_none() -> None:
+    """In the step the current sense reads through adccal: at or below its
+    rest (the ADC's floor and margin, 334 mA) it is no current -- the open
+    heater's trip in the step is there, above the 150 mA of the check."""
+    adccal = fw.firmware("adccal")
+    rest_ma = (adccal.IDF_FLOOR_UV + adccal.MARGIN_UV) // board.UV_PER_MA
+    assert rest_ma > I_OPEN
+    for i_ma, code in ((rest_ma + 1, faults.NONE), (rest_ma, faults.HEATER_OPEN)):
+        h = Heater()
+        h.heating()
+        h.set(i_ma=i_ma, v_mv=i_ma * 16 // 10)  # 1.6 ohm: no other fault
+        h.step()
+        assert h.hc.fault == code, i_ma
+        assert h.cut == bool(code)
 
 
 def test_the_stick_pulled_cuts_in_the_same_period() -> None:

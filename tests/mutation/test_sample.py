@@ -11,7 +11,7 @@ from hil.mutation import plan, score
 
 # the safety modules whose branches the sample covers; ble_gatt's (a larger
 # module, with slower tests) are judged by `make mutation` alone
-SAMPLED = ("heater_safety", "heater_ctl", "puff_detect", "store", "calib")
+SAMPLED = ("heater_safety", "heater_ctl", "puff_detect", "cal_check", "store", "calib")
 
 
 def test_every_branch_of_the_safety_modules_is_needed_by_a_test() -> None:
