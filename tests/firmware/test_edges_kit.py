@@ -1,5 +1,6 @@
 """The kit's other limits at their edges -- charging, the charger's gates,
-the buttons' timing, the daily limit, bonds, frames: just inside nothing
+the buttons' timing, the daily limit, bonds, frames, the unit's ADC record
+and the sense at rest: just inside nothing
 happens, just outside it does. As in test_edges.py, each limit is read from
 the firmware's source; docs/safety.md#every-limit-and-its-test lists them.
 CPython on stand-in hardware (fw_harness)."""
