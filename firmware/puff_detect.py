@@ -10,7 +10,9 @@ through the plug and past the blade raises it within a few hundred
 milliseconds, in proportion to the draw.
 
 A puff is the conductance standing clear of a reference that lags about a
-second behind (frozen while the puff lasts); it ends when the excess falls
+second behind as it rises, and follows within a fifth of one as it falls
+(frozen while the puff lasts): left above the conductance -- after a puff
+begun in the preheat ramp, say -- it would hide the next one; it ends when the excess falls
 below half its peak, because the draw has stopped. A puff already being
 drawn when the counting starts (heating's first moments) is in the
 reference: it is counted when the conductance falls back by a puff's worth
@@ -32,7 +34,8 @@ _ON_STEPS = const(15)  # 150 ms above _ON to confirm
 _OFF_STEPS = const(20)  # 200 ms below the end threshold
 _MAX_PUFF_STEPS = const(800)  # 8 s: longer is not a puff but a changed load
 _FAST_SHIFT = const(3)  # filter: ~80 ms at 100 Hz
-_REF_SHIFT = const(7)  # reference: ~1.3 s
+_REF_SHIFT = const(7)  # reference: ~1.3 s rising
+_REF_DOWN_SHIFT = const(4)  # ~0.16 s falling: left high (a puff's end, the ramp's) it hides the next puff
 _FALL = const(60)  # a fall this large from the first seconds' peak: a puff under way ended
 _FALL_STEPS = const(500)  # watched for 5 s after counting starts
 _SETTLE_STEPS = const(50)  # 0.5 s: the reference follows at once (the preheat ramp's end)
@@ -122,7 +125,8 @@ class PuffDetector:
             if self._len >= _MAX_PUFF_STEPS:
                 self._end()
             return False
-        self._ref_q8 += (f - self._ref_q8) >> _REF_SHIFT
+        d = f - self._ref_q8
+        self._ref_q8 += d >> (_REF_SHIFT if d > 0 else _REF_DOWN_SHIFT)
         if self._fall_n:
             self._fall_n -= 1
             fx = f >> 8

@@ -1051,6 +1051,7 @@ OFF_STEPS = limit(PD, "_OFF_STEPS")
 MAX_STEPS = limit(PD, "_MAX_PUFF_STEPS")
 FAST = limit(PD, "_FAST_SHIFT")
 REF_SHIFT = limit(PD, "_REF_SHIFT")
+REF_DOWN_SHIFT = limit(PD, "_REF_DOWN_SHIFT")
 FALL = limit(PD, "_FALL")
 FALL_STEPS = limit(PD, "_FALL_STEPS")
 SETTLE = limit(PD, "_SETTLE_STEPS")
@@ -1198,7 +1199,31 @@ def test_the_reference_is_frozen_during_a_puff_and_lags_outside() -> None:
     f = f_before + (((4000 << 8) - f_before) >> FAST)
     assert _filt(d) == f
     assert d._ref_q8 == ref_before + ((f - ref_before) >> REF_SHIFT)
-    assert (FAST, REF_SHIFT) == (3, 7)  # ~80 ms and ~1.3 s at 100 Hz
+    ref_before = d._ref_q8
+    d.update(2000)  # below the reference: it falls the faster way
+    f = _filt(d)
+    assert f < ref_before and d._ref_q8 == ref_before + ((f - ref_before) >> REF_DOWN_SHIFT)
+    assert (FAST, REF_SHIFT, REF_DOWN_SHIFT) == (3, 7, 4)  # ~80 ms, ~1.3 s, ~0.16 s at 100 Hz
+
+
+def test_a_reference_left_high_by_a_puff_falls_back_and_the_next_weak_puff_counts() -> None:
+    """A deep puff drawn from the first moments of heating: the reference
+    follows it up while counting settles, is frozen through the rest of it,
+    and is left far above the level when it ends. Within a second it is back
+    at the level, and a weak puff just over ON counts -- with the reference
+    falling as slowly as it rises it would still sit above the level and
+    hide it (a counter-example of the safety campaign)."""
+    d = started(3000)
+    for _ in range(SETTLE):
+        d.update(3000 + 20 * ON)
+    for _ in range(ON_STEPS + 50):
+        d.update(3000 + 40 * ON)
+    assert d.count == 1 and d.active and (d._ref_q8 >> 8) > 3000 + 10 * ON
+    for _ in range(100):  # the puff ends; 1 s back at the level
+        d.update(3000)
+    assert not d.active and (d._ref_q8 >> 8) - 3000 < OFF
+    got = [feed(d, ON + 1) for _ in range(ON_STEPS)]
+    assert got[-1] and d.count == 2
 
 
 def test_for_its_first_half_second_the_reference_follows_and_nothing_is_confirmed() -> None:
