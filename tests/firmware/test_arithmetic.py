@@ -460,6 +460,7 @@ def test_control_step_never_needs_a_bigint() -> None:
     t_ready = std.preheat_ms + 100
     sp_c = std.setpoint_cc(t_ready) / 100
     rise_done = limit(cal_check, "_CHECK_CC") + 10
+    above = std.setpoint_cc(100_000) / 100 + 3.0  # mid-session, 3 K over the set-point
 
     @AUDIT
     @given(heating_step())
@@ -474,6 +475,11 @@ def test_control_step_never_needs_a_bigint() -> None:
     # the preheat over, the blade in its band: ready
     @example(_mid_session(state=states.PREHEAT, t_ms=t_ready, temp_c=sp_c, raw_c=sp_c,
                           prev_cc=int(100 * sp_c), ready=False))  # fmt: skip
+    # over the set-point with the integral at 0: it would go negative (clamped)
+    @example(_mid_session(integ=0, temp_c=above, raw_c=above, prev_cc=int(100 * above)))
+    # a warm start (the blade well over the air) before any rise was ever measured
+    @example(_mid_session(phase=cal_check.FIRST, measured=0, temp_c=60.0, raw_c=60.0,
+                          prev_cc=6000))  # fmt: skip
     # a start served, and one refused (no stick)
     @example(_mid_session(state=states.SLEEP, duty=0, req=1, phase=cal_check.IDLE))
     @example(_mid_session(state=states.SLEEP, duty=0, req=1, stick=0))
@@ -651,6 +657,8 @@ def test_fuel_gauges_never_need_a_bigint() -> None:
     # a full charger cell rests at half charge: its capacity is learnt; and a cold one
     @example("charger", 3840, 1.0, 0.99, 10000, -1_450_000, [(0, 250, 3840, 200, False)] * 20)
     @example("holder", 3800, 1.0, 0.0, -1, 0, [(-2000, 250, 3500, dc, True) for dc in (-300, 800)])
+    # at rest again where it was last anchored: too close to learn, the anchor kept
+    @example("charger", 3840, 1.0, 0.99, 5000, 0, [(0, 250, 3840, 200, False)] * 20)
     def one(
         cell: str, mv0: int, cap_x: float, rested: float, anchor: int, since: int, ticks: list[Any]
     ) -> None:
@@ -691,6 +699,21 @@ def test_charge_loops_never_need_a_bigint() -> None:
     br = fw.Branches(charge_loop.ChargeLoop.step, charge_loop.zone)
 
     @settings(max_examples=150, deadline=None, derandomize=True)
+    # by hand, branches the draws reach only now and then: warm, then back under
+    # the warm edge by less than the hysteresis (it stays warm); then unplugged
+    @example(
+        "usb",
+        0.0,
+        charge_loop.CV,
+        [(True, 4100, 500, 500, 250), (True, 4100, 500, 449, 250), (False, 4100, 0, 449, 250)],
+    )
+    # near the CV target with the voltage falling: the set-point follows the filtered one
+    @example(
+        "usb",
+        0.0,
+        charge_loop.CV,
+        [(True, 4210, 500, 250, 250)] * 30 + [(True, 4195, 500, 250, 250)],
+    )
     @given(
         st.sampled_from(sorted(LOOPS)),
         st.sampled_from([0.0, 0.999, 1.0, 2.999, 3.0]) | st.floats(0.0, 3.0),
