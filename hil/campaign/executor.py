@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -29,6 +29,8 @@ from hil.scenarios import scenario
 from hil.simulator import runner, toolchain
 
 CONNECT_TIMEOUT_S = 10  # to reach a Dask scheduler
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -145,7 +147,11 @@ def execute(
     distributed scheduler address (tcp://host:8786); otherwise a process per
     core here."""
     tree = tree_id()  # compiles once, before any worker does
-    stream = _dask(jobs, scheduler) if scheduler else _local(jobs, workers)
+    stream = (
+        dask_map(run_job, jobs, scheduler, CampaignError)
+        if scheduler
+        else pool_map(run_job, jobs, workers)
+    )
     results: dict[int, JobResult] = {}
     where = scheduler or f"{local_workers(workers)} local workers"
     bar = tqdm(
@@ -183,12 +189,12 @@ def local_workers(workers: int | None) -> int:
     return max(1, workers or os.cpu_count() or 1)
 
 
-def _local(jobs: list[Job], workers: int | None) -> Iterator[JobResult]:
-    n = local_workers(workers)
+def pool_map(fn: Callable[[T], R], items: list[T], workers: int | None) -> Iterator[R]:
+    """fn over items on local worker processes, each result as it comes."""
     # spawn: workers start clean, whatever threads this process has (the progress bar's)
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-        futures = [pool.submit(run_job, j) for j in jobs]
+    with cf.ProcessPoolExecutor(max_workers=local_workers(workers), mp_context=ctx) as pool:
+        futures = [pool.submit(fn, i) for i in items]
         try:
             for f in cf.as_completed(futures):
                 yield f.result()
@@ -197,18 +203,22 @@ def _local(jobs: list[Job], workers: int | None) -> Iterator[JobResult]:
             raise
 
 
-def _dask(jobs: list[Job], address: str) -> Iterator[JobResult]:
+def dask_map(
+    fn: Callable[[T], R], items: list[T], address: str, error: type[Exception]
+) -> Iterator[R]:
+    """fn over items on a Dask cluster, each result as it comes; the caller's
+    `error` when its scheduler cannot be reached."""
     from distributed import Client, as_completed
 
     try:
         client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # type: ignore[no-untyped-call]
     except OSError as e:
-        raise CampaignError(
+        raise error(
             f"cannot reach the Dask scheduler at {address}: {e}; start one with "
             "`dask scheduler` and workers with `dask worker ADDRESS` where heatrig is installed"
         ) from None
     with client:
-        futures = client.map(run_job, jobs, pure=False)
+        futures = client.map(fn, items, pure=False)
         try:
             for f in as_completed(futures):  # type: ignore[no-untyped-call]
                 yield f.result()

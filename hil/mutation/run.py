@@ -27,7 +27,6 @@ from typing import Any
 
 from hil.paths import FIRMWARE_DIR, ROOT
 
-CONNECT_TIMEOUT_S = 10  # to reach a Dask scheduler
 _TREE_DIRS = ("firmware", "sim", "hil", "tests")
 
 
@@ -184,23 +183,10 @@ def _local(jobs: list[Job], n: int) -> Iterator[Outcome]:
 
 
 def _dask(jobs: list[Job], address: str) -> Iterator[Outcome]:
-    from distributed import Client, as_completed
+    from hil.campaign.executor import dask_map
 
-    try:
-        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # type: ignore[no-untyped-call]
-    except OSError as e:
-        raise MutationError(
-            f"cannot reach the Dask scheduler at {address}: {e}; start one with "
-            "`dask scheduler` and workers with `dask worker ADDRESS` where heatrig is installed"
-        ) from None
-    with client:
-        futures = client.map(run_batch, list(_batches(jobs, 8)), pure=False)
-        try:
-            for f in as_completed(futures):  # type: ignore[no-untyped-call]
-                yield from f.result()
-        except BaseException:
-            client.cancel(futures)  # type: ignore[no-untyped-call]
-            raise
+    for batch in dask_map(run_batch, list(_batches(jobs, 8)), address, MutationError):
+        yield from batch
 
 
 def _batches(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:

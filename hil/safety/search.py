@@ -12,9 +12,7 @@ runs give the same scenarios, whatever ran them.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
-import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -219,7 +217,11 @@ def execute(
     from hil.campaign.spec import CampaignError
 
     tree = executor.tree_id()  # compiles once, before any worker does
-    stream = _dask(chunks, scheduler) if scheduler else _local(chunks, workers)
+    stream = (
+        executor.dask_map(run_chunk, chunks, scheduler, CampaignError)
+        if scheduler
+        else executor.pool_map(run_chunk, chunks, workers)
+    )
     for r in stream:
         if r.tree != tree:
             raise CampaignError(
@@ -227,43 +229,6 @@ def execute(
                 "the same heatrig tree on every Dask worker"
             )
         yield r
-
-
-def _local(chunks: list[Chunk], workers: int | None) -> Iterator[ChunkResult]:
-    from hil.campaign.executor import local_workers
-
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=local_workers(workers), mp_context=ctx) as pool:
-        futures = [pool.submit(run_chunk, c) for c in chunks]
-        try:
-            for f in cf.as_completed(futures):
-                yield f.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _dask(chunks: list[Chunk], address: str) -> Iterator[ChunkResult]:
-    from distributed import Client, as_completed
-
-    from hil.campaign.executor import CONNECT_TIMEOUT_S
-    from hil.campaign.spec import CampaignError
-
-    try:
-        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")  # type: ignore[no-untyped-call]
-    except OSError as e:
-        raise CampaignError(
-            f"cannot reach the Dask scheduler at {address}: {e}; start one with "
-            "`dask scheduler` and workers with `dask worker ADDRESS` where heatrig is installed"
-        ) from None
-    with client:
-        futures = client.map(run_chunk, chunks, pure=False)
-        try:
-            for f in as_completed(futures):  # type: ignore[no-untyped-call]
-                yield f.result()
-        except BaseException:
-            client.cancel(futures)  # type: ignore[no-untyped-call]
-            raise
 
 
 @dataclass
