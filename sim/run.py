@@ -116,12 +116,18 @@ def _hold_to_budget(free_bytes):
 _LINK = 32  # a 1-tuple, header and one item: two GC blocks on the 64-bit unix port
 
 
+def _let_main_go():
+    """The firmware's main module, referenced inside MicroPython after an
+    import cut short (and here): its namespace would keep the whole firmware."""
+    global _main
+    if _main is not None:
+        _main.__dict__.clear()
+        _main = None
+
+
 def _drop_firmware():
     """Let go of everything the firmware had."""
-    global _main
-    if _main is not None:  # an import cut short stays referenced inside MicroPython:
-        _main.__dict__.clear()  # its namespace would keep the whole firmware
-        _main = None
+    _let_main_go()
     for name in list(sys.modules):
         if name not in _SIM_MODULES and not name.startswith("sim"):
             del sys.modules[name]
@@ -295,6 +301,8 @@ def install(rec, host_stepped, eager=False, ble_program=None, ble_irq_stack=None
     vmachine.MP_MINOR = _board["mp_minor"]
     if _flash is None:
         _mount_flash()
+    else:  # a board that stays up between runs (the virtual board): this run's times
+        _flash.prog_us, _flash.erase_us = _board["flash_us"]
     select_slot()
     import console
 
@@ -403,6 +411,10 @@ def _probe_info(probe_us):
 def _forget_modules():
     """Drop every module a previous run or the boot imported (the firmware's,
     bound to other `time`/`machine` modules); keep the simulator's."""
+    _let_main_go()  # a board's last run: not kept through this one's set-up
+    ble = sys.modules.get("sim.mpapi.vbluetooth")
+    if ble is not None:
+        ble.reset()  # the radio: its handler (the last firmware's), tables, connections
     for name in list(sys.modules):
         if not name.startswith("sim"):
             del sys.modules[name]

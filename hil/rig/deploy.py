@@ -138,9 +138,13 @@ def check_compatible(info: BoardInfo) -> str:
 def native_budget(plant: bool) -> native.BudgetReport:
     """The native code an ESP32 would load from this deploy, against its
     IRAM budget (hil/simulator/native.py): every deployed module counted as
-    loaded, compiled for the ESP32 whatever the board at hand."""
+    loaded but those only the virtual board imports, compiled for the ESP32
+    whatever the board at hand."""
     mods = native.read_tree(toolchain.pil_modules("xtensawin"))
-    return native.BudgetReport([m for m in mods if plant or not m.path.startswith("sim/")])
+    virtual = {rel.replace(".py", ".mpy") for rel in toolchain.VIRTUAL_ONLY}
+    return native.BudgetReport(
+        [m for m in mods if (plant or not m.path.startswith("sim/")) and m.path not in virtual]
+    )
 
 
 def check_native_budget(plant: bool) -> native.BudgetReport:

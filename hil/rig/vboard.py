@@ -29,7 +29,7 @@ from hil.simulator import toolchain
 # The board holds the REPL, the plant and the firmware; a run there sets aside
 # all but the firmware's budget (runner.ESP32_HEAP: the ESP32's in the 64-bit
 # unix port's object sizes; sim/run.py), as the simulator does.
-HEAP = "476K"  # the firmware's 156K; the simulator's modules (the BLE emulation's), the REPL
+HEAP = "512K"  # the firmware's 156K; the simulator's modules (the BLE emulation's), the REPL
 MAX_BUFFERED = 1 << 24  # held for a host that does not read; more is dropped, as by a UART
 
 # The boot ROM of the virtual board: sys.path as on an ESP32, then boot.py and

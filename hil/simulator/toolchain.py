@@ -230,6 +230,11 @@ def sim_modules(arch: str = "x64") -> Path:
 # loads is counted against the ESP32's IRAM (hil/simulator/native.py). The
 # plant's ADC pass converts every channel at every interval.
 PIL_NATIVE = {"sim/models/adc.py": ("_convert",)}
+# sim/'s modules only the virtual board imports (a board with a radio uses its
+# own): machine code throughout, as in the simulator, so that the BLE handler's
+# stack budget is spent alike on both (the emulated calls' frames count in
+# it), and never loaded into an ESP32's IRAM.
+VIRTUAL_ONLY = ("sim/mpapi/vbluetooth.py",)
 _EMITTER = re.compile(r"\s*@micropython\.(native|viper)\s*")
 _DEF = re.compile(r"\s*def\s+(\w+)")
 
@@ -254,10 +259,13 @@ def strip_emitters(text: str, keep: Sequence[str] = ()) -> str:
 
 def pil_sources() -> list[ModuleSource]:
     """What a board running the plant gets: the firmware as it ships, and the
-    simulator as bytecode but for PIL_NATIVE."""
+    simulator as bytecode but for PIL_NATIVE (and VIRTUAL_ONLY)."""
     sources = [ModuleSource(p.name, p) for p in sorted(FIRMWARE_DIR.glob("*.py"))]
     for p in sorted(SIM_DIR.rglob("*.py")):
         rel = f"sim/{p.relative_to(SIM_DIR).as_posix()}"
+        if rel in VIRTUAL_ONLY:
+            sources.append(ModuleSource(rel, p, native=True))
+            continue
         text = strip_emitters(p.read_text(encoding="utf-8"), PIL_NATIVE.get(rel, ()))
         sources.append(ModuleSource(rel, text))
     return sources
