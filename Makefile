@@ -20,8 +20,12 @@ run: $(STAMP)
 # tests/board_session.py fails the run unless they are byte-identical after it
 BOARD_SESSION := $(BIN)/python -m tests.board_session
 
+# the simulator's tests in parallel (pytest-xdist): each run is a process of
+# its own and virtual time keeps them deterministic on a busy machine
+TEST_WORKERS ?= 2
+
 test: lint heap32
-	$(BIN)/pytest --junitxml=results/junit.xml
+	$(BIN)/pytest -n $(TEST_WORKERS) --junitxml=results/junit.xml
 	$(BOARD_SESSION) -- $(BIN)/pytest -m dut --target serial --port {port} \
 		--junitxml=results/junit-serial.xml
 
