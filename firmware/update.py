@@ -36,11 +36,6 @@ import store
 from micropython import const
 from version import FIRMWARE_VERSION
 
-try:
-    from typing import Any  # noqa: F401  for the type comments below; not on a device
-except ImportError:
-    pass
-
 BLOCK = const(2048)  # taken whole: one buffer (a running firmware's heap has few larger holes)
 MAX_HEADER = const(8192)
 MAX_SIGNATURE = const(512)
@@ -198,21 +193,21 @@ class Session:
         self.image_id = b""
         self.offset = 0  # bytes taken: written and hashed (the next block starts here)
         self.fill = 0  # bytes of the next block received so far
-        self.buf = None  # type: Any
+        self.buf = None
         self.chunk = 72  # data bytes per message (BLE: its MTU; the console: 72, base64 in a line of 120)
         self.on_status = None  # fn(), when the status changed (BLE notifies)
         self.version = ""
-        self._hdr = None  # type: Any
+        self._hdr = None
         self._hdr_len = 0
         self._ml = 0
-        self._mh = None  # type: Any
-        self._man = None  # type: Any
-        self._files = None  # type: Any
+        self._mh = None
+        self._man = None
+        self._files = None
         self._fi = 0
         self._fpos = 0
-        self._f = None  # type: Any
-        self._fh = None  # type: Any
-        self._whole = None  # type: Any
+        self._f = None
+        self._fh = None
+        self._whole = None
         self._whole_hex = ""
         self._slot = ""
         self._last_ms = 0

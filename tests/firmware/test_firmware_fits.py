@@ -28,6 +28,39 @@ def test_compiles_for_esp32(src: Path, tmp_path: Path) -> None:
     assert (tmp_path / "out.mpy").stat().st_size > 0
 
 
+# What the ESP32 port has to import (docs.micropython.org/en/latest/library,
+# ports/esp32/mpconfigport.h); the firmware's and the plant's own modules
+# besides. A CPython module (typing, say) fails on the board, guarded or not.
+# fmt: off
+DEVICE_MODULES = frozenset({
+    "_thread", "array", "asyncio", "binascii", "bluetooth", "collections", "errno", "esp",
+    "esp32", "gc", "hashlib", "io", "json", "machine", "math", "micropython", "network", "os",
+    "random", "re", "select", "socket", "struct", "sys", "time", "uctypes", "umachine", "utime",
+    "vfs",
+})
+# fmt: on
+
+
+def _imports(src: Path) -> set[str]:
+    tree = ast.parse(src.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):  # every import: in functions and under try too
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    "src", FIRMWARE_FILES + SIM_FILES, ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_imports_only_what_the_device_has(src: Path) -> None:
+    own = {p.stem for p in FIRMWARE_FILES} | {"sim"}
+    foreign = sorted(_imports(src) - DEVICE_MODULES - own)
+    assert not foreign, f"{src.name} imports {foreign}: not on MicroPython's ESP32 port"
+
+
 # The control step's modules, and the bytecode functions its native ones call
 # that may take their frame from the heap (hil/simulator/native.py
 # frame_bytes), with why that is not the step's every period.
