@@ -188,6 +188,12 @@ def _ranges() -> tuple[tuple[int, int], tuple[int, int]]:
     return (b.CAL_R0_MIN_UOHM, b.CAL_R0_MAX_UOHM), (b.CAL_TCR_MIN_PPM, b.CAL_TCR_MAX_PPM)
 
 
+def _just_outside() -> list[tuple[int, int]]:
+    """(R0, TCR) one past the spec, each of its four edges."""
+    (r0_lo, r0_hi), (tcr_lo, tcr_hi) = _ranges()
+    return [(r0_lo - 1, tcr_lo), (r0_hi + 1, tcr_hi), (r0_lo, tcr_lo - 1), (r0_hi, tcr_hi + 1)]
+
+
 def cal_record(r0: int, tcr: int, *, unit: str = UNIT, v: int = 2, crc: int | None = None,
                **more: Any) -> bytes:  # fmt: skip
     """A calibration record as calib.save writes it, any field overridden."""
@@ -226,13 +232,8 @@ def test_calibration_is_valid_up_to_either_end_of_its_ranges() -> None:
 
 
 def test_an_implausible_calibration_is_not_stored(flash: Path) -> None:
-    (r0_lo, r0_hi), (tcr_lo, tcr_hi) = _ranges()
-    for r, t in (
-        (r0_lo - 1, tcr_lo),
-        (r0_hi + 1, tcr_hi),
-        (r0_lo, tcr_lo - 1),
-        (r0_hi, tcr_hi + 1),
-    ):
+    (_, r0_hi), (_, tcr_hi) = _ranges()
+    for r, t in _just_outside():
         with pytest.raises(ValueError, match="out of range"):
             calib.save(r, t)
         assert not list(flash.iterdir())
@@ -247,12 +248,7 @@ def test_a_stored_record_outside_the_ranges_falls_back_to_the_fail_safe_values(
     """A whole record of this unit, its own CRC right, one past the spec
     either way: the fail-safe values, why out_of_spec; at the edge, used."""
     (r0_lo, r0_hi), (tcr_lo, tcr_hi) = _ranges()
-    for r, t in (
-        (r0_lo - 1, tcr_lo),
-        (r0_hi + 1, tcr_hi),
-        (r0_lo, tcr_lo - 1),
-        (r0_hi, tcr_hi + 1),
-    ):
+    for r, t in _just_outside():
         assert fail_safe(load_cal(flash, slot(cal_record(r, t), 1)), calib.OUT_OF_SPEC), (r, t)
     for r, t in ((r0_lo, tcr_lo), (r0_hi, tcr_hi)):
         c = load_cal(flash, slot(cal_record(r, t), 1))
