@@ -12,8 +12,8 @@ milliseconds, in proportion to the draw.
 A puff is the conductance standing clear of a reference that lags about a
 second behind as it rises, and follows within a fifth of one as it falls
 (frozen while the puff lasts): left above the conductance -- after a puff
-begun in the preheat ramp, say -- it would hide the next one; it ends when the excess falls
-below half its peak, because the draw has stopped. A puff already being
+begun in the preheat ramp, say -- it would hide the next one. A puff ends
+when the excess falls below half its peak, because the draw has stopped. A puff already being
 drawn when the counting starts (heating's first moments) is in the
 reference: it is counted when the conductance falls back by a puff's worth
 within the first seconds. For its first half second the reference follows

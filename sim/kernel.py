@@ -65,7 +65,7 @@ class Kernel:
         # Flash time the BLE IRQ handler spent (sim/mpapi/vbluetooth.py): the
         # plant catches up when the handler returns, not inside it -- on the
         # board the write is C code and costs its 4 kB stack nothing, here
-        # the plant's catching up is Python and would
+        # the plant's catching up is Python and would overflow that stack
         self.irq_depth = 0
         self.irq_stall_us = 0
         # host-stepped runs: the clock stops at the horizon (see _at_limit)
