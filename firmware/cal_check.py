@@ -16,9 +16,18 @@ enter into (docs/safety.md):
   blade runs at or below its set-point whatever the record says. A gross
   mismatch trips CALIBRATION.
 
-A warm blade cannot be checked this way (its losses swamp the energy): a
-session started warm uses the last slope this boot measured, or if none,
-the fail-safe slope (the largest any record in spec can be off by).
+A blade that reads more than 15 K above the air is either warm (heated
+within the last two minutes) or read hot by a record whose R0 is too small;
+the reading alone cannot tell. The heater's off-time can (heater_ctl.py):
+- off two minutes or more, the blade is at the air, whatever it reads: the
+  excess is the record's offset, and the start is checked as a cold one;
+- warm, it keeps the slope this boot measured: its losses would swamp the
+  energy of a check;
+- warm with nothing measured this boot (a restart after a power cut, or a
+  first session on a record that reads hot), the session is refused
+  (BLADE_WARM) until the blade has had its two minutes. Guessing would
+  misread the blade's rise above the air by up to 3x either way, and with
+  it every puff.
 
 Everything runs in the control step: small ints, nothing allocated. Only
 correct() runs at every step (native code); the rest a few times a session.
@@ -28,7 +37,7 @@ from board import BLADE_HEAT_UJ_PER_CC, CAL_T0_C
 from micropython import const
 
 _COLD_MARGIN_CC = const(600)  # the blade reads at most 6 K colder than the air
-_WARM_CC = const(1500)  # more than 15 K above the air: a warm start, not checked
+_WARM_CC = const(1500)  # more than 15 K above the air: a warm blade, unless the heater was off long enough
 _CHECK_CC = const(2500)  # the rise the energy is measured over: 25 K
 # energy per measured 0.01 K over that rise, of a record that describes its
 # heater: the blade's heat capacity and ~5 % of losses (measured across the
@@ -37,14 +46,14 @@ _K_UJ_PER_CC = const(210)
 _TOL_PM = const(20)  # that spread, per mille: s' = s less this
 _TRIP_PM = const(1200)  # a record 20 % off in dR/dT: another heater's
 SLOPE_ONE = const(1000)
-# the largest ratio of dR/dT between a record in spec and a heater in spec:
-# board.CAL_R0_MAX x CAL_TCR_MAX / (CAL_R0_MIN x CAL_TCR_MIN)
-FAIL_SAFE_PM = const(1548)
 _E_TRIP_UJ = const(630000)  # _TRIP_PM x _K_UJ_PER_CC x _CHECK_CC / 1000
 
 IDLE = const(0)
 FIRST = const(1)  # a session's first reading comes next
 RISE = const(2)  # a cold start's rise is being measured
+
+TOO_COLD = const(1)  # first(): the blade reads colder than the air (CALIBRATION)
+WARM = const(2)  # first(): a warm blade and no slope to read it by (refuse: BLADE_WARM)
 
 
 class CalCheck:
@@ -57,28 +66,27 @@ class CalCheck:
         self._t1_cc = 0
         self._e_uj = 0
         self._fail_safe = False
+        self._cooled = False
 
-    def begin(self):
-        """A session starts: its first measurement comes next."""
+    def begin(self, cooled):
+        """A session starts: its first measurement comes next. cooled: the
+        heater has been off long enough for the blade to be at the air."""
         self.phase = FIRST
+        self._cooled = cooled
 
     def first(self, temp_cc, amb_cc, fail_safe_record):
         """A session's first reading (0.01 C, uncorrected) and the air's:
-        CALIBRATION's cause if the blade reads too cold (0: none). With the
-        fail-safe record (calib.py) the blade reads hot on every unit in
-        spec: neither check applies, the rise is measured for the heat
-        capacity alone."""
+        0, TOO_COLD or WARM. With the fail-safe record (calib.py) the blade
+        reads hot on every unit in spec: neither check applies, the rise is
+        measured for the heat capacity alone."""
         self._fail_safe = fail_safe_record
         self.phase = IDLE
         if fail_safe_record:
             self.slope_pm = SLOPE_ONE
         elif temp_cc < amb_cc - _COLD_MARGIN_CC:
-            return 1
-        elif temp_cc > amb_cc + _WARM_CC:
-            if not self.measured_pm:
-                self.slope_pm = FAIL_SAFE_PM
-                self.k_uj_per_cc = BLADE_HEAT_UJ_PER_CC * 1000 // FAIL_SAFE_PM
-            return 0
+            return TOO_COLD
+        elif temp_cc > amb_cc + _WARM_CC and not self._cooled:
+            return 0 if self.measured_pm else WARM
         self.phase = RISE
         self._t1_cc = temp_cc
         self._e_uj = 0

@@ -22,6 +22,7 @@ CHARGE_OVERVOLT = const(14)  # a cell above its maximum voltage while charging
 CALIBRATION = const(15)  # the record does not describe this heater (a plausibility check, cal_check.py)
 CALIB_RECORD = const(16)  # no usable calibration record: the fail-safe values are in use (detail: calib.NAMES)
 PREHEAT_TIMEOUT = const(17)  # the blade did not reach its band in time
+BLADE_WARM = const(18)  # reads warm, nothing to read it by: refused until it has cooled (cal_check.py)
 
 NAMES = (
     "none",
@@ -42,6 +43,7 @@ NAMES = (
     "calibration",
     "calib_record",
     "preheat_timeout",
+    "blade_warm",
 )
 
 _LOG_SIZE = const(16)

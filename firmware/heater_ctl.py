@@ -48,8 +48,8 @@ from board import (
     PIN_STICK_DET,
     UV_PER_MA,
 )
-from cal_check import FIRST, RISE, SLOPE_ONE, CalCheck
-from faults import CALIBRATION, NONE, PREHEAT_TIMEOUT, STICK_MISSING
+from cal_check import FIRST, RISE, SLOPE_ONE, TOO_COLD, CalCheck
+from faults import BLADE_WARM, CALIBRATION, NONE, PREHEAT_TIMEOUT, STICK_MISSING
 from heater_safety import HeaterSafety
 from machine import ADC, PWM, Pin, Timer
 from micropython import const
@@ -80,6 +80,9 @@ WARN_PUFFS_LEFT = const(2)
 COOLING_MS = const(30000)
 _PREHEAT_GRACE_MS = const(15000)  # past the profile's preheat, still not in band: PREHEAT_TIMEOUT
 _PUFF_RISE_CC = const(8000)  # puffs are counted once the blade is 80 K above the air (a cold session: ~90 K)
+# the heater off this long, the blade is at the air (cal_check.py): after the hottest
+# session the simulated blade is 3 K above it at 2 minutes (docs/safety.md)
+_COOL_US = const(120000000)
 _AMB_MOVE_UV = const(3000)  # the ambient thermistor moved this much (~0.1 K): the air is read again
 
 # controller (temperatures in 0.01 C, power in mW)
@@ -163,6 +166,9 @@ class HeaterControl:
         self.power_mw = 0
         self.cell_mv = 0
         self.steps = 0
+        # since when the heater is off (boot: unknown before), and whether for _COOL_US yet
+        self._off_us = ticks_us()
+        self._cooled = False
         # Last: room in the attribute map (attr_map.py). In the least map that
         # holds the attributes above, the step's ~50 lookups took a fifth of
         # its time (35 in 37 slots); a step adds none (tests/bench/test_attr_map.py).
@@ -255,6 +261,8 @@ class HeaterControl:
             drawn_ma_steps[0] += i_ma * d >> 16
 
         sampled = self._duty > 0  # the sample-and-hold saw an on-phase last period
+        if not self._cooled and not self._en and ticks_diff(now_us, self._off_us) >= _COOL_US:
+            self._cooled = True  # latched: the us ticks wrap after 9 minutes
         if self._req:
             self._serve_request(now_us, stick, cell_mv, cell_ntc_uv, amb_ntc_uv)
         state = self.state
@@ -353,8 +361,15 @@ class HeaterControl:
             amb_uv = self._amb_uv
             self._amb_seen_uv = amb_uv
             amb = dc_from_uv(amb_uv) * 10
-            if cc.first(raw, amb, not self.cal.stored):
+            r = cc.first(raw, amb, not self.cal.stored)
+            if r == TOO_COLD:
                 self._trip(CALIBRATION, raw // 100)
+                return False
+            if r:  # a warm blade it cannot read: wait until it has cooled
+                self._cut()
+                self.state = SLEEP
+                self.refused = BLADE_WARM
+                self.refusals += 1
                 return False
             self.safety.derate(cc.slope_pm)
             t = cc.correct(raw)
@@ -427,7 +442,7 @@ class HeaterControl:
     def _begin(self, now_us):
         self.profile.rewind()
         self.safety.reset()
-        self.cal_check.begin()
+        self.cal_check.begin(self._cooled)
         self.puffs.reset()
         self._integ_q8 = 0
         self._temp_cc = 0
@@ -470,3 +485,5 @@ class HeaterControl:
         self.demand_mw = 0
         self._temp_cc = 0  # unknown with no current flowing
         self._sp_cc = 0
+        self._off_us = ticks_us()
+        self._cooled = False

@@ -42,6 +42,7 @@ class Usage:
         self._saved_s = 0
         self._dirty = False  # to flash at the next tick out of a session
         self._busy = False  # a session runs
+        self._added = False  # ... and is in the history
         self._load()
 
     def _load(self):
@@ -114,7 +115,8 @@ class Usage:
     def started(self, now_ms):
         """A session started (in RAM: no flash while the heater runs)."""
         self._busy = True
-        if self._keeping():
+        self._added = self._keeping()
+        if self._added:
             d = time.ticks_diff(now_ms, self._last_ms)
             if d >= 1000:
                 self.now_s += d // 1000
@@ -123,6 +125,14 @@ class Usage:
             self._t[i] = self.now_s
             self._p[i] = 0
             self._n += 1
+
+    def withdrawn(self):
+        """The session that started last never ran: refused at its first
+        measurement (faults.BLADE_WARM)."""
+        self._busy = False
+        if self._added:
+            self._n -= 1
+            self._added = False
 
     def ended(self, puffs):
         """The session that started last ended with `puffs` (to flash at the next tick)."""

@@ -68,6 +68,7 @@ class Heater:
         reads the blade as the record does; else the first warm start reads
         it with the fail-safe slope."""
         self.log = faults.FaultLog()
+        fw.clock().us = T0_US  # booted here: the heater off since
         self.tele = telemetry.Telemetry(out=bytearray())
         self.hc = heater_ctl.HeaterControl(
             c or cal(), profiles.Profile(profile), self.tele, self.log

@@ -201,7 +201,10 @@ def generated(draw: st.DrawFn, lengths: tuple[str, ...] = LENGTHS) -> Generated:
         "cell_r0_ohm": _f(draw, 0.06, 0.10, 4),
     }
     stick_s = _f(draw, 0.0, 1.0 if draw(_weighted(("before", 7), ("any", 1))) == "before" else 6.0)
-    button_s = _f(draw, 0.5, 3.0)
+    # now and then once the heater has been off its cool time (2 min from boot):
+    # a record that reads the cold blade warm is then checked as a cold start
+    late = draw(_weighted(("soon", 7), ("late", 1))) == "late"
+    button_s = _f(draw, 121.0, 124.0) if late else _f(draw, 0.5, 3.0)
     hold_s = _f(draw, 1.1, 2.5)
     heat_s = button_s + scenario.HOLD_TO_START_S
     # a whole session (and a few seconds of cooling) one time in five: most of
@@ -252,6 +255,7 @@ def generated(draw: st.DrawFn, lengths: tuple[str, ...] = LENGTHS) -> Generated:
         }
         tags.append("timer_latency")
     tags += [
+        f"start:{'late' if late else 'soon'}",
         f"profile:{profile}",
         f"record:{record}",
         f"puffs:{pattern}",

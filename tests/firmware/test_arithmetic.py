@@ -108,8 +108,7 @@ CONTROL_UNREACHABLE = {
         "3 x R0 is ~600 C: the over-temperature check (at 345 C) trips first"
     ),
     "HeaterControl.step: if fault (never taken)": _TRIPS,
-    "HeaterControl._control: if not self._measure(now_us, raw) (never taken)": _RECORD,
-    "HeaterControl._measure: if cc.first(raw, amb, not self.cal.stored) (never taken)": _RECORD,
+    "HeaterControl._measure: if r == TOO_COLD (never taken)": _RECORD,
     "HeaterControl._measure: if r == 1 (never taken)": _RECORD,
     "CalCheck.first: if temp_cc < amb_cc - _COLD_MARGIN_CC (never taken)": _RECORD,
     "CalCheck.rise: if s > _TRIP_PM and (not self._fail_safe) (never taken)": _RECORD,
@@ -164,7 +163,10 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
     max_len = limit(puff_detect, "_MAX_PUFF_STEPS")
     span, settle = limit(puff_detect, "_SPAN"), limit(puff_detect, "_SETTLE_STEPS")
     fall_steps = limit(puff_detect, "_FALL_STEPS")
-    fs_pm, blade_k = cal_check.FAIL_SAFE_PM, board.BLADE_HEAT_UJ_PER_CC
+    blade_k = board.BLADE_HEAT_UJ_PER_CC
+    # the largest correction: a measured slope just under the trip, less its tolerance
+    s_max = limit(cal_check, "_TRIP_PM") * (1000 - limit(cal_check, "_TOL_PM")) // 1000
+    cool_us = limit(HC, "_COOL_US")
     check_cc = limit(cal_check, "_CHECK_CC")
     # a cold start's energy so far, for a record of its heater: under the trip's
     # by a period's most (the trip itself is at its edge in test_edges.py)
@@ -217,12 +219,15 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
         ),
         "puff_span_dc": draw(st.lists(st.integers(-500, 500), min_size=span, max_size=span)),
         # the calibration's check: mid-session, a session's first reading, a
-        # cold start's rise; the reading's correction from none to the fail-safe
+        # cold start's rise; the reading's correction from none to the largest
         "stored": draw(st.sampled_from([True] * 4 + [False])),
         "phase": draw(st.sampled_from([cal_check.IDLE] * 3 + [cal_check.FIRST, cal_check.RISE])),
-        "slope": draw(st.sampled_from([1000, 1000, fs_pm]) | st.integers(1000, fs_pm)),
+        "slope": draw(st.sampled_from([1000, 1000, s_max]) | st.integers(1000, s_max)),
         "measured": draw(st.sampled_from([0, 1000]) | st.integers(800, 1200)),
-        "k": draw(st.sampled_from([blade_k, blade_k * 1000 // fs_pm]) | st.integers(120, 260)),
+        "k": draw(st.sampled_from([blade_k, blade_k * 1000 // s_max]) | st.integers(120, 260)),
+        # how long the heater has been off (us), at the cool time's edge or anywhere
+        "off_us": draw(st.sampled_from([0, cool_us - 1, cool_us]) | st.integers(0, 2 * cool_us)),
+        "cooled": draw(st.booleans()),
         "rise_e": draw(st.sampled_from([0, e_safe]) | st.integers(0, e_safe)),
         "rise_from": draw(
             st.sampled_from([0, check_cc - 1, check_cc, check_cc + 1])
@@ -343,6 +348,9 @@ def _heater(ex: dict[str, Any], cls: Any = None, wrap: Any = Int30) -> Any:
     raw_now = HC.temp_cc(v_read, ex["i_ma"], ex["r0"] // 10, c.r0tcr_uohm_k)
     cc._t1_cc = wrap(raw_now - ex["rise_from"])
     cc._e_uj = wrap(ex["rise_e"])
+    hc._off_us = wrap(now_us - ex["off_us"])
+    hc._cooled = ex["cooled"]
+    cc._cooled = ex["cooled"]
     hc.ready = ex["ready"]
     HC.__dict__["_fast"] = ex["fast"]  # the module's rate flag
     p._i = ex["profile_i"]
@@ -412,6 +420,8 @@ def _mid_session(**change: Any) -> dict[str, Any]:
         "p_prev": 4000,
         "air_off": 0,
         "amb_moved": 0,
+        "off_us": 0,
+        "cooled": False,
         "req": 0,
         "stick": 1,
         "ready": True,
@@ -477,9 +487,14 @@ def test_control_step_never_needs_a_bigint() -> None:
                           prev_cc=int(100 * sp_c), ready=False))  # fmt: skip
     # over the set-point with the integral at 0: it would go negative (clamped)
     @example(_mid_session(integ=0, temp_c=above, raw_c=above, prev_cc=int(100 * above)))
-    # a warm start (the blade well over the air) before any rise was ever measured
+    # a warm start (the blade well over the air) before any rise was ever measured:
+    # refused; and the same reading once the heater has been off its cool time
     @example(_mid_session(phase=cal_check.FIRST, measured=0, temp_c=60.0, raw_c=60.0,
                           prev_cc=6000))  # fmt: skip
+    @example(_mid_session(phase=cal_check.FIRST, measured=0, temp_c=60.0, raw_c=60.0,
+                          prev_cc=6000, cooled=True))  # fmt: skip
+    # off its cool time, to the microsecond: cooled from now on
+    @example(_mid_session(state=states.SLEEP, duty=0, off_us=limit(HC, "_COOL_US")))
     # a start served, and one refused (no stick)
     @example(_mid_session(state=states.SLEEP, duty=0, req=1, phase=cal_check.IDLE))
     @example(_mid_session(state=states.SLEEP, duty=0, req=1, stick=0))

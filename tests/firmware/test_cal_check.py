@@ -21,15 +21,6 @@ SETTLE = settings(max_examples=300, deadline=None, derandomize=True)
 K_UJ_PER_CC = 210  # cal_check._K_UJ_PER_CC: what a record of its own heater measures
 
 
-def test_the_fail_safe_slope_is_the_spec_corners_ratio() -> None:
-    worst = (
-        board.CAL_R0_MAX_UOHM
-        * board.CAL_TCR_MAX_PPM
-        / (board.CAL_R0_MIN_UOHM * board.CAL_TCR_MIN_PPM)
-    )
-    assert int(worst * 1000) == cal_check.FAIL_SAFE_PM
-
-
 def test_the_fail_safe_record_is_the_spec_corner_that_reads_hot() -> None:
     assert (board.CAL_FAILSAFE_R0_UOHM, board.CAL_FAILSAFE_TCR_PPM) == (
         board.CAL_R0_MIN_UOHM,
@@ -43,7 +34,7 @@ def _cold_start(slope: float, per_period_mw: int = 10000, start_cc: int = 2000) 
     """A cold start whose reading rises 1/slope as fast as a record of its own
     heater would read it: (what rise() said last, the check)."""
     c = cal_check.CalCheck()
-    c.begin()
+    c.begin(False)
     assert c.first(start_cc, start_cc, False) == 0 and c.phase == cal_check.RISE
     t = start_cc
     for _ in range(40):
@@ -75,23 +66,25 @@ def test_a_record_that_reads_hot_is_never_read_hotter() -> None:
 def test_a_cold_start_reading_under_the_air_trips_just_past_6_k() -> None:
     for under_cc, trips in ((599, 0), (601, 1)):
         c = cal_check.CalCheck()
-        c.begin()
+        c.begin(False)
         assert c.first(2000 - under_cc, 2000, False) == trips
     c = cal_check.CalCheck()
-    c.begin()
+    c.begin(False)
     assert c.first(2000 - 2000, 2000, True) == 0  # the fail-safe record reads hot: no such check
 
 
-def test_a_warm_start_with_no_check_this_boot_reads_fail_safe() -> None:
+def test_a_warm_start_with_no_check_this_boot_is_refused_until_the_blade_has_cooled() -> None:
     c = cal_check.CalCheck()
-    c.begin()
-    assert c.first(2000 + 1501, 2000, False) == 0
-    assert c.phase == cal_check.IDLE and c.slope_pm == cal_check.FAIL_SAFE_PM
+    c.begin(False)
+    assert c.first(2000 + 1501, 2000, False) == cal_check.WARM
+    assert c.phase == cal_check.IDLE and c.slope_pm == cal_check.SLOPE_ONE
+    c.begin(True)  # off long enough: the blade is at the air, the excess the record's
+    assert c.first(2000 + 1501, 2000, False) == 0 and c.phase == cal_check.RISE
     r, checked = _cold_start(1.05)  # a check this boot: a warm start keeps its slope
     assert r == 2
     slope = checked.slope_pm
     assert slope > 1000
-    checked.begin()
+    checked.begin(False)
     assert checked.first(30000, 2000, False) == 0 and checked.slope_pm == slope
 
 
@@ -106,7 +99,7 @@ def test_the_rise_check_never_needs_a_bigint(
     p_mw: int, dt_us: int, rise_cc: int, periods: int
 ) -> None:
     c = cal_check.CalCheck()
-    c.begin()
+    c.begin(False)
     c.first(Int30(2000), Int30(2000), False)
     t = 2000
     for _ in range(periods):

@@ -285,13 +285,19 @@ K_UJ = limit(CC, "_K_UJ_PER_CC")
 TOL_PM = limit(CC, "_TOL_PM")
 TRIP_PM = limit(CC, "_TRIP_PM")
 E_TRIP = limit(CC, "_E_TRIP_UJ")
-FAIL_SAFE_PM = limit(CC, "FAIL_SAFE_PM")
+COOL_US = limit(heater_ctl, "_COOL_US")
 
 
-def _first(temp_cc: int, amb_cc: int = 2000, fail_safe: bool = False, measured: int = 0) -> Any:
+def _first(
+    temp_cc: int,
+    amb_cc: int = 2000,
+    fail_safe: bool = False,
+    measured: int = 0,
+    cooled: bool = False,
+) -> Any:
     c = CC.CalCheck()
     c.measured_pm = measured
-    c.begin()
+    c.begin(cooled)
     c.tripped = c.first(temp_cc, amb_cc, fail_safe)
     return c
 
@@ -307,20 +313,17 @@ def test_a_blade_colder_than_the_air_by_the_margin_trips_calibration() -> None:
 
 def test_a_start_up_to_its_margin_above_the_air_is_a_cold_start() -> None:
     """Up to WARM above the air the rise is measured; above it, a warm start
-    keeps the slope this boot measured, or with none the fail-safe slope."""
+    keeps the slope this boot measured, or with none it is refused -- unless
+    the heater has been off its cool time, when it is a cold start too."""
     c = _first(2000 + WARM)
     assert (c.tripped, c.phase, c.slope_pm) == (0, CC.RISE, 1000)
     c = _first(2000 + WARM + 1)
-    assert (c.tripped, c.phase, c.slope_pm) == (0, CC.IDLE, FAIL_SAFE_PM)
-    assert c.k_uj_per_cc == board.BLADE_HEAT_UJ_PER_CC * 1000 // FAIL_SAFE_PM
+    assert (c.tripped, c.phase, c.slope_pm) == (CC.WARM, CC.IDLE, 1000)
+    assert c.k_uj_per_cc == board.BLADE_HEAT_UJ_PER_CC
+    c = _first(2000 + WARM + 1, cooled=True)
+    assert (c.tripped, c.phase, c._t1_cc) == (0, CC.RISE, 2000 + WARM + 1)
     c = _first(2000 + WARM + 1, measured=1100)  # checked earlier this boot: its slope kept
-    assert (c.phase, c.slope_pm) == (CC.IDLE, 1000)
-    ratio = (
-        board.CAL_R0_MAX_UOHM
-        * board.CAL_TCR_MAX_PPM
-        / (board.CAL_R0_MIN_UOHM * board.CAL_TCR_MIN_PPM)
-    )
-    assert int(ratio * 1000) == FAIL_SAFE_PM  # the spec's corners
+    assert (c.tripped, c.phase, c.slope_pm) == (0, CC.IDLE, 1000)
 
 
 def test_a_check_not_measuring_a_rise_ignores_one() -> None:
@@ -402,7 +405,7 @@ def test_a_slope_within_its_tolerance_is_not_corrected() -> None:
 def test_the_over_temperature_trip_is_derated_with_the_correction() -> None:
     """derate(s'): the trip where the corrected reading reaches the cap."""
     c = cal()
-    for slope in (1000, 1176, FAIL_SAFE_PM):
+    for slope in (1000, 1100, TRIP_PM * (1000 - TOL_PM) // 1000):  # up to the largest correction
         s = HS.HeaterSafety(c)
         s.derate(slope)
         i = 2000
@@ -542,27 +545,51 @@ def test_the_first_measurement_colder_than_the_air_trips_calibration() -> None:
     assert h.hc.fault == faults.NONE and h.switch_on
 
 
-def test_a_warm_start_unchecked_this_boot_reads_with_the_fail_safe_slope() -> None:
+def test_a_warm_start_unchecked_this_boot_is_refused_until_the_blade_has_cooled() -> None:
     """In the step: a first reading more than WARM above the air, with no
-    slope measured this boot, is read with the fail-safe slope and the trip
-    derated alike; one checked this boot keeps its slope."""
+    slope measured this boot and the heater off for less than its cool time,
+    is refused (BLADE_WARM): the heater cut, nothing logged, no fault. One
+    checked this boot keeps its slope; one after the cool time is a cold
+    start, the air taken as the record reads the blade."""
     c = cal()
     air_cc = ntc.dc_from_uv(ntc.uv_at_c(20.0)) * 10
-    for target, checked, slope in (
-        (air_cc + WARM + 1, False, FAIL_SAFE_PM),
-        (air_cc + WARM + 1, True, 1000),
-        (air_cc + WARM, False, 1000),  # a cold start: measured, not assumed
+    for target, checked, cooled, phase in (
+        (air_cc + WARM + 1, False, False, None),
+        (air_cc + WARM + 1, True, False, CC.IDLE),
+        (air_cc + WARM + 1, False, True, CC.RISE),
+        (air_cc + WARM, False, False, CC.RISE),  # a cold start: measured, not assumed
     ):
         v, i = temp_reading(c, target)
         h = Heater(c, checked=checked)
+        h.hc._cooled = cooled
         h.set(v_100uv=v, i_ma=i)
         h.start()
         h.step()
-        assert h.hc.cal_check.slope_pm == slope, (target, checked)
-        ref = HS.HeaterSafety(c)
-        ref.derate(slope)
-        assert h.hc.safety.r_cap_100u == ref.r_cap_100u
-        assert h.hc._temp_cc == 2000 + (target - 2000) * slope // 1000
+        if phase is None:
+            assert h.cut and h.hc.state == states.SLEEP and h.hc.fault == faults.NONE
+            assert (h.hc.refused, h.hc.refusals, h.logged()) == (faults.BLADE_WARM, 1, [])
+            continue
+        assert h.switch_on and h.hc.state == states.PREHEAT, (target, checked, cooled)
+        assert (h.hc.cal_check.phase, h.hc.cal_check.slope_pm) == (phase, 1000)
+        offset = target - air_cc if phase == CC.RISE else 0
+        assert h.hc._air_off_cc == offset
+
+
+def test_the_blade_counts_as_cooled_once_the_heater_has_been_off_its_cool_time() -> None:
+    """Off since boot (or its last cut) COOL_US less 1 us: not yet; at
+    COOL_US: cooled, and it stays so until the heater is next cut."""
+    assert COOL_US == 120_000_000  # 2 minutes (docs/safety.md)
+    for off_us, cooled in ((COOL_US - 1, False), (COOL_US, True)):
+        h = Heater()
+        assert not h.hc._cooled
+        fw.clock().us = h.hc._off_us + off_us
+        h.hc.step(None)
+        assert h.hc._cooled == cooled, off_us
+    fw.clock().us += COOL_US  # latched, whatever the wrapping ticks say later
+    h.hc.step(None)
+    assert h.hc._cooled
+    h.hc._cut()
+    assert not h.hc._cooled and h.hc._off_us == fw.clock().us & (1 << 30) - 1
 
 
 def _cold_start(c: Any = None) -> Heater:

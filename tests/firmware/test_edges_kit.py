@@ -338,6 +338,22 @@ def test_the_daily_limit_counts_sessions_in_the_last_24_hours() -> None:
     assert u.refusal() == "locked"
 
 
+def test_a_start_refused_at_its_first_measurement_is_no_session() -> None:
+    """A warm blade refused once it heated (faults.BLADE_WARM) is withdrawn
+    from the history: it neither counts towards the daily limit nor shows."""
+    fw.clock().us = 0
+    s = {"locked": False, "limit": 1, "sharing": True}
+    u = usage.Usage(s)
+    u.started(0)
+    assert u.refusal() == "limit"
+    u.withdrawn()
+    assert u.refusal() is None and u.sessions_24h() == 0 and u._n == 0
+    s["limit"], s["sharing"] = 0, False  # nothing kept: nothing to withdraw
+    u.started(0)
+    u.withdrawn()
+    assert u._n == 0
+
+
 def test_bonds_are_kept_up_to_their_limits(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     fw.firmware("store")._newest.clear()
