@@ -23,6 +23,7 @@ CALIBRATION = const(15)  # the record does not describe this heater (a plausibil
 CALIB_RECORD = const(16)  # no usable calibration record: the fail-safe values are in use (detail: calib.NAMES)
 PREHEAT_TIMEOUT = const(17)  # the blade did not reach its band in time
 BLADE_WARM = const(18)  # reads warm, nothing to read it by: refused until it has cooled (cal_check.py)
+GATE_STUCK = const(19)  # the blade heats with the PWM at its least: a MOSFET shorted on
 
 NAMES = (
     "none",
@@ -44,6 +45,7 @@ NAMES = (
     "calib_record",
     "preheat_timeout",
     "blade_warm",
+    "gate_stuck",
 )
 
 _LOG_SIZE = const(16)

@@ -49,7 +49,7 @@ from board import (
     UV_PER_MA,
 )
 from cal_check import FIRST, RISE, SLOPE_ONE, TOO_COLD, CalCheck
-from faults import BLADE_WARM, CALIBRATION, NONE, PREHEAT_TIMEOUT, STICK_MISSING
+from faults import BLADE_WARM, CALIBRATION, GATE_STUCK, NONE, PREHEAT_TIMEOUT, STICK_MISSING
 from heater_safety import HeaterSafety
 from machine import ADC, PWM, Pin, Timer
 from micropython import const
@@ -83,6 +83,10 @@ _PUFF_RISE_CC = const(8000)  # puffs are counted once the blade is 80 K above th
 # the heater off this long, the blade is at the air (cal_check.py): after the hottest
 # session the simulated blade is 3 K above it at 2 minutes (docs/safety.md)
 _COOL_US = const(120000000)
+# the session's second reading, after a period held at _DUTY_MIN (~4 mJ: 0.2 K),
+# more than this above its first: the PWM does not hold the heater (a shorted
+# MOSFET: 5-12 K). Its first reading was taken warm: the cold-blade check is blind.
+_HELD_RISE_CC = const(300)
 _AMB_MOVE_UV = const(3000)  # the ambient thermistor moved this much (~0.1 K): the air is read again
 
 # controller (temperatures in 0.01 C, power in mW)
@@ -169,6 +173,8 @@ class HeaterControl:
         # since when the heater is off (boot: unknown before), and whether for _COOL_US yet
         self._off_us = ticks_us()
         self._cooled = False
+        self._held = False  # the session's second reading is due (after a held period)
+        self._held_cc = 0  # ... and its first was this
         # Last: room in the attribute map (attr_map.py). In the least map that
         # holds the attributes above, the step's ~50 lookups took a fifth of
         # its time (35 in 37 slots); a step adds none (tests/bench/test_attr_map.py).
@@ -351,7 +357,8 @@ class HeaterControl:
     def _measure(self, now_us, raw):
         """The blade's temperature from a raw reading (0.01 C): checked and
         corrected (cal_check.py), filtered, into self._temp_cc; the puff
-        detector fed. False if a check tripped."""
+        detector fed. False if a check tripped, or the session's first
+        reading holds the least duty one more period."""
         cc = self.cal_check
         p_prev = self.power_mw  # delivered over the period that ended now
         dt_us = ticks_diff(now_us, self._last_us)
@@ -377,7 +384,14 @@ class HeaterControl:
                 self._air_off_cc = t - amb
             self._amb_cc = amb + self._air_off_cc
             self._temp_cc = t
-            return True
+            self._held_cc = raw
+            self._held = True
+            return False  # held at _DUTY_MIN one more period
+        if self._held:
+            self._held = False
+            if raw - self._held_cc > _HELD_RISE_CC:
+                self._trip(GATE_STUCK, raw // 100)
+                return False
         if dt_us > 50000:
             dt_us = 50000
         if phase == RISE:
@@ -391,7 +405,12 @@ class HeaterControl:
         d = amb_uv - self._amb_seen_uv
         if d > _AMB_MOVE_UV or d < -_AMB_MOVE_UV:  # the air changed: read it again (a table walk)
             self._amb_seen_uv = amb_uv
-            self._amb_cc = dc_from_uv(amb_uv) * 10 + self._air_off_cc
+            amb = dc_from_uv(amb_uv) * 10 + self._air_off_cc
+            was = self._temp_cc - self._amb_cc  # the rise above the air, before and now
+            now = self._temp_cc - amb
+            self._amb_cc = amb
+            if was >= _PUFF_RISE_CC and now >= _PUFF_RISE_CC:  # <= 3.5e4 each
+                self.puffs.rescale(was * 1000 // now)
         s = cc.slope_pm
         if s != SLOPE_ONE:
             raw = cc.correct(raw)

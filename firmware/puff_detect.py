@@ -154,6 +154,17 @@ class PuffDetector:
             self._n = 0
         return False
 
+    def rescale(self, pm):
+        """The air was read again: the conductances so far times pm / 1000,
+        the blade's old rise above the air over its new one. The loss goes
+        on as it was, so a step of the thermistor is no step of the
+        conductance (a 30 K drop in the air read as the fall that ends a
+        puff under way at the start)."""
+        self._filt = (self._filt >> 4) * pm // 1000 << 4  # >> 4: <= 1e5 x pm <= 4400
+        self._ref_q8 = (self._ref_q8 >> 4) * pm // 1000 << 4
+        self._top = self._top * pm // 1000
+        self._peak = self._peak * pm // 1000
+
     def _end(self):
         self.active = False
         self._armed = False

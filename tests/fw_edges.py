@@ -122,14 +122,15 @@ class Heater:
         self.step(0)
 
     def heating(self, temp_c: float | None = None) -> None:
-        """Mid-session in HEATING, as if it had heated for a while: one
-        sample measured, the reading filtered from `temp_c` (default: the
+        """Mid-session in HEATING, as if it had heated for a while: two
+        samples measured, the reading filtered from `temp_c` (default: the
         present readings' temperature)."""
         self.start()
         hc = self.hc
         hc.state = states.HEATING
         hc.ready = True
-        self.step()
+        self.step()  # the first reading: the least duty held one more period
+        self.step()  # the second: the control law runs
         if temp_c is not None:
             hc._temp_cc = int(temp_c * 100)
 

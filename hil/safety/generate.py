@@ -49,6 +49,7 @@ LENGTHS = ("short", "medium", "full")
 # truth every 10 ms while the heater is on or a puff is drawn, and at each
 # switch of the heater; every 100 ms while nothing moves (sim/truth.py)
 IDLE_SAMPLE_S = 0.1
+LATE_S = 121.0  # a late start: the heater off its cool time (heater_ctl._COOL_US) and a second
 
 
 @dataclass(frozen=True)
@@ -201,10 +202,7 @@ def generated(draw: st.DrawFn, lengths: tuple[str, ...] = LENGTHS) -> Generated:
         "cell_r0_ohm": _f(draw, 0.06, 0.10, 4),
     }
     stick_s = _f(draw, 0.0, 1.0 if draw(_weighted(("before", 7), ("any", 1))) == "before" else 6.0)
-    # now and then once the heater has been off its cool time (2 min from boot):
-    # a record that reads the cold blade warm is then checked as a cold start
-    late = draw(_weighted(("soon", 7), ("late", 1))) == "late"
-    button_s = _f(draw, 121.0, 124.0) if late else _f(draw, 0.5, 3.0)
+    button_s = _f(draw, 0.5, 3.0)
     hold_s = _f(draw, 1.1, 2.5)
     heat_s = button_s + scenario.HOLD_TO_START_S
     # a whole session (and a few seconds of cooling) one time in five: most of
@@ -254,6 +252,16 @@ def generated(draw: st.DrawFn, lengths: tuple[str, ...] = LENGTHS) -> Generated:
             "seed": draw(_int(1, 65535)),
         }
         tags.append("timer_latency")
+    seed = draw(_int(1, 2**31 - 1))
+    # now and then once the heater has been off its cool time (2 minutes from
+    # boot): a record that reads the cold blade warm is then checked as a cold
+    # start. Drawn last and applied as a shift, so the other draws stay as they were.
+    late = draw(_weighted(("soon", 7), ("late", 1))) == "late"
+    if late:
+        stick_s, button_s, heat_s = stick_s + LATE_S, button_s + LATE_S, heat_s + LATE_S
+        end_s = round(end_s + LATE_S, 3)
+        for ev in (*events, *puffs):
+            ev["t_s"] = round(float(ev["t_s"]) + LATE_S, 3)
     tags += [
         f"start:{'late' if late else 'soon'}",
         f"profile:{profile}",
@@ -271,7 +279,7 @@ def generated(draw: st.DrawFn, lengths: tuple[str, ...] = LENGTHS) -> Generated:
             "name": "safety",
             "profile": profile,
             "duration_s": end_s,
-            "seed": draw(_int(1, 2**31 - 1)),
+            "seed": seed,
         },
         "ambient": {"temp_c": ambient},
         "unit": unit,

@@ -24,6 +24,8 @@ CONTROL_PERIOD_S = contract.firmware("heater_ctl").integer("CONTROL_PERIOD_MS") 
 MAIN_PERIOD_S = contract.firmware("app").integer("MAIN_PERIOD_MS") / 1000
 SESSION_S = contract.firmware("heater_ctl").integer("SESSION_MS") / 1000
 SESSION_PUFFS = contract.firmware("heater_ctl").integer("SESSION_PUFFS")
+# an empty cell is only found under load: its onset is the cell below this
+CELL_MIN_UV = contract.firmware("heater_safety").integer("_CELL_MIN_MV") * 1000
 CAP_C = 350.0
 SAMPLE_S = 0.010  # the truth's sample period: every bound below is measured to it
 # a fault's cut: two control periods, measured on samples 10 ms apart
@@ -102,7 +104,7 @@ def check(sc: Scenario, res: runner.RunResult | None, error: str = "") -> Verdic
     runs = on_runs(t, en)
     _blade(v, tr, runs)
     latency_s = sc.timer_latency[1] / 1e6 if sc.timer_latency else 0.0
-    _faults(v, sc, t, runs, latency_s)
+    _faults(v, sc, tr, runs, latency_s)
     _session_time(v, runs, latency_s)
     _puffs(v, sc, res, t, runs)
     _power_cuts(v, sc, res)
@@ -178,13 +180,19 @@ def conditions(sc: Scenario) -> list[Condition]:
 
 
 def _faults(
-    v: Verdict, sc: Scenario, t: np.ndarray, runs: list[tuple[float, float]], latency_s: float
+    v: Verdict, sc: Scenario, tr: np.ndarray, runs: list[tuple[float, float]], latency_s: float
 ) -> None:
+    t = tr["t_us"] / 1e6
     for c in conditions(sc):
         for s, e in runs:
             if e <= c.start_s or s >= c.end_s or (c.while_on and s > c.start_s):
                 continue
             onset = max(s, c.start_s)
+            if c.kind == "cell_empty":  # physically: the cell under load below the limit
+                low = np.flatnonzero((t >= onset) & (t < e) & (tr["cell_uv"] < CELL_MIN_UV))
+                if not len(low):
+                    continue
+                onset = float(t[low[0]])
             v.exercised.add("fault_cut")
             v.observed.add(f"onset_while_heating:{c.kind}")
             bound = c.bound_s + latency_s

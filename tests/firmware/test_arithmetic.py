@@ -167,6 +167,7 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
     # the largest correction: a measured slope just under the trip, less its tolerance
     s_max = limit(cal_check, "_TRIP_PM") * (1000 - limit(cal_check, "_TOL_PM")) // 1000
     cool_us = limit(HC, "_COOL_US")
+    held_cc = limit(HC, "_HELD_RISE_CC")
     check_cc = limit(cal_check, "_CHECK_CC")
     # a cold start's energy so far, for a record of its heater: under the trip's
     # by a period's most (the trip itself is at its edge in test_edges.py)
@@ -228,6 +229,9 @@ def heating_step(draw: st.DrawFn) -> dict[str, Any]:
         # how long the heater has been off (us), at the cool time's edge or anywhere
         "off_us": draw(st.sampled_from([0, cool_us - 1, cool_us]) | st.integers(0, 2 * cool_us)),
         "cooled": draw(st.booleans()),
+        # the session's second reading due, its rise over the first at the gate check's edge
+        "held": draw(st.sampled_from([False] * 4 + [True])),
+        "held_rise": draw(st.sampled_from([0, held_cc, held_cc + 1]) | st.integers(-500, 2000)),
         "rise_e": draw(st.sampled_from([0, e_safe]) | st.integers(0, e_safe)),
         "rise_from": draw(
             st.sampled_from([0, check_cc - 1, check_cc, check_cc + 1])
@@ -347,6 +351,7 @@ def _heater(ex: dict[str, Any], cls: Any = None, wrap: Any = Int30) -> Any:
     v_read = ex["v_100uv"] * 100 // board.HEATER_V_DIV * board.HEATER_V_DIV // 100
     raw_now = HC.temp_cc(v_read, ex["i_ma"], ex["r0"] // 10, c.r0tcr_uohm_k)
     cc._t1_cc = wrap(raw_now - ex["rise_from"])
+    hc._held, hc._held_cc = ex["held"], wrap(raw_now - ex["held_rise"])
     cc._e_uj = wrap(ex["rise_e"])
     hc._off_us = wrap(now_us - ex["off_us"])
     hc._cooled = ex["cooled"]
@@ -422,6 +427,8 @@ def _mid_session(**change: Any) -> dict[str, Any]:
         "amb_moved": 0,
         "off_us": 0,
         "cooled": False,
+        "held": False,
+        "held_rise": 0,
         "req": 0,
         "stick": 1,
         "ready": True,
@@ -493,6 +500,15 @@ def test_control_step_never_needs_a_bigint() -> None:
                           prev_cc=6000))  # fmt: skip
     @example(_mid_session(phase=cal_check.FIRST, measured=0, temp_c=60.0, raw_c=60.0,
                           prev_cc=6000, cooled=True))  # fmt: skip
+    # the second reading: the least duty held, the blade up to the gate check's edge, and past it
+    @example(
+        _mid_session(state=states.PREHEAT, t_ms=20, held=True, held_rise=limit(HC, "_HELD_RISE_CC"))
+    )
+    @example(
+        _mid_session(
+            state=states.PREHEAT, t_ms=20, held=True, held_rise=limit(HC, "_HELD_RISE_CC") + 1
+        )
+    )
     # off its cool time, to the microsecond: cooled from now on
     @example(_mid_session(state=states.SLEEP, duty=0, off_us=limit(HC, "_COOL_US")))
     # a start served, and one refused (no stick)
@@ -526,7 +542,10 @@ def test_control_step_never_needs_a_bigint() -> None:
         law_expected[0] += heating and ex["duty"] > 0
         with fw.audit(), br:
             hc.step(None)
-        want = faults.PREHEAT_TIMEOUT if timeout else 0
+        # the session's second reading risen past the gate check's edge: a stuck gate
+        stuck = heating and ex["duty"] > 0 and ex["held"] and ex["phase"] != cal_check.FIRST
+        stuck = stuck and ex["held_rise"] > limit(HC, "_HELD_RISE_CC")
+        want = faults.PREHEAT_TIMEOUT if timeout else faults.GATE_STUCK if stuck else 0
         assert hc.fault == want, f"a valid reading tripped fault {hc.fault}: {ex}"
         if heating and not ex["duty"]:  # no on-phase sample yet: the sample-and-hold fed
             assert hc._duty == limit(HC, "_DUTY_MIN")

@@ -592,6 +592,32 @@ def test_the_blade_counts_as_cooled_once_the_heater_has_been_off_its_cool_time()
     assert not h.hc._cooled and h.hc._off_us == fw.clock().us & (1 << 30) - 1
 
 
+def test_a_blade_that_heats_with_the_least_duty_trips_gate_stuck() -> None:
+    """A session's first reading holds the least duty one more period; the
+    second reading more than HELD_RISE above the first: the PWM does not hold
+    the heater (a MOSFET shorted on), GATE_STUCK, cut through both paths and
+    logged with the reading. Up to HELD_RISE the control law runs."""
+    held = limit(heater_ctl, "_HELD_RISE_CC")
+    assert held == 300  # 3 K (docs/safety.md)
+    c = cal()
+    air_cc = ntc.dc_from_uv(ntc.uv_at_c(20.0)) * 10
+    for rose, code in ((held, faults.NONE), (held + 1, faults.GATE_STUCK)):
+        h = Heater(c)
+        v, i = temp_reading(c, air_cc)
+        h.set(v_100uv=v, i_ma=i)
+        h.start()
+        h.step()  # the first reading: held
+        assert h.duty == DUTY_MIN and h.switch_on and h.hc.fault == faults.NONE
+        v, i = temp_reading(c, air_cc + rose)
+        h.set(v_100uv=v, i_ma=i)
+        h.step()
+        assert h.hc.fault == code, rose
+        if code:
+            assert h.cut and h.logged() == [(code, h.now_ms + 5000, (air_cc + rose) // 100)]
+        else:
+            assert h.duty > DUTY_MIN and h.switch_on  # the preheat's power
+
+
 def _cold_start(c: Any = None) -> Heater:
     """A session started with the blade at the air (20 C): its rise is measured."""
     h = Heater(c)
@@ -801,8 +827,8 @@ def test_ready_when_the_preheat_is_over_and_the_blade_in_band(name: str) -> None
             v, i = temp_reading(h.hc.cal, target)
             h.set(v_100uv=v, i_ma=i)
             h.start()
+            h.step(at - PERIOD_MS)  # the first reading: the least duty held a period
             h.hc._temp_cc = target  # filtered as steady
-            h.now_ms = at - PERIOD_MS
             h.step(at)
             assert (h.hc.state == states.HEATING) == ready, (name, dt_ms, past, sign)
             assert h.hc.ready == ready
@@ -1251,6 +1277,36 @@ def test_a_reference_left_high_by_a_puff_falls_back_and_the_next_weak_puff_count
     assert not d.active and (d._ref_q8 >> 8) - 3000 < OFF
     got = [feed(d, ON + 1) for _ in range(ON_STEPS)]
     assert got[-1] and d.count == 2
+
+
+def test_the_air_read_again_scales_the_conductances_by_the_blades_rise() -> None:
+    """rescale(pm): the filter, the reference, the first seconds' top and a
+    puff's peak times pm / 1000 (the old rise over the new), exactly where
+    the filter's low bits allow."""
+    d = started(3000)
+    d._ref_q8, d._top, d._peak = 2800 << 8, 3300, 400
+    d.rescale(900)
+    assert (_filt(d) >> 8, d._ref_q8 >> 8, d._top, d._peak) == (2700, 2520, 2970, 360)
+    d.rescale(1000)
+    assert (_filt(d) >> 8, d._ref_q8 >> 8, d._top, d._peak) == (2700, 2520, 2970, 360)
+
+
+def test_a_step_in_the_air_rescales_the_puff_detector_once_counting_runs() -> None:
+    """In the step: the thermistor moved, the air is read again and the
+    detector scaled by the blade's old rise over its new -- a 20 K drop in
+    the air is no fall of the conductance (a phantom puff the campaign
+    found). With either rise under the counting threshold: not scaled."""
+    count_cc = limit(heater_ctl, "_PUFF_RISE_CC")
+    for temp_c, scaled in ((300.0, True), (20.0 + count_cc / 100 - 1, False)):
+        h = Heater()
+        h.heating(temp_c)
+        calls: list[int] = []
+        h.hc.puffs.rescale = calls.append
+        t, was = h.hc._temp_cc, h.hc._temp_cc - h.hc._amb_cc
+        h.set(amb_c=0.0)
+        h.step()
+        now = t - (ntc.dc_from_uv(ntc.uv_at_c(0.0)) * 10 + h.hc._air_off_cc)
+        assert calls == ([was * 1000 // now] if scaled else []), temp_c
 
 
 def test_for_its_first_half_second_the_reference_follows_and_nothing_is_confirmed() -> None:

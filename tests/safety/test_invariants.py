@@ -104,6 +104,20 @@ def test_fault_cut(kind: str, bound_s: float, late: bool) -> None:
     assert f"onset_while_heating:{kind}" in v.observed
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_an_empty_cell_binds_from_its_first_sample_below_the_limit_under_load(late: bool) -> None:
+    """An empty cell shows under load: the cut is bound from the first truth
+    sample with the cell under the firmware's limit, not from the soc event
+    (nor from a heater on at the least duty); never below it, nothing binds."""
+    sc = _scenario('[[events]]\nt_s = 1.0\naction = "cell_soc"\nsoc_pct = 0.0')
+    tr = _truth([(2.0, 3.0 + invariants.CUT_S + (DT if late else 0.0))])
+    tr["cell_uv"] = np.where(tr["t_us"] >= 3_000_000, invariants.CELL_MIN_UV - 1, 3_300_000)
+    v = invariants.check(sc, _result(sc, tr))
+    assert ("fault_cut" in v.violations) is late
+    tr["cell_uv"] = invariants.CELL_MIN_UV  # at the limit: never under it
+    assert invariants.check(sc, _result(sc, tr)).ok
+
+
 def test_no_heating_without_a_stick() -> None:
     sc = _scenario("[start]\nstick_at_s = 30.0")
     assert invariants.check(sc, _result(sc, _truth([(30.0, 60.0)]))).ok

@@ -83,6 +83,18 @@ def test_a_weak_puff_early_in_preheat_counts() -> None:
     assert verdict.ok, verdict.violations
 
 
+@pytest.mark.parametrize(
+    "name", ["air_step_early_in_preheat.toml", "gate_stuck_before_the_first_reading.toml"]
+)
+def test_a_counter_example_of_the_campaign_holds(name: str) -> None:
+    """Counter-examples the campaign found, as it wrote them (each file says
+    what it showed): a 30 K fall of the air early in preheat counted as a
+    puff; a MOSFET shorted on before the first reading let the blade past
+    the cap on a record reading it cold."""
+    verdict, _, _ = search.run_one((KNOWN / name).read_text())
+    assert verdict.ok, verdict.violations
+
+
 def test_a_warm_start_on_another_heaters_record_is_refused() -> None:
     """A counter-example the campaign found (shrunk): eco profile, 0 C air, a
     0.88 ohm heater under a record of a 0.72 ohm one, the session started
