@@ -112,7 +112,7 @@ def _puffs(draw: st.DrawFn, heat_s: float, end_s: float) -> tuple[str, list[dict
     first = {"early": 3.0, "rapid": 20.0}.get(pattern, 40.0)
     count = draw(_int(1, 20))
     t = heat_s + _f(draw, 0.0, first)
-    puffs = []
+    puffs: list[dict[str, Any]] = []
     for _ in range(count):
         if pattern == "deep":
             vol, dur = _f(draw, 70.0, 110.0, 1), _f(draw, 1.0, 4.0, 2)
