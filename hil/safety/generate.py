@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import strategies as st
 
@@ -260,8 +260,8 @@ def generated(draw: st.DrawFn, lengths: tuple[str, ...] = LENGTHS) -> Generated:
     if late:
         stick_s, button_s, heat_s = stick_s + LATE_S, button_s + LATE_S, heat_s + LATE_S
         end_s = round(end_s + LATE_S, 3)
-        for ev in (*events, *puffs):
-            ev["t_s"] = round(float(ev["t_s"]) + LATE_S, 3)
+        for ev in events + puffs:
+            ev["t_s"] = round(cast(float, ev["t_s"]) + LATE_S, 3)
     tags += [
         f"start:{'late' if late else 'soon'}",
         f"profile:{profile}",
