@@ -270,8 +270,8 @@ class App:
             if h.state == states.PREHEAT:
                 self.session_ms = now_ms
                 self.usage.started(now_ms)
-            elif prev == states.PREHEAT and h.state == states.SLEEP and h.refused == faults.BLADE_WARM:
-                self.usage.withdrawn()  # it never ran: no session
+            elif prev == states.PREHEAT and h.refused == faults.BLADE_WARM:
+                self.usage.withdrawn()  # refused at its first reading: it never ran
             elif states.PREHEAT <= prev <= states.END_WARNING and not states.PREHEAT <= h.state <= states.END_WARNING:
                 self.console.event("session puffs=%d" % h.puff_count)
                 self.usage.ended(h.puff_count)

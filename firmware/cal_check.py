@@ -34,6 +34,7 @@ correct() runs at every step (native code); the rest a few times a session.
 """
 
 from board import BLADE_HEAT_UJ_PER_CC, CAL_T0_C
+from faults import BLADE_WARM, CALIBRATION
 from micropython import const
 
 _COLD_MARGIN_CC = const(600)  # the blade reads at most 6 K colder than the air
@@ -51,9 +52,6 @@ _E_TRIP_UJ = const(630000)  # _TRIP_PM x _K_UJ_PER_CC x _CHECK_CC / 1000
 IDLE = const(0)
 FIRST = const(1)  # a session's first reading comes next
 RISE = const(2)  # a cold start's rise is being measured
-
-TOO_COLD = const(1)  # first(): the blade reads colder than the air (CALIBRATION)
-WARM = const(2)  # first(): a warm blade and no slope to read it by (refuse: BLADE_WARM)
 
 
 class CalCheck:
@@ -76,7 +74,8 @@ class CalCheck:
 
     def first(self, temp_cc, amb_cc, fail_safe_record):
         """A session's first reading (0.01 C, uncorrected) and the air's:
-        0, TOO_COLD or WARM. With the fail-safe record (calib.py) the blade
+        0, CALIBRATION (the blade reads colder than the air) or BLADE_WARM
+        (a warm blade and no slope to read it by: refused). With the fail-safe record (calib.py) the blade
         reads hot on every unit in spec: neither check applies, the rise is
         measured for the heat capacity alone."""
         self._fail_safe = fail_safe_record
@@ -84,9 +83,9 @@ class CalCheck:
         if fail_safe_record:
             self.slope_pm = SLOPE_ONE
         elif temp_cc < amb_cc - _COLD_MARGIN_CC:
-            return TOO_COLD
+            return CALIBRATION
         elif temp_cc > amb_cc + _WARM_CC and not self._cooled:
-            return 0 if self.measured_pm else WARM
+            return 0 if self.measured_pm else BLADE_WARM
         self.phase = RISE
         self._t1_cc = temp_cc
         self._e_uj = 0

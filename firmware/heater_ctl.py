@@ -48,7 +48,7 @@ from board import (
     PIN_STICK_DET,
     UV_PER_MA,
 )
-from cal_check import FIRST, RISE, SLOPE_ONE, TOO_COLD, CalCheck
+from cal_check import FIRST, RISE, SLOPE_ONE, CalCheck
 from faults import BLADE_WARM, CALIBRATION, GATE_STUCK, NONE, PREHEAT_TIMEOUT, STICK_MISSING
 from heater_safety import HeaterSafety
 from machine import ADC, PWM, Pin, Timer
@@ -87,6 +87,7 @@ _COOL_US = const(120000000)
 # more than this above its first: the PWM does not hold the heater (a shorted
 # MOSFET: 5-12 K). Its first reading was taken warm: the cold-blade check is blind.
 _HELD_RISE_CC = const(300)
+_NOT_HELD = const(-0x20000000)  # no second reading due: below any reading (>= -2e5 cC)
 _AMB_MOVE_UV = const(3000)  # the ambient thermistor moved this much (~0.1 K): the air is read again
 
 # controller (temperatures in 0.01 C, power in mW)
@@ -173,8 +174,7 @@ class HeaterControl:
         # since when the heater is off (boot: unknown before), and whether for _COOL_US yet
         self._off_us = ticks_us()
         self._cooled = False
-        self._held = False  # the session's second reading is due (after a held period)
-        self._held_cc = 0  # ... and its first was this
+        self._held_cc = _NOT_HELD  # the session's first reading, while its second is due
         # Last: room in the attribute map (attr_map.py). In the least map that
         # holds the attributes above, the step's ~50 lookups took a fifth of
         # its time (35 in 37 slots); a step adds none (tests/bench/test_attr_map.py).
@@ -369,7 +369,7 @@ class HeaterControl:
             self._amb_seen_uv = amb_uv
             amb = dc_from_uv(amb_uv) * 10
             r = cc.first(raw, amb, not self.cal.stored)
-            if r == TOO_COLD:
+            if r == CALIBRATION:
                 self._trip(CALIBRATION, raw // 100)
                 return False
             if r:  # a warm blade it cannot read: wait until it has cooled
@@ -385,11 +385,11 @@ class HeaterControl:
             self._amb_cc = amb + self._air_off_cc
             self._temp_cc = t
             self._held_cc = raw
-            self._held = True
             return False  # held at _DUTY_MIN one more period
-        if self._held:
-            self._held = False
-            if raw - self._held_cc > _HELD_RISE_CC:
+        held = self._held_cc
+        if held != _NOT_HELD:
+            self._held_cc = _NOT_HELD
+            if raw - held > _HELD_RISE_CC:
                 self._trip(GATE_STUCK, raw // 100)
                 return False
         if dt_us > 50000:

@@ -42,7 +42,6 @@ class Usage:
         self._saved_s = 0
         self._dirty = False  # to flash at the next tick out of a session
         self._busy = False  # a session runs
-        self._added = False  # ... and is in the history
         self._load()
 
     def _load(self):
@@ -115,8 +114,7 @@ class Usage:
     def started(self, now_ms):
         """A session started (in RAM: no flash while the heater runs)."""
         self._busy = True
-        self._added = self._keeping()
-        if self._added:
+        if self._keeping():
             d = time.ticks_diff(now_ms, self._last_ms)
             if d >= 1000:
                 self.now_s += d // 1000
@@ -130,9 +128,8 @@ class Usage:
         """The session that started last never ran: refused at its first
         measurement (faults.BLADE_WARM)."""
         self._busy = False
-        if self._added:
+        if self._keeping() and self._n:
             self._n -= 1
-            self._added = False
 
     def ended(self, puffs):
         """The session that started last ended with `puffs` (to flash at the next tick)."""

@@ -105,8 +105,7 @@ NOT_LIMITS = {
     ("cal_check", "FIRST"): "a phase of the check",
     ("cal_check", "RISE"): "a phase of the check",
     ("cal_check", "SLOPE_ONE"): "the unit of a slope (1.000)",
-    ("cal_check", "TOO_COLD"): "an outcome of a session's first reading",
-    ("cal_check", "WARM"): "an outcome of a session's first reading",
+    ("heater_ctl", "_NOT_HELD"): "a marker: no second reading due",
 }
 SAFETY_MODULES = (
     "heater_safety", "heater_ctl", "puff_detect", "cal_check", "store", "calib", "adccal", "app",

@@ -108,7 +108,7 @@ CONTROL_UNREACHABLE = {
         "3 x R0 is ~600 C: the over-temperature check (at 345 C) trips first"
     ),
     "HeaterControl.step: if fault (never taken)": _TRIPS,
-    "HeaterControl._measure: if r == TOO_COLD (never taken)": _RECORD,
+    "HeaterControl._measure: if r == CALIBRATION (never taken)": _RECORD,
     "HeaterControl._measure: if r == 1 (never taken)": _RECORD,
     "CalCheck.first: if temp_cc < amb_cc - _COLD_MARGIN_CC (never taken)": _RECORD,
     "CalCheck.rise: if s > _TRIP_PM and (not self._fail_safe) (never taken)": _RECORD,
@@ -351,7 +351,7 @@ def _heater(ex: dict[str, Any], cls: Any = None, wrap: Any = Int30) -> Any:
     v_read = ex["v_100uv"] * 100 // board.HEATER_V_DIV * board.HEATER_V_DIV // 100
     raw_now = HC.temp_cc(v_read, ex["i_ma"], ex["r0"] // 10, c.r0tcr_uohm_k)
     cc._t1_cc = wrap(raw_now - ex["rise_from"])
-    hc._held, hc._held_cc = ex["held"], wrap(raw_now - ex["held_rise"])
+    hc._held_cc = wrap(raw_now - ex["held_rise"]) if ex["held"] else limit(HC, "_NOT_HELD")
     cc._e_uj = wrap(ex["rise_e"])
     hc._off_us = wrap(now_us - ex["off_us"])
     hc._cooled = ex["cooled"]

@@ -16,6 +16,7 @@ cal_check = fw.firmware("cal_check")
 board = fw.firmware("board")
 puff_detect = fw.firmware("puff_detect")
 calib = fw.firmware("calib")
+faults = fw.firmware("faults")
 
 SETTLE = settings(max_examples=300, deadline=None, derandomize=True)
 K_UJ_PER_CC = 210  # cal_check._K_UJ_PER_CC: what a record of its own heater measures
@@ -64,7 +65,7 @@ def test_a_record_that_reads_hot_is_never_read_hotter() -> None:
 
 
 def test_a_cold_start_reading_under_the_air_trips_just_past_6_k() -> None:
-    for under_cc, trips in ((599, 0), (601, 1)):
+    for under_cc, trips in ((599, 0), (601, faults.CALIBRATION)):
         c = cal_check.CalCheck()
         c.begin(False)
         assert c.first(2000 - under_cc, 2000, False) == trips
@@ -76,7 +77,7 @@ def test_a_cold_start_reading_under_the_air_trips_just_past_6_k() -> None:
 def test_a_warm_start_with_no_check_this_boot_is_refused_until_the_blade_has_cooled() -> None:
     c = cal_check.CalCheck()
     c.begin(False)
-    assert c.first(2000 + 1501, 2000, False) == cal_check.WARM
+    assert c.first(2000 + 1501, 2000, False) == faults.BLADE_WARM
     assert c.phase == cal_check.IDLE and c.slope_pm == cal_check.SLOPE_ONE
     c.begin(True)  # off long enough: the blade is at the air, the excess the record's
     assert c.first(2000 + 1501, 2000, False) == 0 and c.phase == cal_check.RISE

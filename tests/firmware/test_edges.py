@@ -305,7 +305,7 @@ def _first(
 def test_a_blade_colder_than_the_air_by_the_margin_trips_calibration() -> None:
     for amb in (0, 2000, 5000):
         assert _first(amb - COLD_MARGIN, amb).tripped == 0
-        assert _first(amb - COLD_MARGIN - 1, amb).tripped == 1
+        assert _first(amb - COLD_MARGIN - 1, amb).tripped == faults.CALIBRATION
         # the fail-safe values read hot by design: not judged
         assert _first(amb - COLD_MARGIN - 1, amb, fail_safe=True).tripped == 0
     assert COLD_MARGIN == 600  # 6 K (docs/safety.md)
@@ -318,7 +318,7 @@ def test_a_start_up_to_its_margin_above_the_air_is_a_cold_start() -> None:
     c = _first(2000 + WARM)
     assert (c.tripped, c.phase, c.slope_pm) == (0, CC.RISE, 1000)
     c = _first(2000 + WARM + 1)
-    assert (c.tripped, c.phase, c.slope_pm) == (CC.WARM, CC.IDLE, 1000)
+    assert (c.tripped, c.phase, c.slope_pm) == (faults.BLADE_WARM, CC.IDLE, 1000)
     assert c.k_uj_per_cc == board.BLADE_HEAT_UJ_PER_CC
     c = _first(2000 + WARM + 1, cooled=True)
     assert (c.tripped, c.phase, c._t1_cc) == (0, CC.RISE, 2000 + WARM + 1)
