@@ -79,12 +79,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("vbus_v", "%.3f"),
     ("sessions", "%d"),
     ("leds", "%d"),
-    ("charger_soc_true_pct", "%.3f"),
+    ("charger_soc_true_pct", "%.4f"),  # ppm: exact
     ("charger_ocv_true_v", "%.4f"),
     ("charger_v_true", "%.4f"),
     ("charger_a_true", "%.4f"),
     ("charger_temp_true_c", "%.2f"),
-    ("holder_soc_true_pct", "%.3f"),
+    ("holder_soc_true_pct", "%.4f"),  # ppm: exact
     ("holder_ocv_true_v", "%.4f"),
     ("holder_v_true", "%.4f"),
     ("holder_a_true", "%.4f"),
