@@ -57,9 +57,10 @@ def _truth_times(res: runner.RunResult) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def _assert_cut(res: runner.RunResult, t_cond: float, fault: str, timed: bool = True) -> None:
     """Load switch off within two periods of the condition (timed; else
-    after it); no power after. The cut's instant is the control step that made it (its telemetry frame,
-    stamped at the step): the truth, sampled every 10 ms on its own grid,
-    shows the switch off and no power from the next sample on."""
+    after it); no power after. The cut's instant is the control step that
+    made it (its telemetry frame, stamped at the step): the truth, sampled
+    every 10 ms on its own grid, shows the switch off and no power from the
+    next sample on."""
     c = res.series.cols
     steps = np.flatnonzero((c["t_s"] >= t_cond) & (c["heater_en"] == 0))
     assert len(steps), "the heater was never switched off"
