@@ -41,13 +41,14 @@ _COLD_MARGIN_CC = const(600)  # the blade reads at most 6 K colder than the air
 _WARM_CC = const(1500)  # more than 15 K above the air: a warm blade, unless the heater was off long enough
 _CHECK_CC = const(2500)  # the rise the energy is measured over: 25 K
 # energy per measured 0.01 K over that rise, of a record that describes its
-# heater: the blade's heat capacity and ~5 % of losses (measured across the
-# unit spec, ambient 0-50 C and the holder's charge: 207-213 uJ/cC)
-_K_UJ_PER_CC = const(210)
+# heater: the blade's heat capacity. At the preheat's 10 W cap the rise takes
+# ~50 ms, with next to no losses (measured across the unit spec and ambient
+# 0-50 C: 197-203 uJ/cC; 210, as this was, let a record 25 % off pass)
+_K_UJ_PER_CC = const(200)
 _TOL_PM = const(20)  # that spread, per mille: s' = s less this
 _TRIP_PM = const(1200)  # a record 20 % off in dR/dT: another heater's
 SLOPE_ONE = const(1000)
-_E_TRIP_UJ = const(630000)  # _TRIP_PM x _K_UJ_PER_CC x _CHECK_CC / 1000
+_E_TRIP_UJ = const(600000)  # _TRIP_PM x _K_UJ_PER_CC x _CHECK_CC / 1000
 
 IDLE = const(0)
 FIRST = const(1)  # a session's first reading comes next

@@ -83,11 +83,12 @@ _PUFF_RISE_CC = const(8000)  # puffs are counted once the blade is 80 K above th
 # the heater off this long, the blade is at the air (cal_check.py): after the hottest
 # session the simulated blade is 3 K above it at 2 minutes (docs/safety.md)
 _COOL_US = const(120000000)
-# the session's second reading, after a period held at _DUTY_MIN (~4 mJ: 0.2 K),
-# more than this above its first: the PWM does not hold the heater (a shorted
-# MOSFET: 5-12 K). Its first reading was taken warm: the cold-blade check is blind.
+# the blade more than this above its reading when the duty fell to _DUTY_MIN
+# (~4 mJ a period: it cools) while the duty stays there: the PWM does not hold
+# the heater (a shorted MOSFET: 2-12 K a period). The session's first reading
+# holds the least duty a period: before it the cold-blade check is blind.
 _HELD_RISE_CC = const(300)
-_NOT_HELD = const(-0x20000000)  # no second reading due: below any reading (>= -2e5 cC)
+_NOT_HELD = const(-0x20000000)  # the duty above its least: below any reading (>= -2e5 cC)
 _AMB_MOVE_UV = const(3000)  # the ambient thermistor moved this much (~0.1 K): the air is read again
 
 # controller (temperatures in 0.01 C, power in mW)
@@ -174,7 +175,7 @@ class HeaterControl:
         # since when the heater is off (boot: unknown before), and whether for _COOL_US yet
         self._off_us = ticks_us()
         self._cooled = False
-        self._held_cc = _NOT_HELD  # the session's first reading, while its second is due
+        self._held_cc = _NOT_HELD  # the reading when the duty fell to its least, while it stays there
         # Last: room in the attribute map (attr_map.py). In the least map that
         # holds the attributes above, the step's ~50 lookups took a fifth of
         # its time (35 in 37 slots); a step adds none (tests/bench/test_attr_map.py).
@@ -346,8 +347,12 @@ class HeaterControl:
         duty = (power << 16) // p_full if p_full > 0 else _DUTY_MAX
         if duty > _DUTY_MAX:
             duty = _DUTY_MAX
-        elif duty < _DUTY_MIN:
+        if duty > _DUTY_MIN:
+            self._held_cc = _NOT_HELD
+        else:  # the least duty: from here the blade cannot warm (_measure: GATE_STUCK if it does)
             duty = _DUTY_MIN
+            if self._held_cc == _NOT_HELD:
+                self._held_cc = raw
         self.power_mw = duty * p_full >> 16
         self._duty = duty
         self.pwm.duty_u16(duty)
@@ -387,11 +392,9 @@ class HeaterControl:
             self._held_cc = raw
             return False  # held at _DUTY_MIN one more period
         held = self._held_cc
-        if held != _NOT_HELD:
-            self._held_cc = _NOT_HELD
-            if raw - held > _HELD_RISE_CC:
-                self._trip(GATE_STUCK, raw // 100)
-                return False
+        if held != _NOT_HELD and raw - held > _HELD_RISE_CC:
+            self._trip(GATE_STUCK, raw // 100)
+            return False
         if dt_us > 50000:
             dt_us = 50000
         if phase == RISE:

@@ -494,6 +494,8 @@ def test_control_step_never_needs_a_bigint() -> None:
                           prev_cc=int(100 * sp_c), ready=False))  # fmt: skip
     # over the set-point with the integral at 0: it would go negative (clamped)
     @example(_mid_session(integ=0, temp_c=above, raw_c=above, prev_cc=int(100 * above)))
+    # 30 K over it: the least duty, already a period (its reading kept from then)
+    @example(_mid_session(integ=0, temp_c=320.0, raw_c=320.0, prev_cc=32000, held=True))
     # a warm start (the blade well over the air) before any rise was ever measured:
     # refused; and the same reading once the heater has been off its cool time
     @example(_mid_session(phase=cal_check.FIRST, measured=0, temp_c=60.0, raw_c=60.0,

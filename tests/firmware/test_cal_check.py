@@ -19,7 +19,7 @@ calib = fw.firmware("calib")
 faults = fw.firmware("faults")
 
 SETTLE = settings(max_examples=300, deadline=None, derandomize=True)
-K_UJ_PER_CC = 210  # cal_check._K_UJ_PER_CC: what a record of its own heater measures
+K_UJ_PER_CC = 200  # cal_check._K_UJ_PER_CC: what a record of its own heater measures
 
 
 def test_the_fail_safe_record_is_the_spec_corner_that_reads_hot() -> None:

@@ -618,6 +618,34 @@ def test_a_blade_that_heats_with_the_least_duty_trips_gate_stuck() -> None:
             assert h.duty > DUTY_MIN and h.switch_on  # the preheat's power
 
 
+def test_a_blade_warming_at_the_least_duty_mid_session_trips_gate_stuck() -> None:
+    """Mid-session: the blade over its set-point drives the duty to its
+    least, and the reading there is kept; the blade HELD_RISE over it while
+    the duty stays at its least: nothing, 0.01 K more: GATE_STUCK. The duty
+    back above its least forgets it."""
+    held = limit(heater_ctl, "_HELD_RISE_CC")
+    c = cal()
+    for rose, code in ((held, faults.NONE), (held + 1, faults.GATE_STUCK)):
+        h = Heater(c)
+        h.heating()
+        sp = h.hc.profile.setpoint_cc(h.now_ms + PERIOD_MS)
+        hot = sp + 2000  # 20 K over the set-point: the law asks for nothing
+        v, i = temp_reading(c, hot)
+        h.set(v_100uv=v, i_ma=i)
+        h.hc._integ_q8, h.hc._temp_cc = 0, hot  # filtered as steady
+        h.step()
+        assert h.duty == DUTY_MIN and h.hc._held_cc == hot
+        v, i = temp_reading(c, hot + rose)
+        h.set(v_100uv=v, i_ma=i)
+        h.step()
+        assert h.hc.fault == code, rose
+        if code:
+            assert h.cut and h.logged() == [(code, h.now_ms + 5000, (hot + rose) // 100)]
+    h = Heater(c)
+    h.heating()  # at its reading's set-point: a duty above the least
+    assert h.duty > DUTY_MIN and h.hc._held_cc == limit(heater_ctl, "_NOT_HELD")
+
+
 def _cold_start(c: Any = None) -> Heater:
     """A session started with the blade at the air (20 C): its rise is measured."""
     h = Heater(c)
@@ -665,7 +693,8 @@ def test_the_step_measures_a_cold_starts_rise_and_derates_the_trip() -> None:
     _rise_step(h, t1 + 200, 10_000, 10)
     assert cc._e_uj == 250_000 + 100_000
     prev = h.hc._temp_cc
-    _rise_step(h, t1 + CHECK, 10_000, 28)  # 280 mJ more: 630 mJ over 25 K, s = 1.2
+    rest_ms = (E_TRIP - 350_000) // 10_000  # 10 W for the rest of a rise at the trip: s = 1.2
+    _rise_step(h, t1 + CHECK, 10_000, rest_ms)
     assert cc.phase == cal_check.IDLE and cc.measured_pm == TRIP_PM and h.hc.fault == faults.NONE
     slope = TRIP_PM * (1000 - TOL_PM) // 1000
     assert cc.slope_pm == slope

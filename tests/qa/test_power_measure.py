@@ -181,7 +181,7 @@ def test_multi_session_is_judged_on_its_power(multi_session_run: runner.RunResul
         (m.name, m.value, m.outcome) for m in test.measurements if m.outcome != Outcome.PASS
     ]
     v = {m.name: m.value for m in test.measurements}
-    assert v["sessions_per_charge"] == 22 and v["sessions_cut_off"] == 0
+    assert v["sessions_per_charge"] == 23 and v["sessions_cut_off"] == 0
     assert isinstance(v["holder_recharge_max_s"], float) and v["holder_recharge_max_s"] <= 270
     assert isinstance(v["charger_gauge_error_pts"], float) and v["charger_gauge_error_pts"] <= 1.0
     assert v["charge_window_violation_s"] == 0 and v["charge_faults"] == 0
@@ -234,7 +234,7 @@ def test_power_csv_reads_back_to_the_same_measurements(
 def test_the_console_summary_is_plain_values(multi_session_run: runner.RunResult) -> None:
     assert multi_session_run.power is not None
     lines = power_kpi.summary_lines(multi_session_run.power)
-    assert "sessions: 22 complete, 0 cut off" in lines
+    assert "sessions: 23 complete, 0 cut off" in lines
     assert "refused: holder_low x8" in lines
     assert all(ln.isascii() and "[" not in ln and "(" not in ln.split(":")[0] for ln in lines)
 

@@ -95,6 +95,19 @@ def test_a_counter_example_of_the_campaign_holds(name: str) -> None:
     assert verdict.ok, verdict.violations
 
 
+def test_a_stuck_gate_on_another_heaters_record_stops_under_the_cap() -> None:
+    """A counter-example of the 10,000-scenario campaign (shrunk): another
+    heater's record that reads the rise 11.8 % small, then the MOSFET shorted
+    on. It was measured 7.6 % off (cal_check's heat constant was 5 % high)
+    and the over-temperature trip came at 365 C true; now the duty at its
+    least with the blade still warming trips gate_stuck first."""
+    toml = (KNOWN / "other_heater_record_and_gate_stuck.toml").read_text()
+    sc = scenario.parse(toml, Path("<known>"))
+    assert "fault gate_stuck" in runner.run(sc).console
+    verdict, _, _ = search.run_one(toml)
+    assert verdict.ok, verdict.violations
+
+
 def test_a_warm_start_on_another_heaters_record_is_refused() -> None:
     """A counter-example the campaign found (shrunk): eco profile, 0 C air, a
     0.88 ohm heater under a record of a 0.72 ohm one, the session started
