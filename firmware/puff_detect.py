@@ -169,3 +169,6 @@ class PuffDetector:
         self.active = False
         self._armed = False
         self._n = 0
+        # the reference follows at once for a while: after a deep draw the plug
+        # is cold and the blade's loss stays up for seconds (read as a second puff)
+        self._settle = _SETTLE_STEPS

@@ -494,7 +494,10 @@ def test_control_step_never_needs_a_bigint() -> None:
                           prev_cc=int(100 * sp_c), ready=False))  # fmt: skip
     # over the set-point with the integral at 0: it would go negative (clamped)
     @example(_mid_session(integ=0, temp_c=above, raw_c=above, prev_cc=int(100 * above)))
-    # 30 K over it: the least duty, already a period (its reading kept from then)
+    # a puff under way, its excess over its peak so far (a new peak, still drawing)
+    @example(_mid_session(**counting, puff_active=True, puffs=1, puff_len=10, puff_ref=-1000))
+    # 30 K over it: the least duty, its reading kept; and already a period there
+    @example(_mid_session(integ=0, temp_c=320.0, raw_c=320.0, prev_cc=32000))
     @example(_mid_session(integ=0, temp_c=320.0, raw_c=320.0, prev_cc=32000, held=True))
     # a warm start (the blade well over the air) before any rise was ever measured:
     # refused; and the same reading once the heater has been off its cool time

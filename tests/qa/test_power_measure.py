@@ -235,7 +235,7 @@ def test_the_console_summary_is_plain_values(multi_session_run: runner.RunResult
     assert multi_session_run.power is not None
     lines = power_kpi.summary_lines(multi_session_run.power)
     assert "sessions: 23 complete, 0 cut off" in lines
-    assert "refused: holder_low x8" in lines
+    assert "refused: holder_low x7" in lines
     assert all(ln.isascii() and "[" not in ln and "(" not in ln.split(":")[0] for ln in lines)
 
 

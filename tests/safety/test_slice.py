@@ -108,6 +108,15 @@ def test_a_stuck_gate_on_another_heaters_record_stops_under_the_cap() -> None:
     assert verdict.ok, verdict.violations
 
 
+def test_a_deep_fast_puff_counts_once() -> None:
+    """A counter-example of the 10,000-scenario campaign (shrunk): a 110 mL
+    bell puff over 0.8 s in 0 C air counted twice -- after the draw the cold
+    plug kept the blade's loss up, read as a second puff. The reference now
+    follows at once for half a second after a puff ends."""
+    verdict, _, _ = search.run_one((KNOWN / "deep_fast_puff_counted_twice.toml").read_text())
+    assert verdict.ok, verdict.violations
+
+
 def test_a_warm_start_on_another_heaters_record_is_refused() -> None:
     """A counter-example the campaign found (shrunk): eco profile, 0 C air, a
     0.88 ohm heater under a record of a 0.72 ohm one, the session started
