@@ -76,12 +76,12 @@ def test_the_kits_day_shows_sessions_refusals_and_events(
     _check_axes(fig)
     top = fig.axes[0]
     bands = [p for p in top.patches if p.get_alpha() == 0.25]
-    assert len(bands) == len(ps.sessions()) == 22
+    assert len(bands) == len(ps.sessions()) == 23
     refused = [ln for ln in top.get_lines() if ln.get_marker() == "x" and len(_xdata(ln)) > 1]
-    assert len(refused) == 1 and len(_xdata(refused[0])) == len(ps.refusals()) == 8
+    assert len(refused) == 1 and len(_xdata(refused[0])) == len(ps.refusals()) == 7
     docks = [ln for ln in top.get_lines() if ln.get_marker() in ("^", "v")]
     assert len(docks) == sum(name in ("docked", "undocked") for _, name in ps.events())
-    assert "22 sessions (22 complete, 0 cut off), 8 refused (holder_low)" in _titles(fig)
+    assert "23 sessions (23 complete, 0 cut off), 7 refused (holder_low)" in _titles(fig)
     # the SoC lines: both cells, true and estimated, in hours
     labels = {str(ln.get_label()) for ln in top.get_lines()}
     assert {"charger cell, true", "charger cell, fuel gauge", "holder cell, true"} <= labels

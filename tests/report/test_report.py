@@ -120,7 +120,7 @@ def test_a_report_shows_power_beside_heating(
     for text in (
         "complete sessions on one charger charge",  # power measurements, and their sources
         "docs/reference.md#cells-and-charging",
-        "refused: holder_low x8",  # the plain summary
+        "refused: holder_low x7",  # the plain summary
         "usb charge: done in 113 min",
         "not judged &mdash; no heating session in this run",
         "time to set-point",  # hci's heating, beside

@@ -86,7 +86,7 @@ def test_a_day_of_sessions_is_judged_on_its_power(
     multi_session_run: runner.RunResult, tmp_path: Path
 ) -> None:
     text = cli.write_run(multi_session_run, tmp_path, plots=False)
-    assert "  sessions: 22 complete, 0 cut off\n  refused: holder_low x8\n" in text
+    assert "  sessions: 23 complete, 0 cut off\n  refused: holder_low x7\n" in text
     assert "complete sessions on one charger charge" in text
     assert "outcome    PASS (limits: limits/power-multi_session.toml)" in text
     assert "[(" not in text and "['" not in text  # no Python reprs
