@@ -76,9 +76,10 @@ class CalCheck:
     def first(self, temp_cc, amb_cc, fail_safe_record):
         """A session's first reading (0.01 C, uncorrected) and the air's:
         0, CALIBRATION (the blade reads colder than the air) or BLADE_WARM
-        (a warm blade and no slope to read it by: refused). With the fail-safe record (calib.py) the blade
-        reads hot on every unit in spec: neither check applies, the rise is
-        measured for the heat capacity alone."""
+        (a warm blade and no slope to read it by: refused). With the
+        fail-safe record (calib.py) the blade reads hot on every unit in
+        spec: neither check applies, the rise is measured for the heat
+        capacity alone."""
         self._fail_safe = fail_safe_record
         self.phase = IDLE
         if fail_safe_record:

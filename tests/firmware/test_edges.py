@@ -608,14 +608,19 @@ def test_a_blade_that_heats_with_the_least_duty_trips_gate_stuck() -> None:
         h.start()
         h.step()  # the first reading: held
         assert h.duty == DUTY_MIN and h.switch_on and h.hc.fault == faults.NONE
-        v, i = temp_reading(c, air_cc + rose)
-        h.set(v_100uv=v, i_ma=i)
-        h.step()
-        assert h.hc.fault == code, rose
-        if code:
-            assert h.cut and h.logged() == [(code, h.now_ms + 5000, (air_cc + rose) // 100)]
-        else:
+        _read_next(h, air_cc + rose, code)
+        if not code:
             assert h.duty > DUTY_MIN and h.switch_on  # the preheat's power
+
+
+def _read_next(h: Heater, to_cc: int, code: int) -> None:
+    """One step reading to_cc: GATE_STUCK (cut, logged with the reading) or nothing."""
+    v, i = temp_reading(h.hc.cal, to_cc)
+    h.set(v_100uv=v, i_ma=i)
+    h.step()
+    assert h.hc.fault == code, to_cc
+    if code:
+        assert h.cut and h.logged() == [(code, h.now_ms + 5000, to_cc // 100)]
 
 
 def test_a_blade_warming_at_the_least_duty_mid_session_trips_gate_stuck() -> None:
@@ -635,12 +640,7 @@ def test_a_blade_warming_at_the_least_duty_mid_session_trips_gate_stuck() -> Non
         h.hc._integ_q8, h.hc._temp_cc = 0, hot  # filtered as steady
         h.step()
         assert h.duty == DUTY_MIN and h.hc._held_cc == hot
-        v, i = temp_reading(c, hot + rose)
-        h.set(v_100uv=v, i_ma=i)
-        h.step()
-        assert h.hc.fault == code, rose
-        if code:
-            assert h.cut and h.logged() == [(code, h.now_ms + 5000, (hot + rose) // 100)]
+        _read_next(h, hot + rose, code)
     h = Heater(c)
     h.heating()  # at its reading's set-point: a duty above the least
     assert h.duty > DUTY_MIN and h.hc._held_cc == limit(heater_ctl, "_NOT_HELD")
